@@ -1,0 +1,6 @@
+//! invsync: keeps a marketplace's copy of a partner's experience inventory in sync, records every
+//! change of allocated capacity as double-entry ledger postings, and serves it over HTTP.
+//!
+//! Data flows one way: `partner` → `sync` → `storage` + `ledger` → `api`.
+
+pub mod domain;
