@@ -3,4 +3,10 @@
 //!
 //! Data flows one way: `partner` → `sync` → `storage` + `ledger` → `api`.
 
+pub mod api;
+pub mod app;
+pub mod config;
 pub mod domain;
+pub mod ledger;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,220 @@
+//! Read endpoints for the marketplace: a day's slots, sellable dates, and a slot's ledger
+//! history. Shapes follow the marketplace's reference types (camelCase, money as JSON numbers).
+
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::AppState;
+use super::error::AppError;
+use super::extract::{ExperiencePath, QueryParams};
+use crate::domain::{ExperienceId, Price, Seats};
+use crate::storage::{Posting, ServedPax, ServedSlot, SlotHistory};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceBody {
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    final_price: Decimal,
+    currency_code: String,
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    original_price: Decimal,
+}
+
+impl From<&Price> for PriceBody {
+    fn from(price: &Price) -> Self {
+        Self {
+            final_price: price.final_price.normalize(),
+            currency_code: price.currency.clone(),
+            original_price: price.original_price.normalize(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaxBody {
+    #[serde(rename = "type")]
+    pax_type: String,
+    name: String,
+    description: String,
+    price: PriceBody,
+    min: i64,
+    max: i64,
+    remaining: Seats,
+}
+
+impl From<&ServedPax> for PaxBody {
+    fn from(pax: &ServedPax) -> Self {
+        Self {
+            pax_type: pax.pax_type.clone(),
+            name: pax.name.clone(),
+            description: pax.description.clone(),
+            price: (&pax.price).into(),
+            min: pax.min,
+            max: pax.max,
+            remaining: pax.remaining,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotBody {
+    start_time: String,
+    start_date: NaiveDate,
+    /// The primary pax's price; absent only for a slot the partner sent without pax.
+    price: Option<PriceBody>,
+    remaining: Seats,
+    pax_availability: Vec<PaxBody>,
+}
+
+impl From<&ServedSlot> for SlotBody {
+    fn from(slot: &ServedSlot) -> Self {
+        Self {
+            start_time: slot.start_time.format("%H:%M").to_string(),
+            start_date: slot.start_date,
+            price: slot.primary_pax().map(|pax| (&pax.price).into()),
+            remaining: slot.remaining,
+            pax_availability: slot.pax.iter().map(PaxBody::from).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct DatesBody {
+    dates: Vec<DateBody>,
+}
+
+#[derive(Serialize)]
+pub struct DateBody {
+    date: NaiveDate,
+    price: PriceBody,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryBody {
+    experience_id: i64,
+    provider_slot_id: String,
+    start_date: NaiveDate,
+    start_time: String,
+    open: bool,
+    postings: Vec<PostingBody>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostingBody {
+    at: DateTime<Utc>,
+    transaction_id: i64,
+    transfer_id: i64,
+    account_id: i64,
+    account: &'static str,
+    pax_type: Option<String>,
+    amount: Seats,
+    balance_after: Seats,
+    version: i64,
+    fetch_id: String,
+    fetched_at: DateTime<Utc>,
+}
+
+impl From<Posting> for PostingBody {
+    fn from(posting: Posting) -> Self {
+        Self {
+            at: posting.at,
+            transaction_id: posting.transaction_id,
+            transfer_id: posting.transfer_id,
+            account_id: posting.account_id,
+            account: posting.account_kind.as_str(),
+            pax_type: posting.pax_type,
+            amount: posting.amount,
+            balance_after: posting.balance_after,
+            version: posting.version,
+            fetch_id: posting.fetch_id,
+            fetched_at: posting.fetched_at,
+        }
+    }
+}
+
+impl HistoryBody {
+    fn new(experience: ExperienceId, history: SlotHistory) -> Self {
+        Self {
+            experience_id: experience.get(),
+            provider_slot_id: history.provider_slot_id,
+            start_date: history.start_date,
+            start_time: history.start_time.format("%H:%M").to_string(),
+            open: history.is_open,
+            postings: history
+                .postings
+                .into_iter()
+                .map(PostingBody::from)
+                .collect(),
+        }
+    }
+}
+
+async fn known_experience(state: &AppState, id: ExperienceId) -> Result<(), AppError> {
+    if state.store.experience_exists(id).await? {
+        Ok(())
+    } else {
+        Err(AppError::UnknownExperience(id.get()))
+    }
+}
+
+/// `GET /api/v1/experience/{id}/slots?date=YYYY-MM-DD`
+pub async fn slots(
+    State(state): State<AppState>,
+    ExperiencePath(id): ExperiencePath,
+    query: QueryParams,
+) -> Result<Json<Vec<SlotBody>>, AppError> {
+    let date = query.date()?;
+    state.horizon().check(date)?;
+    known_experience(&state, id).await?;
+    let slots = state.store.slots_on(id, date).await?;
+    Ok(Json(slots.iter().map(SlotBody::from).collect()))
+}
+
+/// `GET /api/v1/experience/{id}/dates`
+pub async fn dates(
+    State(state): State<AppState>,
+    ExperiencePath(id): ExperiencePath,
+) -> Result<Json<DatesBody>, AppError> {
+    known_experience(&state, id).await?;
+    let horizon = state.horizon();
+    let dates = state
+        .store
+        .sellable_dates(id, horizon.first, horizon.last)
+        .await?;
+    Ok(Json(DatesBody {
+        dates: dates
+            .into_iter()
+            .map(|day| DateBody {
+                date: day.date,
+                price: (&day.price).into(),
+            })
+            .collect(),
+    }))
+}
+
+/// `GET /api/v1/experience/{id}/slots/history?date=YYYY-MM-DD&startTime=HH:MM`
+pub async fn slot_history(
+    State(state): State<AppState>,
+    ExperiencePath(id): ExperiencePath,
+    query: QueryParams,
+) -> Result<Json<HistoryBody>, AppError> {
+    let date = query.date()?;
+    let start_time = query.start_time()?;
+    known_experience(&state, id).await?;
+    let history = state
+        .store
+        .slot_history(id, date, start_time)
+        .await?
+        .ok_or_else(|| AppError::SlotNotFound {
+            date: date.to_string(),
+            time: start_time.format("%H:%M").to_string(),
+        })?;
+    Ok(Json(HistoryBody::new(id, history)))
+}

@@ -1,0 +1,337 @@
+//! Configuration: `config.toml` (or `--config FILE`) overlaid with `INVSYNC_<SECTION>__<KEY>`
+//! environment variables. Every value is parsed into its final type here, so a wrong or
+//! missing value stops start-up with one line naming the key.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use reqwest::Url;
+use serde::Deserialize;
+
+use crate::domain::{ExperienceId, Secret};
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub partner: PartnerSettings,
+    #[serde(default)]
+    pub sync: SyncSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// Bearer token for the admin endpoints; set it through `INVSYNC_SERVER__ADMIN_TOKEN`.
+    pub admin_token: Option<Secret>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("sqlite://data/invsync.db"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartnerSettings {
+    pub base_url: BaseUrl,
+    /// Set it through `INVSYNC_PARTNER__API_KEY`; never in a committed file.
+    pub api_key: Option<Secret>,
+    pub rate_limit_per_minute: NonZeroU32,
+    pub timezone: PartnerTimeZone,
+    pub experiences: Vec<ExperienceId>,
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for PartnerSettings {
+    fn default() -> Self {
+        Self {
+            base_url: BaseUrl(Url::parse("http://127.0.0.1:9090").expect("literal URL")),
+            api_key: None,
+            rate_limit_per_minute: NonZeroU32::new(30).expect("non-zero literal"),
+            timezone: PartnerTimeZone(chrono_tz::Asia::Singapore),
+            experiences: [14, 15]
+                .into_iter()
+                .map(|id| ExperienceId::try_from(id).expect("positive literal"))
+                .collect(),
+            request_timeout_seconds: 20,
+        }
+    }
+}
+
+impl PartnerSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    pub fn api_key(&self) -> Result<&Secret, ConfigError> {
+        self.api_key
+            .as_ref()
+            .filter(|key| !key.is_empty())
+            .ok_or_else(|| {
+                ConfigError("partner.api_key is missing: set INVSYNC_PARTNER__API_KEY".into())
+            })
+    }
+
+    /// Today as a calendar date in the partner's time zone.
+    pub fn today(&self) -> NaiveDate {
+        chrono::Utc::now()
+            .with_timezone(&self.timezone.0)
+            .date_naive()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    pub horizon_days: HorizonDays,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            horizon_days: HorizonDays(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct BaseUrl(pub Url);
+
+impl TryFrom<String> for BaseUrl {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let url = Url::parse(&text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+        match url.scheme() {
+            "http" | "https" => Ok(Self(url)),
+            other => Err(format!("{text:?} must be http or https, not {other}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PartnerTimeZone(pub Tz);
+
+impl TryFrom<String> for PartnerTimeZone {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        name.parse::<Tz>()
+            .map(Self)
+            .map_err(|_| format!("{name:?} is not an IANA time zone name"))
+    }
+}
+
+/// How many days, starting today, the sync keeps; at least 1, at most a year and a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct HorizonDays(u32);
+
+impl HorizonDays {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for HorizonDays {
+    type Error = String;
+    fn try_from(days: i64) -> Result<Self, String> {
+        match u32::try_from(days) {
+            Ok(days @ 1..=366) => Ok(Self(days)),
+            _ => Err(format!("{days} is not between 1 and 366")),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads `path` (required when given explicitly, else `config.toml` if present) and the
+    /// `INVSYNC_` environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = match path {
+            Some(path) => config::File::from(path).required(true),
+            None => config::File::with_name("config.toml").required(false),
+        };
+        Self::from_sources(file, std::env::vars())
+    }
+
+    fn from_sources(
+        file: config::File<config::FileSourceFile, config::FileFormat>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env = config::Environment::with_prefix("INVSYNC")
+            .prefix_separator("_")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("partner.experiences")
+            .try_parsing(true)
+            .source(Some(env.into_iter().collect()));
+        let settings: Self = config::Config::builder()
+            .add_source(file)
+            .add_source(env)
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        if settings.partner.experiences.is_empty() {
+            return Err(ConfigError(
+                "partner.experiences must list at least one product id".into(),
+            ));
+        }
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, toml).unwrap();
+        Settings::from_sources(
+            config::File::from(path.as_path()).required(true),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_match_the_partner_contract() {
+        let settings = load("", &[]).unwrap();
+        assert_eq!(settings.partner.rate_limit_per_minute.get(), 30);
+        assert_eq!(settings.partner.timezone.0, chrono_tz::Asia::Singapore);
+        assert_eq!(settings.sync.horizon_days.get(), 60);
+        let ids: Vec<i64> = settings
+            .partner
+            .experiences
+            .iter()
+            .map(|e| e.get())
+            .collect();
+        assert_eq!(ids, [14, 15]);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let settings = load(
+            "[partner]\nrate_limit_per_minute = 10\n",
+            &[
+                ("INVSYNC_PARTNER__RATE_LIMIT_PER_MINUTE", "45"),
+                ("INVSYNC_PARTNER__EXPERIENCES", "7,8,9"),
+                ("INVSYNC_PARTNER__API_KEY", "12345"),
+                ("INVSYNC_DATABASE__URL", "sqlite://x.db"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.partner.rate_limit_per_minute.get(), 45);
+        assert_eq!(settings.partner.experiences.len(), 3);
+        assert_eq!(settings.partner.api_key().unwrap().expose(), "12345");
+        assert_eq!(settings.database.url.expose(), "sqlite://x.db");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        for (toml, env, key) in [
+            (
+                "",
+                ("INVSYNC_PARTNER__TIMEZONE", "Mars/Olympus"),
+                "partner.timezone",
+            ),
+            (
+                "",
+                ("INVSYNC_PARTNER__RATE_LIMIT_PER_MINUTE", "0"),
+                "partner.rate_limit_per_minute",
+            ),
+            ("", ("INVSYNC_SYNC__HORIZON_DAYS", "0"), "sync.horizon_days"),
+            (
+                "",
+                ("INVSYNC_PARTNER__BASE_URL", "ftp://x"),
+                "partner.base_url",
+            ),
+            ("", ("INVSYNC_SERVER__LISTEN", "nowhere"), "server.listen"),
+            (
+                "",
+                ("INVSYNC_PARTNER__EXPERIENCES", "14,-1"),
+                "partner.experiences",
+            ),
+            ("[partner]\nrate_limit = 3\n", ("X", "y"), "rate_limit"),
+        ] {
+            let error = load(toml, &[env]).unwrap_err().to_string();
+            assert!(error.contains(key), "{error} does not name {key}");
+            assert!(!error.contains('\n'), "{error} is not one line");
+        }
+    }
+
+    #[test]
+    fn a_missing_api_key_names_its_variable() {
+        let settings = load("", &[]).unwrap();
+        let error = settings.partner.api_key().unwrap_err().to_string();
+        assert!(error.contains("INVSYNC_PARTNER__API_KEY"), "{error}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let settings = load(
+            "",
+            &[
+                ("INVSYNC_PARTNER__API_KEY", "partner-secret"),
+                ("INVSYNC_SERVER__ADMIN_TOKEN", "admin-secret"),
+                (
+                    "INVSYNC_DATABASE__URL",
+                    "postgres://u:db-secret@localhost/x",
+                ),
+            ],
+        )
+        .unwrap();
+        let debug = format!("{settings:?}");
+        for secret in ["partner-secret", "admin-secret", "db-secret"] {
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+    }
+}

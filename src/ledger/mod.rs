@@ -1,0 +1,316 @@
+//! The capacity ledger's rules, independent of any database.
+//!
+//! Every change of allocated capacity is a journal transaction of transfers; a transfer debits
+//! one account and credits another by the same positive amount. Balances are `credits - debits`,
+//! so the sum of all balances is always zero. The storage backends persist what this module
+//! decides; the database constraints (floor, immutability) are the second line of defence.
+
+pub mod verify;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::domain::Seats;
+
+pub use verify::{Invariant, VerifyReport, Violation};
+
+pub type AccountId = i64;
+
+/// What an account represents. Every kind but `Partner` is a floor account of one inventory
+/// pool and can never go below zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountKind {
+    /// An experience's source of capacity; goes negative as capacity is allocated.
+    Partner,
+    /// Seats of a pool that can be sold now.
+    Available,
+    /// Seats held for a customer (reserved for holds).
+    Held,
+    /// Seats sold (reserved for bookings).
+    Sold,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Partner => "partner",
+            Self::Available => "available",
+            Self::Held => "held",
+            Self::Sold => "sold",
+        }
+    }
+
+    pub fn has_floor(self) -> bool {
+        self != Self::Partner
+    }
+}
+
+impl fmt::Display for AccountKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AccountKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "partner" => Ok(Self::Partner),
+            "available" => Ok(Self::Available),
+            "held" => Ok(Self::Held),
+            "sold" => Ok(Self::Sold),
+            other => Err(format!("unknown account kind {other:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    pub debit: AccountId,
+    pub credit: AccountId,
+    pub amount: Seats,
+}
+
+/// One pool as the sync sees it: its available account, the ledger's balance, and what the
+/// partner now reports (0 for a pool that vanished).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolObservation {
+    pub available: AccountId,
+    pub balance: Seats,
+    pub observed: Seats,
+}
+
+/// The transfers that bring every pool's available balance to what the partner reports.
+/// Unchanged pools produce nothing, so re-applying an observation is a no-op.
+pub fn capacity_transfers(partner: AccountId, pools: &[PoolObservation]) -> Vec<Transfer> {
+    pools
+        .iter()
+        .filter_map(|pool| {
+            let delta = pool.observed - pool.balance;
+            match delta.signum() {
+                1 => Some(Transfer {
+                    debit: partner,
+                    credit: pool.available,
+                    amount: delta,
+                }),
+                -1 => Some(Transfer {
+                    debit: pool.available,
+                    credit: partner,
+                    amount: -delta,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// An account's running state: its balance and the version of its latest entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountState {
+    pub kind: AccountKind,
+    pub balance: Seats,
+    pub version: i64,
+}
+
+/// One side of a transfer as written to an account's entry chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Index of the transfer in the slice given to [`post`].
+    pub transfer: usize,
+    pub account: AccountId,
+    pub amount: Seats,
+    pub balance_after: Seats,
+    pub version: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PostingError {
+    #[error(
+        "transfer of {amount} from account {debit} to {credit} is not a positive amount between two accounts"
+    )]
+    InvalidTransfer {
+        debit: AccountId,
+        credit: AccountId,
+        amount: Seats,
+    },
+    #[error("account {0} is not known to this posting")]
+    UnknownAccount(AccountId),
+    #[error("account {account} ({kind}) would go below zero to {balance}")]
+    Overdrawn {
+        account: AccountId,
+        kind: AccountKind,
+        balance: Seats,
+    },
+}
+
+/// Posts transfers against the accounts' running states, returning the entries to store (two
+/// per transfer, debit first) and leaving `accounts` at the new balances and versions.
+/// Nothing is changed when any transfer is invalid or would overdraw a floor account.
+pub fn post(
+    transfers: &[Transfer],
+    accounts: &mut HashMap<AccountId, AccountState>,
+) -> Result<Vec<Entry>, PostingError> {
+    let mut next = accounts.clone();
+    let mut entries = Vec::with_capacity(transfers.len() * 2);
+    for (index, transfer) in transfers.iter().enumerate() {
+        if transfer.amount <= 0 || transfer.debit == transfer.credit {
+            return Err(PostingError::InvalidTransfer {
+                debit: transfer.debit,
+                credit: transfer.credit,
+                amount: transfer.amount,
+            });
+        }
+        for (account, amount) in [
+            (transfer.debit, -transfer.amount),
+            (transfer.credit, transfer.amount),
+        ] {
+            let state = next
+                .get_mut(&account)
+                .ok_or(PostingError::UnknownAccount(account))?;
+            state.balance += amount;
+            state.version += 1;
+            if state.kind.has_floor() && state.balance < 0 {
+                return Err(PostingError::Overdrawn {
+                    account,
+                    kind: state.kind,
+                    balance: state.balance,
+                });
+            }
+            entries.push(Entry {
+                transfer: index,
+                account,
+                amount,
+                balance_after: state.balance,
+                version: state.version,
+            });
+        }
+    }
+    *accounts = next;
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const PARTNER: AccountId = 1;
+
+    fn accounts(pools: &[(AccountId, Seats)]) -> HashMap<AccountId, AccountState> {
+        let mut map = HashMap::from([(
+            PARTNER,
+            AccountState {
+                kind: AccountKind::Partner,
+                balance: -pools.iter().map(|(_, b)| b).sum::<Seats>(),
+                version: 0,
+            },
+        )]);
+        for &(id, balance) in pools {
+            map.insert(
+                id,
+                AccountState {
+                    kind: AccountKind::Available,
+                    balance,
+                    version: 0,
+                },
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn unchanged_pools_post_nothing() {
+        let pools = [PoolObservation {
+            available: 2,
+            balance: 5,
+            observed: 5,
+        }];
+        assert!(capacity_transfers(PARTNER, &pools).is_empty());
+    }
+
+    #[test]
+    fn growth_and_shrink_move_capacity_between_partner_and_pool() {
+        let pools = [
+            PoolObservation {
+                available: 2,
+                balance: 5,
+                observed: 8,
+            },
+            PoolObservation {
+                available: 3,
+                balance: 5,
+                observed: 0,
+            },
+        ];
+        assert_eq!(
+            capacity_transfers(PARTNER, &pools),
+            vec![
+                Transfer {
+                    debit: PARTNER,
+                    credit: 2,
+                    amount: 3
+                },
+                Transfer {
+                    debit: 3,
+                    credit: PARTNER,
+                    amount: 5
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn overdraft_is_refused_and_leaves_accounts_untouched() {
+        let mut state = accounts(&[(2, 1)]);
+        let before = state.clone();
+        let result = post(
+            &[Transfer {
+                debit: 2,
+                credit: PARTNER,
+                amount: 2,
+            }],
+            &mut state,
+        );
+        assert!(matches!(
+            result,
+            Err(PostingError::Overdrawn { account: 2, .. })
+        ));
+        assert_eq!(state, before);
+    }
+
+    proptest! {
+        /// Any sequence of observations keeps every invariant: entries balance, chains are
+        /// contiguous, floors hold, balances sum to zero, and pools end at what was observed.
+        #[test]
+        fn observations_keep_invariants(rounds in prop::collection::vec(prop::collection::vec(0i64..50, 4), 1..20)) {
+            let mut state = accounts(&[(2, 0), (3, 0), (4, 0), (5, 0)]);
+            let mut chain: HashMap<AccountId, Vec<Entry>> = HashMap::new();
+            for observed in rounds {
+                let pools: Vec<_> = observed.iter().enumerate().map(|(i, &n)| {
+                    let id = i as AccountId + 2;
+                    PoolObservation { available: id, balance: state[&id].balance, observed: n }
+                }).collect();
+                let transfers = capacity_transfers(PARTNER, &pools);
+                let entries = post(&transfers, &mut state).expect("observations never overdraw");
+                prop_assert_eq!(entries.iter().map(|e| e.amount).sum::<Seats>(), 0);
+                for entry in entries {
+                    chain.entry(entry.account).or_default().push(entry);
+                }
+                for (i, &n) in observed.iter().enumerate() {
+                    prop_assert_eq!(state[&(i as AccountId + 2)].balance, n);
+                }
+                prop_assert_eq!(state.values().map(|s| s.balance).sum::<Seats>(), 0);
+            }
+            for (account, entries) in chain {
+                let mut running = 0;
+                for (i, entry) in entries.iter().enumerate() {
+                    running += entry.amount;
+                    prop_assert_eq!(entry.version, i as i64 + 1);
+                    prop_assert_eq!(entry.balance_after, running);
+                }
+                prop_assert_eq!(state[&account].version, entries.len() as i64);
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The ledger invariants `invsync verify` and `GET /api/v1/ledger/verify` check.
+//!
+//! Each check is one portable SQL query that returns a human-readable line per violation, so
+//! the checks run inside the database (bounded memory whatever the ledger's size) and both
+//! backends run exactly the same rules.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Invariant {
+    TransactionBalanced,
+    TransferPaired,
+    BalanceEqualsEntries,
+    ChainContiguous,
+    FloorRespected,
+    BalancesSumToZero,
+    ServedEqualsObserved,
+}
+
+/// `(invariant, query)`: each query yields one TEXT column describing one violation per row.
+pub const CHECKS: &[(Invariant, &str)] = &[
+    (
+        Invariant::TransactionBalanced,
+        "SELECT 'transaction ' || CAST(transaction_id AS TEXT) || ' sums to '
+                || CAST(SUM(amount) AS TEXT)
+         FROM entries GROUP BY transaction_id HAVING SUM(amount) <> 0",
+    ),
+    (
+        Invariant::TransferPaired,
+        "SELECT 'transfer ' || CAST(t.id AS TEXT)
+                || ' is not exactly one debit entry and one credit entry of its amount'
+         FROM transfers t
+         WHERE (SELECT COUNT(*) FROM entries e WHERE e.transfer_id = t.id) <> 2
+            OR NOT EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id
+                           AND e.account_id = t.debit_account_id AND e.amount = -t.amount)
+            OR NOT EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id
+                           AND e.account_id = t.credit_account_id AND e.amount = t.amount)",
+    ),
+    (
+        Invariant::BalanceEqualsEntries,
+        "SELECT 'account ' || CAST(a.id AS TEXT) || ' stores balance ' || CAST(a.balance AS TEXT)
+                || ' but its entries sum to ' || CAST(COALESCE(s.total, 0) AS TEXT)
+         FROM accounts a
+         LEFT JOIN (SELECT account_id, SUM(amount) AS total FROM entries GROUP BY account_id) s
+                ON s.account_id = a.id
+         WHERE a.balance <> COALESCE(s.total, 0)",
+    ),
+    (
+        Invariant::ChainContiguous,
+        "SELECT 'account ' || CAST(a.id AS TEXT) || ' is at version ' || CAST(a.version AS TEXT)
+                || ' but holds ' || CAST(COALESCE(s.n, 0) AS TEXT) || ' entries numbered '
+                || CAST(COALESCE(s.low, 0) AS TEXT) || '..' || CAST(COALESCE(s.high, 0) AS TEXT)
+         FROM accounts a
+         LEFT JOIN (SELECT account_id, COUNT(*) AS n, MIN(version) AS low, MAX(version) AS high
+                    FROM entries GROUP BY account_id) s ON s.account_id = a.id
+         WHERE COALESCE(s.n, 0) <> a.version OR COALESCE(s.high, 0) <> a.version
+            OR COALESCE(s.low, 1) <> 1
+         UNION ALL
+         SELECT 'entry ' || CAST(id AS TEXT) || ' of account ' || CAST(account_id AS TEXT)
+                || ' says balance ' || CAST(balance_after AS TEXT) || ' after it, the chain sums to '
+                || CAST(running AS TEXT)
+         FROM (SELECT id, account_id, balance_after,
+                      SUM(amount) OVER (PARTITION BY account_id ORDER BY version
+                                        ROWS UNBOUNDED PRECEDING) AS running
+               FROM entries) chained
+         WHERE running <> balance_after",
+    ),
+    (
+        Invariant::FloorRespected,
+        "SELECT 'account ' || CAST(id AS TEXT) || ' (' || kind || ') is negative: '
+                || CAST(balance AS TEXT)
+         FROM accounts WHERE kind <> 'partner' AND balance < 0",
+    ),
+    (
+        Invariant::BalancesSumToZero,
+        "SELECT 'all balances sum to ' || CAST(SUM(balance) AS TEXT)
+         FROM accounts HAVING SUM(balance) <> 0",
+    ),
+    (
+        Invariant::ServedEqualsObserved,
+        "SELECT 'slot ' || s.provider_slot_id || ' serves '
+                || COALESCE(CAST(a.balance AS TEXT), 'no account')
+                || ' but the partner last reported '
+                || CAST(CASE WHEN s.is_open THEN s.observed_remaining ELSE 0 END AS TEXT)
+         FROM slots s
+         LEFT JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
+         WHERE a.id IS NULL
+            OR a.balance <> CASE WHEN s.is_open THEN s.observed_remaining ELSE 0 END
+         UNION ALL
+         SELECT 'slot ' || s.provider_slot_id || ' pax ' || p.pax_type || ' serves '
+                || COALESCE(CAST(a.balance AS TEXT), 'no account')
+                || ' but the partner last reported '
+                || CAST(CASE WHEN s.is_open AND p.is_present THEN p.observed_remaining ELSE 0 END
+                        AS TEXT)
+         FROM slot_pax p
+         JOIN slots s ON s.id = p.slot_id
+         LEFT JOIN accounts a ON a.slot_id = p.slot_id AND a.pax_type = p.pax_type
+                             AND a.kind = 'available'
+         WHERE a.id IS NULL
+            OR a.balance <> CASE WHEN s.is_open AND p.is_present THEN p.observed_remaining
+                                 ELSE 0 END",
+    ),
+];
+
+/// How many rows of the ledger a verification looked at.
+pub const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM accounts), \
+     (SELECT COUNT(*) FROM journal_transactions), (SELECT COUNT(*) FROM entries)";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub invariant: Invariant,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub accounts: i64,
+    pub transactions: i64,
+    pub entries: i64,
+    pub violations: Vec<Violation>,
+}
+
+impl VerifyReport {
+    pub fn new(counts: (i64, i64, i64), violations: Vec<Violation>) -> Self {
+        Self {
+            ok: violations.is_empty(),
+            accounts: counts.0,
+            transactions: counts.1,
+            entries: counts.2,
+            violations,
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Storage and ledger conformance: every test runs against every backend.
+
+mod common;
+
+use common::*;
+use invsync::storage::ApplyOutcome;
+
+fn tuesday_slots(day: chrono::NaiveDate, adult_left: i64) -> Vec<invsync::domain::Slot> {
+    vec![
+        slot(
+            day,
+            "04:30",
+            2000,
+            vec![
+                pax("ADULT_12~99", adult_left, "242.14", true),
+                pax("CHILD_3~11", 1000, "73", false),
+            ],
+        ),
+        slot(
+            day,
+            "04:00",
+            2000,
+            vec![pax("ADULT_12~99", 1000, "212.14", true)],
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn applied_day_is_served_ordered_with_exact_prices() {
+    for backend in backends().await {
+        let (id, day) = (experience(14), date("2026-12-01"));
+        let outcome = backend
+            .store
+            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)))
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            ApplyOutcome::Applied {
+                slots: 2,
+                transfers: 5
+            },
+            "{}",
+            backend.name
+        );
+        let slots = backend.store.slots_on(id, day).await.unwrap();
+        let times: Vec<String> = slots.iter().map(|s| s.start_time.to_string()).collect();
+        assert_eq!(times, ["04:00:00", "04:30:00"], "{}", backend.name);
+        assert_eq!(slots[1].remaining, 2000);
+        assert_eq!(slots[1].pax[0].price.final_price, money("242.14"));
+        assert_eq!(slots[1].pax[0].price.final_price.to_string(), "242.14");
+        assert_eq!(slots[1].pax[1].price.final_price.to_string(), "73");
+        assert_eq!(slots[1].pax[1].remaining, 1000);
+        assert!(backend.store.experience_exists(id).await.unwrap());
+        assert!(backend.store.verify().await.unwrap().ok);
+    }
+}
+
+#[tokio::test]
+async fn unchanged_day_and_replayed_fetch_post_nothing() {
+    for backend in backends().await {
+        let (id, day) = (experience(14), date("2026-12-01"));
+        let first = fetch_at(id, day, 0, tuesday_slots(day, 1000));
+        backend.store.apply_fetch(&first).await.unwrap();
+        assert_eq!(
+            backend.store.apply_fetch(&first).await.unwrap(),
+            ApplyOutcome::AlreadyApplied
+        );
+        let again = fetch_at(id, day, 60, tuesday_slots(day, 1000));
+        assert_eq!(
+            backend.store.apply_fetch(&again).await.unwrap(),
+            ApplyOutcome::Applied {
+                slots: 2,
+                transfers: 0
+            }
+        );
+        let report = backend.store.verify().await.unwrap();
+        assert!(report.ok, "{report:?}");
+        assert_eq!(report.transactions, 1, "{}", backend.name);
+    }
+}
+
+#[tokio::test]
+async fn an_older_fetch_never_overwrites_a_newer_one() {
+    for backend in backends().await {
+        let (id, day) = (experience(14), date("2026-12-01"));
+        let newer = fetch_at(id, day, 100, tuesday_slots(day, 990));
+        let older = fetch_at(id, day, 50, tuesday_slots(day, 1000));
+        backend.store.apply_fetch(&newer).await.unwrap();
+        assert_eq!(
+            backend.store.apply_fetch(&older).await.unwrap(),
+            ApplyOutcome::Superseded
+        );
+        let slots = backend.store.slots_on(id, day).await.unwrap();
+        assert_eq!(slots[1].pax[0].remaining, 990, "{}", backend.name);
+    }
+}
+
+#[tokio::test]
+async fn a_change_is_a_balanced_posting_traced_to_its_fetch() {
+    for backend in backends().await {
+        let (id, day) = (experience(14), date("2026-12-01"));
+        backend
+            .store
+            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)))
+            .await
+            .unwrap();
+        let sale = fetch_at(id, day, 60, tuesday_slots(day, 983));
+        assert_eq!(
+            backend.store.apply_fetch(&sale).await.unwrap(),
+            ApplyOutcome::Applied {
+                slots: 2,
+                transfers: 1
+            }
+        );
+        let served = backend.store.slots_on(id, day).await.unwrap();
+        assert_eq!(served[1].pax[0].remaining, 983);
+        let history = backend
+            .store
+            .slot_history(id, day, time("04:30"))
+            .await
+            .unwrap()
+            .expect("slot exists");
+        let adult: Vec<_> = history
+            .postings
+            .iter()
+            .filter(|p| p.pax_type.as_deref() == Some("ADULT_12~99"))
+            .collect();
+        assert_eq!(adult.len(), 2, "{}", backend.name);
+        assert_eq!(
+            (adult[0].amount, adult[0].balance_after, adult[0].version),
+            (1000, 1000, 1)
+        );
+        assert_eq!(
+            (adult[1].amount, adult[1].balance_after, adult[1].version),
+            (-17, 983, 2)
+        );
+        assert_eq!(adult[1].fetch_id, sale.id.to_string());
+        assert_eq!(adult[1].fetched_at, sale.fetched_at);
+        assert!(backend.store.verify().await.unwrap().ok);
+    }
+}
+
+#[tokio::test]
+async fn a_vanished_slot_or_pax_goes_to_zero_and_is_no_longer_served() {
+    for backend in backends().await {
+        let (id, day) = (experience(14), date("2026-12-01"));
+        backend
+            .store
+            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)))
+            .await
+            .unwrap();
+        // 04:00 vanishes; 04:30 loses its child pax.
+        let mut remaining = tuesday_slots(day, 1000);
+        remaining.truncate(1);
+        remaining[0].pax.truncate(1);
+        let outcome = backend
+            .store
+            .apply_fetch(&fetch_at(id, day, 60, remaining))
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            ApplyOutcome::Applied {
+                slots: 1,
+                transfers: 3
+            },
+            "{}",
+            backend.name
+        );
+        let served = backend.store.slots_on(id, day).await.unwrap();
+        assert_eq!(served.len(), 1);
+        assert_eq!(served[0].pax.len(), 1);
+        let closed = backend
+            .store
+            .slot_history(id, day, time("04:00"))
+            .await
+            .unwrap()
+            .expect("closed slot keeps its history");
+        assert!(!closed.is_open);
+        assert_eq!(closed.postings.last().map(|p| p.balance_after), Some(0));
+        assert!(backend.store.verify().await.unwrap().ok);
+        // It comes back: capacity is posted again.
+        let back = fetch_at(id, day, 120, tuesday_slots(day, 1000));
+        backend.store.apply_fetch(&back).await.unwrap();
+        assert_eq!(backend.store.slots_on(id, day).await.unwrap().len(), 2);
+        assert!(backend.store.verify().await.unwrap().ok);
+    }
+}
+
+#[tokio::test]
+async fn an_empty_day_closes_everything() {
+    for backend in backends().await {
+        let (id, day) = (experience(14), date("2026-12-01"));
+        backend
+            .store
+            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)))
+            .await
+            .unwrap();
+        backend
+            .store
+            .apply_fetch(&fetch_at(id, day, 60, vec![]))
+            .await
+            .unwrap();
+        assert!(backend.store.slots_on(id, day).await.unwrap().is_empty());
+        assert!(
+            backend
+                .store
+                .sellable_dates(id, day, day)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(backend.store.verify().await.unwrap().ok);
+    }
+}
+
+#[tokio::test]
+async fn sellable_dates_skip_sold_out_days_and_use_the_primary_price() {
+    for backend in backends().await {
+        let id = experience(15);
+        let (sunday, next_sunday, sold_out) =
+            (date("2026-12-06"), date("2026-12-13"), date("2026-12-20"));
+        let sunday_slot = |day, remaining| {
+            vec![slot(
+                day,
+                "00:00",
+                remaining,
+                vec![
+                    pax("INFANT_0~4", 10, "0", false),
+                    pax("ADULT_12~99", 150, "341", true),
+                    pax("CHILD_5~15", 10, "137", false),
+                ],
+            )]
+        };
+        for (seconds, day, remaining) in [(0, sunday, 170), (1, next_sunday, 5), (2, sold_out, 0)] {
+            backend
+                .store
+                .apply_fetch(&fetch_at(id, day, seconds, sunday_slot(day, remaining)))
+                .await
+                .unwrap();
+        }
+        let dates = backend
+            .store
+            .sellable_dates(id, sunday, sold_out)
+            .await
+            .unwrap();
+        let listed: Vec<_> = dates.iter().map(|d| d.date).collect();
+        assert_eq!(listed, [sunday, next_sunday], "{}", backend.name);
+        assert_eq!(dates[0].price.final_price, money("341"));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_applies_of_one_day_post_once() {
+    for backend in backends().await {
+        let (id, day) = (experience(14), date("2026-12-01"));
+        let fetches: Vec<_> = (0..8)
+            .map(|i| fetch_at(id, day, i, tuesday_slots(day, 1000)))
+            .collect();
+        let results =
+            futures::future::join_all(fetches.iter().map(|fetch| backend.store.apply_fetch(fetch)))
+                .await;
+        let mut transfers = 0;
+        for result in results {
+            match result.expect("no constraint error") {
+                ApplyOutcome::Applied { transfers: t, .. } => transfers += t,
+                ApplyOutcome::Superseded | ApplyOutcome::AlreadyApplied => {}
+            }
+        }
+        assert_eq!(transfers, 5, "{}", backend.name);
+        let report = backend.store.verify().await.unwrap();
+        assert!(report.ok, "{report:?}");
+        assert_eq!(backend.store.slots_on(id, day).await.unwrap().len(), 2);
+    }
+}
+
+/// The database itself, not only the code, refuses to rewrite history or overdraw a pool.
+#[tokio::test]
+async fn the_database_enforces_immutability_and_the_floor() {
+    for backend in backends().await {
+        let (id, day) = (experience(14), date("2026-12-01"));
+        backend
+            .store
+            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)))
+            .await
+            .unwrap();
+        let raw = raw_connection(&backend).await;
+        for statement in [
+            "UPDATE entries SET amount = amount + 1",
+            "DELETE FROM entries",
+            "UPDATE transfers SET amount = 1",
+            "DELETE FROM journal_transactions",
+            "UPDATE accounts SET balance = -1 WHERE kind = 'available'",
+        ] {
+            let result = raw.execute(statement).await;
+            assert!(
+                result.is_err(),
+                "{}: {statement} was accepted",
+                backend.name
+            );
+        }
+        assert!(backend.store.verify().await.unwrap().ok);
+    }
+}
+
+/// The verifier catches tampering that bypasses the ledger code.
+#[tokio::test]
+async fn verify_names_each_violation() {
+    for backend in backends().await {
+        let (id, day) = (experience(14), date("2026-12-01"));
+        backend
+            .store
+            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)))
+            .await
+            .unwrap();
+        let raw = raw_connection(&backend).await;
+        raw.execute("UPDATE accounts SET balance = balance + 7 WHERE kind = 'available' AND pax_type IS NULL")
+            .await
+            .unwrap();
+        let report = backend.store.verify().await.unwrap();
+        assert!(!report.ok);
+        let invariants: Vec<String> = report
+            .violations
+            .iter()
+            .map(|v| serde_json::to_string(&v.invariant).unwrap())
+            .collect();
+        for expected in [
+            "balance_equals_entries",
+            "balances_sum_to_zero",
+            "served_equals_observed",
+        ] {
+            assert!(
+                invariants.iter().any(|i| i.contains(expected)),
+                "{}: {expected} missing from {invariants:?}",
+                backend.name
+            );
+        }
+    }
+}
