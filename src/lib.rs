@@ -5,8 +5,12 @@
 
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod ledger;
+pub mod partner;
+pub mod simulator;
 pub mod storage;
+pub mod sync;
 pub mod telemetry;

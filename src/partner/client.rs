@@ -1,0 +1,326 @@
+//! The HTTP client for the partner's inventory API.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{StatusCode, Url, redirect};
+
+use super::error::{ClientBuildError, PartnerError};
+use super::wire;
+use crate::domain::{DayFetch, ExperienceId, Secret};
+
+/// Bodies larger than this are not inventory for one product-day; refuse to buffer them.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// How much of an error body is kept for messages.
+const BODY_EXCERPT_CHARS: usize = 200;
+/// The limiter runs this much slower than the quota, so jitter between us and the partner
+/// cannot push a 60-second window over it, while a backlog still drains at 99.5 % of the rate.
+const SAFETY_MARGIN_PER_MILLE: u64 = 5;
+
+/// Everything needed to talk to the partner.
+#[derive(Debug, Clone)]
+pub struct PartnerClientConfig {
+    /// e.g. `https://partner.example.com`; may carry a path prefix.
+    pub base_url: String,
+    pub api_key: Secret,
+    pub rate_limit_per_minute: NonZeroU32,
+    /// For the whole exchange: connect, send, and read the full body.
+    pub request_timeout: Duration,
+}
+
+/// A cheap-to-clone handle on the partner API. All clones share one outbound rate limiter,
+/// so every caller (tiers, manual triggers, backfill) draws from the same budget.
+#[derive(Clone)]
+pub struct PartnerClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: Url,
+    /// Kept only to scrub it out of any text that came back from the network.
+    api_key: Secret,
+    limiter: DefaultDirectRateLimiter,
+    rate_limit_per_minute: NonZeroU32,
+    request_timeout: Duration,
+}
+
+impl PartnerClient {
+    pub fn new(config: PartnerClientConfig) -> Result<Self, ClientBuildError> {
+        let base_url = parse_base_url(&config.base_url)?;
+        if config.api_key.is_empty() {
+            return Err(ClientBuildError::EmptyApiKey);
+        }
+        let mut key_header = HeaderValue::from_str(config.api_key.expose())
+            .map_err(|_| ClientBuildError::InvalidApiKey)?;
+        // Keeps the key out of reqwest's and hyper's Debug output.
+        key_header.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", key_header);
+
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(config.request_timeout)
+            // A redirect could carry our key header to another host; treat it as an error.
+            .redirect(redirect::Policy::none())
+            .user_agent(concat!("invsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| ClientBuildError::Http(error.without_url().to_string()))?;
+
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base_url,
+                api_key: config.api_key,
+                limiter: RateLimiter::direct(pacing_quota(config.rate_limit_per_minute)),
+                rate_limit_per_minute: config.rate_limit_per_minute,
+                request_timeout: config.request_timeout,
+            }),
+        })
+    }
+
+    /// The partner quota this client paces itself to.
+    pub fn rate_limit_per_minute(&self) -> NonZeroU32 {
+        self.inner.rate_limit_per_minute
+    }
+
+    /// Fetches one (experience, date): waits for the shared limiter, then makes exactly one
+    /// request. It never retries; the sync engine owns retry policy.
+    ///
+    /// Cancel-safe: dropping the future while it waits for the limiter spends no budget, so a
+    /// pause can abandon queued fetches at once.
+    pub async fn fetch_day(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+    ) -> Result<DayFetch, PartnerError> {
+        self.inner.limiter.until_ready().await;
+
+        let started = Instant::now();
+        let (status, result) = self.exchange(experience, date).await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let status = status.map(|status| status.as_u16());
+        match &result {
+            Ok(day) => tracing::info!(
+                %experience, %date, status, latency_ms, slots = day.slots.len(),
+                "partner fetch"
+            ),
+            Err(error) => tracing::warn!(
+                %experience, %date, status, latency_ms, error_code = error.code(), %error,
+                "partner fetch failed"
+            ),
+        }
+        result
+    }
+
+    /// One HTTP round trip, classified. Also returns the status (if any) for the log line.
+    async fn exchange(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+    ) -> (Option<StatusCode>, Result<DayFetch, PartnerError>) {
+        let url = self.inventory_url(experience, date);
+        let mut response = match self.inner.http.get(url).send().await {
+            Ok(response) => response,
+            Err(error) => return (None, Err(self.transport_error(error))),
+        };
+        let status = response.status();
+
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() > MAX_BODY_BYTES => {
+                    let detail = format!("body exceeds {MAX_BODY_BYTES} bytes");
+                    return (
+                        Some(status),
+                        Err(PartnerError::Malformed {
+                            experience,
+                            date,
+                            detail,
+                        }),
+                    );
+                }
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(error) => return (Some(status), Err(self.transport_error(error))),
+            }
+        }
+
+        (Some(status), self.classify(experience, date, status, &body))
+    }
+
+    fn classify(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Result<DayFetch, PartnerError> {
+        match status.as_u16() {
+            200..=299 => wire::parse_day_body(body, date)
+                .map(|slots| DayFetch::new(experience, date, slots))
+                .map_err(|error| PartnerError::Malformed {
+                    experience,
+                    date,
+                    detail: self.redact(error.to_string()),
+                }),
+            429 => Err(PartnerError::RateLimited {
+                reset_at: wire::rate_limit_reset(body),
+            }),
+            code @ (401 | 403) => Err(PartnerError::Unauthorized { status: code }),
+            // "Request Timeout" is the server giving up on us, not a verdict on the request.
+            code @ (408 | 500..=599) => Err(PartnerError::Transient {
+                status: Some(code),
+                detail: self.excerpt(body),
+            }),
+            code @ 400..=499 => Err(PartnerError::BadRequest {
+                status: code,
+                body_excerpt: self.excerpt(body),
+            }),
+            code => Err(PartnerError::Malformed {
+                experience,
+                date,
+                detail: format!("unexpected HTTP status {code} (redirects are not followed)"),
+            }),
+        }
+    }
+
+    fn transport_error(&self, error: reqwest::Error) -> PartnerError {
+        let detail = if error.is_timeout() {
+            format!(
+                "no complete response within {:?}",
+                self.inner.request_timeout
+            )
+        } else {
+            // reqwest's own message is terse; the cause chain says what actually happened.
+            let error = error.without_url();
+            let mut detail = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                detail.push_str(": ");
+                detail.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            detail
+        };
+        PartnerError::Transient {
+            status: None,
+            detail: self.redact(detail),
+        }
+    }
+
+    fn inventory_url(&self, experience: ExperienceId, date: NaiveDate) -> Url {
+        let mut url = self.inner.base_url.clone();
+        // `parse_base_url` guarantees the URL can be a base, so this branch always runs.
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .extend(["api", "v1", "inventory", &experience.to_string()]);
+        }
+        url.query_pairs_mut()
+            .append_pair("date", &date.format("%Y-%m-%d").to_string());
+        url
+    }
+
+    /// The start of an error body, printable and scrubbed of the key (some servers echo it).
+    fn excerpt(&self, body: &[u8]) -> String {
+        let text: String = String::from_utf8_lossy(body)
+            .chars()
+            .take(BODY_EXCERPT_CHARS)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        self.redact(text)
+    }
+
+    fn redact(&self, text: String) -> String {
+        let key = self.inner.api_key.expose();
+        if key.is_empty() || !text.contains(key) {
+            text
+        } else {
+            text.replace(key, "[redacted]")
+        }
+    }
+}
+
+impl fmt::Debug for PartnerClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartnerClient")
+            .field("base_url", &self.inner.base_url.as_str())
+            .field("api_key", &self.inner.api_key)
+            .field("rate_limit_per_minute", &self.inner.rate_limit_per_minute)
+            .field("request_timeout", &self.inner.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One call per `60 s / rpm`, stretched by the safety margin, with a burst of one: calls are
+/// evenly paced rather than bunched at the start of each minute.
+fn pacing_quota(rate_limit_per_minute: NonZeroU32) -> Quota {
+    let nanos_per_minute_with_margin: u64 =
+        60_000_000_000 * (1000 + SAFETY_MARGIN_PER_MILLE) / 1000;
+    let period =
+        Duration::from_nanos(nanos_per_minute_with_margin / u64::from(rate_limit_per_minute.get()));
+    Quota::with_period(period)
+        .expect("period is at least 14 ns even at u32::MAX requests per minute")
+}
+
+fn parse_base_url(text: &str) -> Result<Url, ClientBuildError> {
+    let invalid = |reason: &str| ClientBuildError::InvalidBaseUrl {
+        url: text.to_string(),
+        reason: reason.to_string(),
+    };
+    let url = Url::parse(text).map_err(|error| invalid(&error.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("scheme must be http or https"));
+    }
+    if url.cannot_be_a_base() || url.query().is_some() {
+        return Err(invalid("must be a plain http(s) base without a query"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacing_never_exceeds_the_quota_in_a_minute() {
+        for rpm in [1, 2, 29, 30, 31, 600, 10_000] {
+            let rpm = NonZeroU32::new(rpm).expect("non-zero");
+            let period = pacing_quota(rpm).replenish_interval();
+            // Calls at least `period` apart: a closed 60 s window holds at most 60/period + 1.
+            let max_in_window = (Duration::from_secs(60).as_nanos() / period.as_nanos()) + 1;
+            assert!(
+                max_in_window <= u128::from(rpm.get()),
+                "rpm {rpm}: {max_in_window}"
+            );
+            let drain_rate = 60.0 / period.as_secs_f64();
+            assert!(
+                drain_rate >= 0.99 * f64::from(rpm.get()),
+                "rpm {rpm}: {drain_rate}"
+            );
+        }
+    }
+
+    #[test]
+    fn inventory_url_keeps_a_base_path_prefix() {
+        let client = PartnerClient::new(PartnerClientConfig {
+            base_url: "http://127.0.0.1:9/leap/".into(),
+            api_key: Secret::new("k"),
+            rate_limit_per_minute: NonZeroU32::new(30).expect("non-zero"),
+            request_timeout: Duration::from_secs(1),
+        })
+        .expect("builds");
+        let date = NaiveDate::from_ymd_opt(2026, 12, 3).expect("date");
+        let experience = ExperienceId::try_from(14).expect("id");
+        assert_eq!(
+            client.inventory_url(experience, date).as_str(),
+            "http://127.0.0.1:9/leap/api/v1/inventory/14?date=2026-12-03"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Product definitions the simulator serves, loaded from `fixtures/products/*.json`.
+//!
+//! A definition describes one product's regular week: on which weekdays it runs and the
+//! slots (start time, capacity, pax prices) each of those days has. The simulator turns it
+//! into the partner's response for any date. See `fixtures/README.md` for the format.
+
+use std::collections::HashSet;
+
+use chrono::{Datelike, NaiveDate, Weekday};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::Number;
+
+use crate::domain::ExperienceId;
+use crate::partner::wire::{WirePax, WirePrice, WireSlot, parse_hh_mm};
+
+/// The definitions compiled into the binary, so the simulator works from any directory.
+const BUILTIN_PRODUCTS: [(&str, &str); 2] = [
+    (
+        "fixtures/products/14.json",
+        include_str!("../../fixtures/products/14.json"),
+    ),
+    (
+        "fixtures/products/15.json",
+        include_str!("../../fixtures/products/15.json"),
+    ),
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProductDefinition {
+    pub product_id: ExperienceId,
+    pub variant_id: i64,
+    pub currency_code: String,
+    /// Slot ids are `{prefix}_{YYYY-MM-DD}T{HH:MM}`, like the partner's.
+    pub provider_slot_id_prefix: String,
+    /// Days of the week with inventory; every other day answers `[]`.
+    pub weekdays: Vec<Weekday>,
+    pub pax_types: Vec<PaxTypeDefinition>,
+    pub slots: Vec<SlotDefinition>,
+}
+
+/// What a pax type is, independent of any slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PaxTypeDefinition {
+    #[serde(rename = "type")]
+    pub pax_type: String,
+    pub name: String,
+    pub description: String,
+    pub min: i64,
+    pub max: i64,
+    #[serde(default)]
+    pub is_primary: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlotDefinition {
+    /// `HH:MM`; the end time is the same, as at the real partner.
+    pub start_time: String,
+    pub remaining: i64,
+    /// The pax types this slot sells, in the order served.
+    pub pax: Vec<SlotPaxDefinition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlotPaxDefinition {
+    #[serde(rename = "type")]
+    pub pax_type: String,
+    pub remaining: i64,
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub final_price: Decimal,
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub original_price: Decimal,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("product definition {source_name}: {problem}")]
+pub struct FixtureError {
+    pub source_name: String,
+    pub problem: String,
+}
+
+impl ProductDefinition {
+    /// Parses and checks one definition; `source_name` only labels errors.
+    pub fn from_json(source_name: &str, json: &str) -> Result<Self, FixtureError> {
+        let problem = |problem: String| FixtureError {
+            source_name: source_name.to_string(),
+            problem,
+        };
+        let definition: Self = serde_json::from_str(json).map_err(|e| problem(e.to_string()))?;
+
+        let known_types: HashSet<&str> = definition
+            .pax_types
+            .iter()
+            .map(|pax| pax.pax_type.as_str())
+            .collect();
+        for slot in &definition.slots {
+            if parse_hh_mm(&slot.start_time).is_none() {
+                return Err(problem(format!(
+                    "startTime {:?} is not HH:MM",
+                    slot.start_time
+                )));
+            }
+            if let Some(unknown) = slot
+                .pax
+                .iter()
+                .find(|pax| !known_types.contains(pax.pax_type.as_str()))
+            {
+                return Err(problem(format!(
+                    "slot {} uses pax type {:?} missing from paxTypes",
+                    slot.start_time, unknown.pax_type
+                )));
+            }
+        }
+        Ok(definition)
+    }
+
+    /// The partner's answer for `date` before any simulated change.
+    pub fn day(&self, date: NaiveDate) -> Vec<WireSlot> {
+        if !self.weekdays.contains(&date.weekday()) {
+            return Vec::new();
+        }
+        let date_text = date.format("%Y-%m-%d").to_string();
+        self.slots
+            .iter()
+            .map(|slot| WireSlot {
+                start_date: date_text.clone(),
+                start_time: slot.start_time.clone(),
+                end_time: slot.start_time.clone(),
+                provider_slot_id: format!(
+                    "{}_{date_text}T{}",
+                    self.provider_slot_id_prefix, slot.start_time
+                ),
+                remaining: Number::from(slot.remaining),
+                currency_code: self.currency_code.clone(),
+                variant_id: self.variant_id,
+                pax_availability: slot
+                    .pax
+                    .iter()
+                    .filter_map(|pax| self.wire_pax(pax))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    fn wire_pax(&self, slot_pax: &SlotPaxDefinition) -> Option<WirePax> {
+        // `from_json` guarantees the type is defined; `None` would only drop the pax.
+        let pax_type = self
+            .pax_types
+            .iter()
+            .find(|known| known.pax_type == slot_pax.pax_type)?;
+        Some(WirePax {
+            max: Number::from(pax_type.max),
+            min: Number::from(pax_type.min),
+            remaining: Number::from(slot_pax.remaining),
+            pax_type: pax_type.pax_type.clone(),
+            is_primary: pax_type.is_primary,
+            description: pax_type.description.clone(),
+            name: pax_type.name.clone(),
+            price: WirePrice {
+                discount: Decimal::ZERO,
+                final_price: slot_pax.final_price,
+                original_price: slot_pax.original_price,
+                currency_code: self.currency_code.clone(),
+            },
+        })
+    }
+}
+
+/// Products 14 and 15 as observed at the real partner.
+pub fn builtin_products() -> Result<Vec<ProductDefinition>, FixtureError> {
+    BUILTIN_PRODUCTS
+        .iter()
+        .map(|(source_name, json)| ProductDefinition::from_json(source_name, json))
+        .collect()
+}
