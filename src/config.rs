@@ -18,7 +18,7 @@ use crate::domain::{ExperienceId, Secret};
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(default)]
