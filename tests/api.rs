@@ -150,12 +150,12 @@ async fn bad_input_gets_a_json_error_with_a_stable_code() {
                 "invalid_experience_id",
             ),
             (
-                format!("/api/v1/experience/-14/dates"),
+                "/api/v1/experience/-14/dates".into(),
                 400,
                 "invalid_experience_id",
             ),
             (
-                format!("/api/v1/experience/99999999999999999999/dates"),
+                "/api/v1/experience/99999999999999999999/dates".into(),
                 400,
                 "invalid_experience_id",
             ),
