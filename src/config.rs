@@ -118,13 +118,75 @@ impl PartnerSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct SyncSettings {
     pub horizon_days: HorizonDays,
+    /// `[[sync.tiers]]`; when absent, the partner contract's four tiers. An empty list
+    /// schedules nothing (only manual triggers run).
+    pub tiers: Option<Vec<TierSettings>>,
 }
 
 impl Default for SyncSettings {
     fn default() -> Self {
         Self {
             horizon_days: HorizonDays(60),
+            tiers: None,
         }
+    }
+}
+
+impl SyncSettings {
+    /// The configured tiers, or the defaults: today every 15 minutes, the next 7 days every
+    /// 4 hours, the next 30 days daily, the whole horizon daily at the lowest priority.
+    pub fn tiers(&self) -> Vec<TierSettings> {
+        if let Some(tiers) = &self.tiers {
+            return tiers.clone();
+        }
+        let horizon_last = self.horizon_days.get() - 1;
+        [
+            ("today", "0 */15 * * * *", 0, 0),
+            ("week", "0 0 */4 * * *", 0, 6.min(horizon_last)),
+            ("month", "0 30 1 * * *", 0, 29.min(horizon_last)),
+            ("horizon", "0 0 2 * * *", 0, horizon_last),
+        ]
+        .into_iter()
+        .map(|(name, cron, first_day, last_day)| TierSettings {
+            name: name.to_string(),
+            cron: CronSchedule::try_from(cron.to_string()).expect("valid default cron"),
+            first_day,
+            last_day,
+        })
+        .collect()
+    }
+}
+
+/// One sync tier: every day from `first_day` to `last_day` (offsets from today in the
+/// partner's time zone, inclusive) is refreshed when `cron` fires (UTC, 6 fields with seconds).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierSettings {
+    pub name: String,
+    pub cron: CronSchedule,
+    pub first_day: u32,
+    pub last_day: u32,
+}
+
+/// A parsed 6-field cron expression (seconds first), evaluated in UTC.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct CronSchedule {
+    pub text: String,
+    pub schedule: croner::Cron,
+}
+
+impl TryFrom<String> for CronSchedule {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        // The same dialect tokio-cron-scheduler uses, so what validates here also runs there.
+        let schedule = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .dom_and_dow(true)
+            .build()
+            .parse(&text)
+            .map_err(|e| format!("{text:?} is not a 6-field cron expression: {e}"))?;
+        Ok(Self { text, schedule })
     }
 }
 
@@ -224,6 +286,23 @@ impl Settings {
                 "partner.experiences must list at least one product id".into(),
             ));
         }
+        let horizon = settings.sync.horizon_days.get();
+        let tiers = settings.sync.tiers();
+        for (index, tier) in tiers.iter().enumerate() {
+            if tier.first_day > tier.last_day || tier.last_day >= horizon {
+                return Err(ConfigError(format!(
+                    "sync.tiers[{index}] ({}): first_day {} … last_day {} must be ordered and \
+                     inside sync.horizon_days ({horizon})",
+                    tier.name, tier.first_day, tier.last_day
+                )));
+            }
+            if tiers[..index].iter().any(|other| other.name == tier.name) {
+                return Err(ConfigError(format!(
+                    "sync.tiers[{index}]: the name {:?} is used twice",
+                    tier.name
+                )));
+            }
+        }
         Ok(settings)
     }
 }
@@ -301,6 +380,16 @@ mod tests {
                 "partner.experiences",
             ),
             ("[partner]\nrate_limit = 3\n", ("X", "y"), "rate_limit"),
+            (
+                "[[sync.tiers]]\nname = \"t\"\ncron = \"*/15 * * * *\"\nfirst_day = 0\nlast_day = 0\n",
+                ("X", "y"),
+                "sync.tiers",
+            ),
+            (
+                "[[sync.tiers]]\nname = \"t\"\ncron = \"0 * * * * *\"\nfirst_day = 0\nlast_day = 60\n",
+                ("X", "y"),
+                "sync.tiers[0]",
+            ),
         ] {
             let error = load(toml, &[env]).unwrap_err().to_string();
             assert!(error.contains(key), "{error} does not name {key}");

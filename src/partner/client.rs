@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url, redirect};
 
 use super::error::{ClientBuildError, PartnerError};
+use super::pacing::Pacer;
 use super::wire;
 use crate::domain::{DayFetch, ExperienceId, Secret};
 
@@ -18,9 +18,6 @@ use crate::domain::{DayFetch, ExperienceId, Secret};
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// How much of an error body is kept for messages.
 const BODY_EXCERPT_CHARS: usize = 200;
-/// The limiter runs this much slower than the quota, so jitter between us and the partner
-/// cannot push a 60-second window over it, while a backlog still drains at 99.5 % of the rate.
-const SAFETY_MARGIN_PER_MILLE: u64 = 5;
 
 /// Everything needed to talk to the partner.
 #[derive(Debug, Clone)]
@@ -45,8 +42,7 @@ struct Inner {
     base_url: Url,
     /// Kept only to scrub it out of any text that came back from the network.
     api_key: Secret,
-    limiter: DefaultDirectRateLimiter,
-    rate_limit_per_minute: NonZeroU32,
+    pacer: Pacer,
     request_timeout: Duration,
 }
 
@@ -77,8 +73,7 @@ impl PartnerClient {
                 http,
                 base_url,
                 api_key: config.api_key,
-                limiter: RateLimiter::direct(pacing_quota(config.rate_limit_per_minute)),
-                rate_limit_per_minute: config.rate_limit_per_minute,
+                pacer: Pacer::new(config.rate_limit_per_minute),
                 request_timeout: config.request_timeout,
             }),
         })
@@ -86,7 +81,12 @@ impl PartnerClient {
 
     /// The partner quota this client paces itself to.
     pub fn rate_limit_per_minute(&self) -> NonZeroU32 {
-        self.inner.rate_limit_per_minute
+        self.inner.pacer.rate_limit_per_minute()
+    }
+
+    /// The spacing the pacer keeps between two calls.
+    pub fn pacing_period(&self) -> Duration {
+        self.inner.pacer.period()
     }
 
     /// Fetches one (experience, date): waits for the shared limiter, then makes exactly one
@@ -99,10 +99,13 @@ impl PartnerClient {
         experience: ExperienceId,
         date: NaiveDate,
     ) -> Result<DayFetch, PartnerError> {
-        self.inner.limiter.until_ready().await;
+        self.inner.pacer.until_ready().await;
 
         let started = Instant::now();
         let (status, result) = self.exchange(experience, date).await;
+        if let Err(PartnerError::RateLimited { reset_at }) = &result {
+            self.inner.pacer.hold_for_reset(*reset_at);
+        }
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let status = status.map(|status| status.as_u16());
         match &result {
@@ -252,21 +255,10 @@ impl fmt::Debug for PartnerClient {
         f.debug_struct("PartnerClient")
             .field("base_url", &self.inner.base_url.as_str())
             .field("api_key", &self.inner.api_key)
-            .field("rate_limit_per_minute", &self.inner.rate_limit_per_minute)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute())
             .field("request_timeout", &self.inner.request_timeout)
             .finish_non_exhaustive()
     }
-}
-
-/// One call per `60 s / rpm`, stretched by the safety margin, with a burst of one: calls are
-/// evenly paced rather than bunched at the start of each minute.
-fn pacing_quota(rate_limit_per_minute: NonZeroU32) -> Quota {
-    let nanos_per_minute_with_margin: u64 =
-        60_000_000_000 * (1000 + SAFETY_MARGIN_PER_MILLE) / 1000;
-    let period =
-        Duration::from_nanos(nanos_per_minute_with_margin / u64::from(rate_limit_per_minute.get()));
-    Quota::with_period(period)
-        .expect("period is at least 14 ns even at u32::MAX requests per minute")
 }
 
 fn parse_base_url(text: &str) -> Result<Url, ClientBuildError> {
@@ -287,25 +279,6 @@ fn parse_base_url(text: &str) -> Result<Url, ClientBuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pacing_never_exceeds_the_quota_in_a_minute() {
-        for rpm in [1, 2, 29, 30, 31, 600, 10_000] {
-            let rpm = NonZeroU32::new(rpm).expect("non-zero");
-            let period = pacing_quota(rpm).replenish_interval();
-            // Calls at least `period` apart: a closed 60 s window holds at most 60/period + 1.
-            let max_in_window = (Duration::from_secs(60).as_nanos() / period.as_nanos()) + 1;
-            assert!(
-                max_in_window <= u128::from(rpm.get()),
-                "rpm {rpm}: {max_in_window}"
-            );
-            let drain_rate = 60.0 / period.as_secs_f64();
-            assert!(
-                drain_rate >= 0.99 * f64::from(rpm.get()),
-                "rpm {rpm}: {drain_rate}"
-            );
-        }
-    }
 
     #[test]
     fn inventory_url_keeps_a_base_path_prefix() {

@@ -37,12 +37,15 @@ pub enum PartnerError {
 }
 
 impl PartnerError {
-    /// Worth trying the same (product, date) again later, with backoff.
+    /// Worth trying the same (product, date) again later.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited { .. } | Self::Transient { .. } | Self::Malformed { .. }
-        )
+        matches!(self, Self::RateLimited { .. }) || self.is_transient()
+    }
+
+    /// A failure of this one exchange (5xx, timeout, broken or garbled body): retry it with
+    /// backoff.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. } | Self::Malformed { .. })
     }
 
     /// Stop polling and tell an operator: nothing will work until the key is fixed.

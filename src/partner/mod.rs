@@ -4,7 +4,52 @@
 
 mod client;
 mod error;
+mod pacing;
 pub mod wire;
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
 
 pub use client::{PartnerClient, PartnerClientConfig};
 pub use error::{ClientBuildError, PartnerError};
+pub use pacing::Pacer;
+
+use crate::domain::{DayFetch, ExperienceId};
+
+/// Where the sync engine gets days from: the HTTP client in production, an in-process
+/// simulator in paused-clock tests and benchmarks. Every implementation paces its calls.
+#[async_trait]
+pub trait Partner: Send + Sync + 'static {
+    async fn fetch_day(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+    ) -> Result<DayFetch, PartnerError>;
+
+    fn rate_limit_per_minute(&self) -> NonZeroU32;
+
+    /// The spacing the pacer keeps between two calls.
+    fn pacing_period(&self) -> Duration;
+}
+
+#[async_trait]
+impl Partner for PartnerClient {
+    async fn fetch_day(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+    ) -> Result<DayFetch, PartnerError> {
+        PartnerClient::fetch_day(self, experience, date).await
+    }
+
+    fn rate_limit_per_minute(&self) -> NonZeroU32 {
+        PartnerClient::rate_limit_per_minute(self)
+    }
+
+    fn pacing_period(&self) -> Duration {
+        PartnerClient::pacing_period(self)
+    }
+}

@@ -6,11 +6,11 @@ pub mod queue;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use futures::StreamExt;
 
 use crate::domain::{DayFetch, ExperienceId};
-use crate::partner::{PartnerClient, PartnerError};
+use crate::partner::{Partner, PartnerError};
 use crate::storage::{ApplyOutcome, Store, StoreError};
 
 /// One unit of sync work: one product on one date (one partner call).
@@ -59,35 +59,35 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Fetches one day, retrying transient failures with exponential backoff and jitter, and
-/// waiting out a 429 until the partner's `rateLimitState.reset` (plus jitter).
+/// Fetches one day, retrying transient failures (5xx, timeouts, malformed bodies) with
+/// exponential backoff and jitter. A 429 is retried as often as it takes: the partner's pacer
+/// already holds every caller until the partner's reset, so nothing is lost and nothing
+/// hammers. A rejected key or a bad request is returned at once.
 pub async fn fetch_with_retry(
-    partner: &PartnerClient,
+    partner: &dyn Partner,
     day: ProductDate,
     policy: RetryPolicy,
+    mut on_retry: impl FnMut(&PartnerError),
 ) -> Result<DayFetch, PartnerError> {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(policy.first_delay)
         .with_max_delay(policy.max_delay)
         .with_max_times(policy.max_retries)
         .with_jitter();
-    (|| partner.fetch_day(day.experience, day.date))
-        .retry(backoff)
-        .when(PartnerError::is_retryable)
-        .adjust(|error, backoff_delay| match error {
-            PartnerError::RateLimited {
-                reset_at: Some(reset_at),
-            } => {
-                let wait = (*reset_at - Utc::now()).to_std().unwrap_or_default();
-                let jitter = Duration::from_millis(rand::random_range(0..250));
-                Some(wait + jitter)
-            }
-            _ => backoff_delay,
-        })
-        .notify(|error, delay| {
-            tracing::warn!(%day, %error, retry_in_ms = delay.as_millis() as u64, "partner call failed, retrying");
-        })
-        .await
+    loop {
+        let result = (|| partner.fetch_day(day.experience, day.date))
+            .retry(backoff)
+            .when(PartnerError::is_transient)
+            .notify(|error, delay| {
+                on_retry(error);
+                tracing::warn!(%day, %error, retry_in_ms = delay.as_millis() as u64, "partner call failed, retrying");
+            })
+            .await;
+        match result {
+            Err(error @ PartnerError::RateLimited { .. }) => on_retry(&error),
+            other => return other,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,13 +119,13 @@ const FETCHES_IN_FLIGHT: usize = 4;
 /// Fetches and applies every day, in order of proximity. A bad API key or a store failure
 /// stops the run; a day that keeps failing is reported in the summary.
 pub async fn sync_days(
-    partner: &PartnerClient,
+    partner: &dyn Partner,
     store: &dyn Store,
     days: impl IntoIterator<Item = ProductDate>,
     policy: RetryPolicy,
 ) -> Result<SyncSummary, SyncError> {
     let mut fetches = futures::stream::iter(days)
-        .map(|day| async move { (day, fetch_with_retry(partner, day, policy).await) })
+        .map(|day| async move { (day, fetch_with_retry(partner, day, policy, |_| {}).await) })
         .buffered(FETCHES_IN_FLIGHT);
     let mut summary = SyncSummary::default();
     while let Some((day, fetched)) = fetches.next().await {
