@@ -1,15 +1,24 @@
-//! Wiring: builds the store and the HTTP server from settings. Tests build it on port 0.
+//! Wiring: builds the store, the partner client, the sync engine and the HTTP server from
+//! settings. Tests build it on port 0.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
+use crate::partner::{PartnerClient, PartnerClientConfig};
 use crate::storage::{self, Store};
+use crate::sync::clock::Clock;
+use crate::sync::engine::{Engine, EngineConfig};
+use crate::sync::scheduler;
+
+/// How long a shutdown waits for the day being applied and for open requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
 pub struct Application {
     listener: TcpListener,
@@ -17,8 +26,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens (and migrates) the database, registers the configured experiences, and binds
-    /// the listener; `server.listen` with port 0 picks a free port.
+    /// Opens (and migrates) the database, registers the configured experiences, prepares the
+    /// sync engine and binds the listener; `server.listen` with port 0 picks a free port.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = storage::connect(settings.database.url.expose())
             .await
@@ -27,6 +36,15 @@ impl Application {
             .ensure_experiences(&settings.partner.experiences)
             .await
             .context("registering the configured experiences")?;
+        let partner = partner_client(&settings)?;
+        let engine = Engine::new(
+            EngineConfig::from_settings(&settings),
+            store.clone(),
+            Arc::new(partner),
+            Clock::system(),
+        )
+        .await
+        .context("loading the sync state")?;
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("binding server.listen {}", settings.server.listen))?;
@@ -34,6 +52,7 @@ impl Application {
             listener,
             state: AppState {
                 store,
+                engine,
                 settings: Arc::new(settings),
             },
         })
@@ -49,17 +68,52 @@ impl Application {
         self.state.store.clone()
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub fn engine(&self) -> Engine {
+        self.state.engine.clone()
+    }
+
+    /// Syncs and serves until `shutdown` resolves; then stops partner calls, lets the day in
+    /// flight commit or roll back, and drains open requests.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "serving");
-        axum::serve(self.listener, api::router(self.state))
-            .with_graceful_shutdown(shutdown)
+        let engine = self.state.engine.clone();
+        let mut workers = engine.start();
+        let mut scheduler = scheduler::start(&engine)
             .await
-            .context("serving HTTP")
+            .context("starting the tier scheduler")?;
+        tracing::info!(addr = %self.local_addr(), "serving");
+        let stopping = engine.clone();
+        let served = axum::serve(self.listener, api::router(self.state))
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                stopping.shutdown();
+            })
+            .await
+            .context("serving HTTP");
+        engine.shutdown();
+        if let Err(error) = scheduler.shutdown().await {
+            tracing::warn!(%error, "tier scheduler did not stop cleanly");
+        }
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while workers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("sync workers did not stop in time");
+        }
+        served
     }
+}
+
+pub fn partner_client(settings: &Settings) -> anyhow::Result<PartnerClient> {
+    Ok(PartnerClient::new(PartnerClientConfig {
+        base_url: settings.partner.base_url.0.to_string(),
+        api_key: settings.partner.api_key()?.clone(),
+        rate_limit_per_minute: settings.partner.rate_limit_per_minute,
+        request_timeout: settings.partner.request_timeout(),
+    })?)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -10,12 +10,12 @@ use anyhow::{Context, bail};
 use chrono::{Days, NaiveDate};
 use clap::{Parser, Subcommand};
 
-use crate::app::{Application, shutdown_signal};
+use crate::app::{Application, partner_client, shutdown_signal};
 use crate::config::{BaseUrl, Settings};
 use crate::domain::{ExperienceId, Secret};
-use crate::partner::{PartnerClient, PartnerClientConfig};
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::storage;
+use crate::sync::tiers::{self, Tier};
 use crate::sync::{self, RetryPolicy};
 use crate::telemetry;
 
@@ -35,7 +35,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the read API from the database.
+    /// Run the daemon: tiered sync under the partner's rate limit, and the HTTP API.
     Serve,
     /// Fetch a range of days from the partner once and apply them.
     Sync {
@@ -64,10 +64,15 @@ enum Command {
         #[arg(long, value_name = "SECONDS")]
         churn_every: Option<u64>,
     },
-    /// Run the simulator and the service together on the embedded SQLite default.
+    /// Run the built-in simulator and the daemon together on the embedded SQLite default.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+    },
+    /// Print what the configured tiers cost per day for N products against the budget.
+    Plan {
+        #[arg(long, default_value_t = 2)]
+        products: u64,
     },
 }
 
@@ -107,16 +112,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { listen } => demo(settings, listen).await,
+        Command::Plan { products } => {
+            print_plan(&settings, products);
+            Ok(ExitCode::SUCCESS)
+        }
     }
-}
-
-fn partner_client(settings: &Settings) -> anyhow::Result<PartnerClient> {
-    Ok(PartnerClient::new(PartnerClientConfig {
-        base_url: settings.partner.base_url.0.to_string(),
-        api_key: settings.partner.api_key()?.clone(),
-        rate_limit_per_minute: settings.partner.rate_limit_per_minute,
-        request_timeout: settings.partner.request_timeout(),
-    })?)
 }
 
 /// The configured horizon: today in the partner's zone and the following days.
@@ -191,8 +191,9 @@ async fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The newcomer's first run: the simulator in-process, the service on `listen`, and a sync of
-/// the whole horizon in the background (nearest days first, paced at the partner's limit).
+/// The newcomer's first run: the simulator in-process and the real daemon on `listen`, on the
+/// embedded SQLite default. The start-up backfill fills the horizon, nearest days first, at the
+/// partner's rate limit; the simulator sells a few seats now and then for the tiers to record.
 async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     const DEMO_KEY: &str = "demo-key";
     let simulator = Simulator::new(SimulatorConfig {
@@ -212,25 +213,68 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
     settings.partner.base_url = BaseUrl(format!("http://{sim_addr}").parse()?);
     settings.partner.api_key = Some(Secret::new(DEMO_KEY));
     settings.server.listen = listen;
+    if settings.server.admin_token.is_none() {
+        settings.server.admin_token = Some(Secret::new("demo-admin-token"));
+        println!(
+            "admin token for this demo: demo-admin-token (set INVSYNC_SERVER__ADMIN_TOKEN to choose one)"
+        );
+    }
 
-    let app = Application::build(settings.clone()).await?;
-    let store = app.store();
-    let partner = partner_client(&settings)?;
-    let (from, to) = horizon(&settings);
-    let experiences = settings.partner.experiences.clone();
-    tokio::spawn(async move {
-        let days = sync::product_dates(&experiences, from, to);
-        match sync::sync_days(&partner, store.as_ref(), days, RetryPolicy::default()).await {
-            Ok(summary) => tracing::info!(?summary, "demo backfill finished"),
-            Err(error) => tracing::error!(%error, "demo backfill stopped"),
-        }
-    });
+    let app = Application::build(settings).await?;
     let base = format!("http://{}", app.local_addr());
+    let (today, _) = app.engine().horizon();
     println!("invsync demo: partner simulator on http://{sim_addr}, API on {base}");
-    println!("syncing {from} … {to} at the partner's rate limit, nearest days first; try:");
+    println!("backfilling the horizon at the partner's rate limit, nearest days first; try:");
+    println!("  curl {base}/api/v1/sync/status");
     println!("  curl {base}/api/v1/experience/14/dates");
-    println!("  curl '{base}/api/v1/experience/14/slots?date={from}'");
+    println!("  curl '{base}/api/v1/experience/14/slots?date={today}'");
     println!("  curl {base}/api/v1/ledger/verify");
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_plan(settings: &Settings, products: u64) {
+    let tiers: Vec<Tier> = settings
+        .sync
+        .tiers()
+        .into_iter()
+        .map(|settings| Tier { settings })
+        .collect();
+    let rpm = u64::from(settings.partner.rate_limit_per_minute.get());
+    let budget = rpm * 1440;
+    let plan = tiers::plan(&tiers, products, budget, chrono::Utc::now());
+    println!("{products} products, {rpm} requests/minute: {budget} calls/day");
+    println!(
+        "{:<10} {:>10} {:>10} {:>12} {:>9}",
+        "tier", "days", "runs/day", "calls/day", "covered"
+    );
+    for tier in &plan {
+        println!(
+            "{:<10} {:>10} {:>10.1} {:>12} {:>8.0}%",
+            tier.name,
+            tier.owned_days,
+            tier.runs_per_day,
+            tier.calls_per_day,
+            tier.covered * 100.0
+        );
+    }
+    let wanted: u64 = plan.iter().map(|tier| tier.calls_per_day).sum();
+    println!("total wanted {wanted} calls/day of {budget}");
+    for tier in plan.iter().filter(|tier| tier.covered < 1.0) {
+        let wanted_hours = 24.0 / tier.runs_per_day;
+        if tier.covered == 0.0 {
+            println!(
+                "{} lags: no budget is left for it; its days (wanted every {wanted_hours:.1} h) \
+                 are refreshed only when nearer tiers leave room",
+                tier.name
+            );
+        } else {
+            println!(
+                "{} lags: its days are refreshed about every {:.1} h instead of every \
+                 {wanted_hours:.1} h",
+                tier.name,
+                wanted_hours / tier.covered
+            );
+        }
+    }
 }

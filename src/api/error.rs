@@ -26,6 +26,12 @@ pub enum AppError {
     RouteNotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -47,6 +53,11 @@ impl AppError {
             Self::SlotNotFound { .. } => (StatusCode::NOT_FOUND, "slot_not_found"),
             Self::RouteNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::InvalidBody(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

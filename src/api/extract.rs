@@ -3,9 +3,12 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use chrono::{NaiveDate, NaiveTime};
+use serde::de::DeserializeOwned;
 
 use super::error::AppError;
 use crate::domain::ExperienceId;
@@ -63,5 +66,36 @@ impl QueryParams {
             .ok()
             .filter(|_| raw.len() == 5)
             .ok_or_else(|| AppError::InvalidStartTime(format!("startTime {raw:?} is not HH:MM")))
+    }
+}
+
+/// A JSON request body; an empty body means `T::default()`. A body must be sent as
+/// `application/json` and match `T` exactly.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        let is_json = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| AppError::InvalidBody(e.body_text()))?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        if !is_json {
+            return Err(AppError::UnsupportedMediaType(
+                "send the body as Content-Type: application/json".into(),
+            ));
+        }
+        serde_json::from_slice(&body)
+            .map(Self)
+            .map_err(|e| AppError::InvalidBody(format!("invalid JSON body: {e}")))
     }
 }

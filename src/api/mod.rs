@@ -1,5 +1,6 @@
 //! The HTTP API. It reads only from the store; it never talks to the partner.
 
+mod control;
 mod error;
 mod extract;
 mod inventory;
@@ -8,9 +9,9 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{Method, Uri};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{Days, NaiveDate};
+use chrono::NaiveDate;
 use serde_json::{Value, json};
 
 pub use error::{AppError, ErrorBody};
@@ -18,10 +19,12 @@ pub use error::{AppError, ErrorBody};
 use crate::config::Settings;
 use crate::ledger::VerifyReport;
 use crate::storage::Store;
+use crate::sync::engine::Engine;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub engine: Engine,
     pub settings: Arc<Settings>,
 }
 
@@ -47,17 +50,23 @@ impl Horizon {
 
 impl AppState {
     pub fn horizon(&self) -> Horizon {
-        let first = self.settings.partner.today();
-        let days = u64::from(self.settings.sync.horizon_days.get() - 1);
-        Horizon {
-            first,
-            last: first.checked_add_days(Days::new(days)).unwrap_or(first),
-        }
+        let (first, last) = self.engine.horizon();
+        Horizon { first, last }
     }
 }
 
 pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/api/v1/sync/pause", post(control::pause))
+        .route("/api/v1/sync/resume", post(control::resume))
+        .route("/api/v1/sync/trigger", post(control::trigger))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            control::require_admin,
+        ));
     Router::new()
+        .merge(admin)
+        .route("/api/v1/sync/status", get(control::status))
         .route("/healthz", get(healthz))
         .route("/api/v1/experience/{id}/slots", get(inventory::slots))
         .route(

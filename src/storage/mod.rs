@@ -161,6 +161,37 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks every ledger invariant.
     async fn verify(&self) -> Result<VerifyReport, StoreError>;
+
+    /// When each product-date in `from..=to` was last fetched (days never fetched are absent).
+    async fn last_fetches(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<LastFetch>, StoreError>;
+
+    /// The persisted pause state.
+    async fn sync_control(&self) -> Result<SyncControl, StoreError>;
+
+    /// Pauses the sync; pausing a paused sync keeps its original reason and time.
+    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError>;
+
+    /// Resumes the sync; resuming a running sync changes nothing.
+    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastFetch {
+    pub experience: ExperienceId,
+    pub date: NaiveDate,
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// Whether operators (or a rejected API key) paused the sync, why, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncControl {
+    pub paused: bool,
+    pub reason: Option<String>,
+    pub changed_at: DateTime<Utc>,
 }
 
 /// Opens the backend named by the URL's scheme and brings its schema up to date.

@@ -15,8 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::{
-    ApplyOutcome, DatePrice, DuringExt, MinorUnits, Posting, SellablePaxPrice, ServedPax,
-    ServedSlot, SlotHistory, Store, StoreError, cheapest_primary_by_date,
+    ApplyOutcome, DatePrice, DuringExt, LastFetch, MinorUnits, Posting, SellablePaxPrice,
+    ServedPax, ServedSlot, SlotHistory, Store, StoreError, SyncControl, cheapest_primary_by_date,
 };
 use crate::domain::{DayFetch, ExperienceId, Seats};
 use crate::ledger::{
@@ -595,6 +595,74 @@ impl Store for SqliteStore {
             .during("counting the ledger")?;
         Ok(VerifyReport::new(counts, violations))
     }
+
+    async fn last_fetches(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<LastFetch>, StoreError> {
+        let rows: Vec<(i64, NaiveDate, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT experience_id, service_date, last_fetched_at FROM product_dates
+             WHERE service_date BETWEEN ? AND ?",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.reader)
+        .await
+        .during("reading the last fetch of each day")?;
+        rows.into_iter()
+            .map(|(experience, date, fetched_at)| {
+                Ok(LastFetch {
+                    experience: ExperienceId::try_from(experience)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    date,
+                    fetched_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn sync_control(&self) -> Result<SyncControl, StoreError> {
+        read_sync_control(&self.reader).await
+    }
+
+    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
+        sqlx::query(
+            "UPDATE sync_control SET paused = 1, reason = ?, changed_at = ?
+             WHERE id = 1 AND paused = 0",
+        )
+        .bind(reason)
+        .bind(at)
+        .execute(&self.writer)
+        .await
+        .during("pausing the sync")?;
+        read_sync_control(&self.writer).await
+    }
+
+    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
+        sqlx::query(
+            "UPDATE sync_control SET paused = 0, reason = NULL, changed_at = ?
+             WHERE id = 1 AND paused = 1",
+        )
+        .bind(at)
+        .execute(&self.writer)
+        .await
+        .during("resuming the sync")?;
+        read_sync_control(&self.writer).await
+    }
+}
+
+async fn read_sync_control(pool: &SqlitePool) -> Result<SyncControl, StoreError> {
+    let (paused, reason, changed_at): (bool, Option<String>, DateTime<Utc>) =
+        sqlx::query_as("SELECT paused, reason, changed_at FROM sync_control WHERE id = 1")
+            .fetch_one(pool)
+            .await
+            .during("reading the sync control")?;
+    Ok(SyncControl {
+        paused,
+        reason,
+        changed_at,
+    })
 }
 
 #[derive(sqlx::FromRow)]

@@ -1,7 +1,12 @@
 //! The sync engine: fetch product-dates from the partner (paced by the client's global limiter,
 //! retried with backoff) and apply each fetched day to the store in one transaction.
 
+pub mod clock;
+pub mod engine;
 pub mod queue;
+pub mod scheduler;
+pub mod status;
+pub mod tiers;
 
 use std::time::Duration;
 

@@ -141,6 +141,8 @@ pub async fn spawn_app(backend: TestStore) -> TestApp {
         invsync::config::BaseUrl(sim.base_url().parse().expect("simulator URL"));
     settings.partner.api_key = Some(Secret::new(SIM_KEY));
     settings.partner.rate_limit_per_minute = fast;
+    // Tests drive syncs themselves; the daemon's tiers are tested in their own suite.
+    settings.sync.tiers = Some(Vec::new());
     let partner = invsync::partner::PartnerClient::new(invsync::partner::PartnerClientConfig {
         base_url: sim.base_url(),
         api_key: Secret::new(SIM_KEY),

@@ -1,0 +1,519 @@
+//! The long-running sync engine: tiers queue due product-dates, workers fetch them through the
+//! partner's pacer and apply each day in one transaction, operators pause, resume and trigger.
+//!
+//! Everything that waits uses tokio's clock (see [`Clock`]), so the schedule logic runs under
+//! a paused clock in tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{Days, NaiveDate};
+use chrono_tz::Tz;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::clock::Clock;
+use super::queue::{Batch, Urgency, WorkQueue};
+use super::status::{Counters, Freshness, LastError, ParkedDay, SyncStatus, TierStatus};
+use super::tiers::Tier;
+use super::{ProductDate, RetryPolicy, fetch_with_retry, product_dates};
+use crate::config::Settings;
+use crate::domain::{DayFetch, ExperienceId};
+use crate::partner::{Partner, PartnerError};
+use crate::storage::{ApplyOutcome, Store, StoreError, SyncControl};
+
+/// The reason recorded when the partner answers 401/403.
+pub const KEY_REJECTED: &str = "partner rejected the API key";
+
+/// Workers waiting on the pacer at once: enough to hide one call's latency and one day's apply
+/// behind the next call's turn, so a backlog drains at the pacer's rate.
+const WORKERS: usize = 3;
+
+/// How often the persisted pause state is re-read, so a pause sent to another instance (or
+/// written by hand) is obeyed within this.
+const CONTROL_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub experiences: Vec<ExperienceId>,
+    pub timezone: Tz,
+    pub horizon_days: u32,
+    pub tiers: Vec<Tier>,
+    pub retry: RetryPolicy,
+}
+
+impl EngineConfig {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            experiences: settings.partner.experiences.clone(),
+            timezone: settings.partner.timezone.0,
+            horizon_days: settings.sync.horizon_days.get(),
+            tiers: settings
+                .sync
+                .tiers()
+                .into_iter()
+                .map(|settings| Tier { settings })
+                .collect(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    #[error("experience {0} is not synced by this service")]
+    UnknownExperience(i64),
+    #[error("{from} … {to} is not an ordered range inside the horizon {first} … {last}")]
+    OutsideHorizon {
+        from: NaiveDate,
+        to: NaiveDate,
+        first: NaiveDate,
+        last: NaiveDate,
+    },
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EngineConfig,
+    store: Arc<dyn Store>,
+    partner: Arc<dyn Partner>,
+    clock: Clock,
+    shutdown: CancellationToken,
+    queue: Mutex<WorkQueue>,
+    work_ready: Notify,
+    control: watch::Sender<SyncControl>,
+    /// One lock per tier: a tier runs at most once at a time.
+    tier_runs: Vec<tokio::sync::Mutex<()>>,
+    tier_status: Mutex<Vec<TierStatus>>,
+    counters: Mutex<Counters>,
+    parked: Mutex<BTreeMap<ProductDate, ParkedDay>>,
+    last_error: Mutex<Option<LastError>>,
+}
+
+/// Every mutex here guards plain data that a panic cannot leave half-updated.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Engine {
+    /// Loads the persisted pause state; nothing runs until [`Engine::start`].
+    pub async fn new(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
+        partner: Arc<dyn Partner>,
+        clock: Clock,
+    ) -> Result<Self, StoreError> {
+        let control = store.sync_control().await?;
+        let tier_status = config
+            .tiers
+            .iter()
+            .map(|tier| TierStatus {
+                name: tier.name().to_string(),
+                cron: tier.settings.cron.text.clone(),
+                first_day: tier.settings.first_day,
+                last_day: tier.settings.last_day,
+                ..TierStatus::default()
+            })
+            .collect();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tier_runs: config.tiers.iter().map(|_| Default::default()).collect(),
+                config,
+                store,
+                partner,
+                clock,
+                shutdown: CancellationToken::new(),
+                queue: Mutex::default(),
+                work_ready: Notify::new(),
+                control: watch::Sender::new(control),
+                tier_status: Mutex::new(tier_status),
+                counters: Mutex::default(),
+                parked: Mutex::default(),
+                last_error: Mutex::default(),
+            }),
+        })
+    }
+
+    /// Starts the workers, the pause-state poller, and a first run of every tier (the
+    /// start-up backfill: whatever was never fetched or is older than its tier's period).
+    /// The returned set ends after [`Engine::shutdown`].
+    pub fn start(&self) -> JoinSet<()> {
+        let mut tasks = JoinSet::new();
+        for _ in 0..WORKERS {
+            tasks.spawn(self.inner.clone().work());
+        }
+        tasks.spawn(self.inner.clone().poll_control());
+        for index in 0..self.inner.config.tiers.len() {
+            let engine = self.clone();
+            tasks.spawn(async move { engine.run_tier(index).await });
+        }
+        tasks
+    }
+
+    /// Stops taking work: waits on the pacer and partner calls in flight are abandoned (their
+    /// days go back to the queue); a day being applied finishes its transaction.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    pub fn tiers(&self) -> &[Tier] {
+        &self.inner.config.tiers
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
+    }
+
+    /// Today and the last day of the horizon, in the partner's time zone.
+    pub fn horizon(&self) -> (NaiveDate, NaiveDate) {
+        let today = self.inner.clock.today(self.inner.config.timezone);
+        let last = today
+            .checked_add_days(Days::new(u64::from(self.inner.config.horizon_days - 1)))
+            .unwrap_or(today);
+        (today, last)
+    }
+
+    /// One run of tier `index`: queue its due days and wait until they are done. Skipped (and
+    /// the tier marked behind) while the previous run is still going.
+    pub async fn run_tier(&self, index: usize) {
+        let inner = &self.inner;
+        let Some(tier) = inner.config.tiers.get(index) else {
+            return;
+        };
+        let Ok(_running) = inner.tier_runs[index].try_lock() else {
+            let mut statuses = lock(&inner.tier_status);
+            statuses[index].skipped_runs += 1;
+            statuses[index].behind = true;
+            tracing::warn!(
+                tier = tier.name(),
+                "previous run still going; tier is behind"
+            );
+            return;
+        };
+        lock(&inner.tier_status)[index].last_start = Some(inner.clock.now());
+        let batch = Arc::new(Batch::default());
+        let queued = match self.queue_due_days(tier, &batch).await {
+            Ok(queued) => queued,
+            Err(error) => {
+                tracing::error!(tier = tier.name(), %error, "cannot read what is due");
+                return;
+            }
+        };
+        lock(&inner.tier_status)[index].last_queued = queued;
+        tracing::info!(tier = tier.name(), queued, "tier run started");
+        let failed = tokio::select! {
+            failed = batch.finished() => failed,
+            () = inner.shutdown.cancelled() => return,
+        };
+        let now = inner.clock.now();
+        let mut statuses = lock(&inner.tier_status);
+        statuses[index].last_finish = Some(now);
+        statuses[index].behind = false;
+        if failed == 0 {
+            statuses[index].last_success = Some(now);
+        }
+        tracing::info!(tier = tier.name(), queued, failed, "tier run finished");
+    }
+
+    async fn queue_due_days(&self, tier: &Tier, batch: &Arc<Batch>) -> Result<usize, StoreError> {
+        let inner = &self.inner;
+        let (today, horizon_end) = self.horizon();
+        let (from, to) = tier.dates(today);
+        let to = to.min(horizon_end);
+        let last_fetched: HashMap<(ExperienceId, NaiveDate), _> = inner
+            .store
+            .last_fetches(from, to)
+            .await?
+            .into_iter()
+            .map(|fetch| ((fetch.experience, fetch.date), fetch.fetched_at))
+            .collect();
+        let now = inner.clock.now();
+        let mut queued = 0;
+        {
+            let mut queue = lock(&inner.queue);
+            for day in product_dates(&inner.config.experiences, from, to) {
+                let due = last_fetched
+                    .get(&(day.experience, day.date))
+                    .is_none_or(|at| tier.is_due((now - *at).to_std().unwrap_or_default(), now));
+                if due {
+                    queue.push(day, Urgency::Routine, Some(batch));
+                    queued += 1;
+                }
+            }
+        }
+        inner.work_ready.notify_one();
+        Ok(queued)
+    }
+
+    /// Queues `from..=to` of one experience (or all) ahead of routine work.
+    pub fn trigger(
+        &self,
+        experience: Option<ExperienceId>,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<usize, TriggerError> {
+        let inner = &self.inner;
+        let experiences = match experience {
+            Some(id) if !inner.config.experiences.contains(&id) => {
+                return Err(TriggerError::UnknownExperience(id.get()));
+            }
+            Some(id) => vec![id],
+            None => inner.config.experiences.clone(),
+        };
+        let (first, last) = self.horizon();
+        if from > to || from < first || to > last {
+            return Err(TriggerError::OutsideHorizon {
+                from,
+                to,
+                first,
+                last,
+            });
+        }
+        let queued = {
+            let mut queue = lock(&inner.queue);
+            product_dates(&experiences, from, to)
+                .filter(|&day| queue.push(day, Urgency::Manual, None))
+                .count()
+        };
+        inner.work_ready.notify_one();
+        tracing::info!(queued, %from, %to, "manual sync triggered");
+        Ok(queued)
+    }
+
+    pub async fn pause(&self, reason: &str) -> Result<SyncControl, StoreError> {
+        let control = self
+            .inner
+            .store
+            .pause_sync(reason, self.inner.clock.now())
+            .await?;
+        self.inner.control.send_replace(control.clone());
+        tracing::warn!(reason = control.reason.as_deref(), "sync paused");
+        Ok(control)
+    }
+
+    pub async fn resume(&self) -> Result<SyncControl, StoreError> {
+        let control = self.inner.store.resume_sync(self.inner.clock.now()).await?;
+        self.inner.control.send_replace(control.clone());
+        tracing::info!("sync resumed");
+        Ok(control)
+    }
+
+    /// Queued plus in-flight product-dates.
+    pub fn outstanding(&self) -> usize {
+        let queue = lock(&self.inner.queue);
+        queue.pending() + queue.in_flight()
+    }
+
+    pub async fn status(&self) -> Result<SyncStatus, StoreError> {
+        let inner = &self.inner;
+        let control = inner.control.borrow().clone();
+        let (pending, in_flight) = {
+            let queue = lock(&inner.queue);
+            (queue.pending(), queue.in_flight())
+        };
+        let freshness = self.freshness().await?;
+        let now = inner.clock.now();
+        let mut tiers = lock(&inner.tier_status).clone();
+        for (status, tier) in tiers.iter_mut().zip(&inner.config.tiers) {
+            status.next_run = tier.next_run(now);
+        }
+        Ok(SyncStatus {
+            state: if control.paused { "paused" } else { "running" },
+            pause_reason: control.reason.clone().filter(|_| control.paused),
+            paused_since: control.paused.then_some(control.changed_at),
+            pending,
+            in_flight,
+            parked: lock(&inner.parked).values().cloned().collect(),
+            tiers,
+            counters: lock(&inner.counters).clone(),
+            rate_limit_per_minute: inner.partner.rate_limit_per_minute().get(),
+            pacing_period_ms: u64::try_from(inner.partner.pacing_period().as_millis())
+                .unwrap_or(u64::MAX),
+            last_error: lock(&inner.last_error).clone(),
+            freshness,
+        })
+    }
+
+    async fn freshness(&self) -> Result<Vec<Freshness>, StoreError> {
+        let (today, horizon_end) = self.horizon();
+        let windows = [("today", 0), ("week", 6), ("month", 29)];
+        let month_end = today
+            .checked_add_days(Days::new(29))
+            .unwrap_or(today)
+            .min(horizon_end);
+        let fetched = self.inner.store.last_fetches(today, month_end).await?;
+        Ok(windows
+            .into_iter()
+            .map(|(window, days)| {
+                let end = today
+                    .checked_add_days(Days::new(days))
+                    .unwrap_or(today)
+                    .min(horizon_end);
+                let in_window: Vec<_> = fetched
+                    .iter()
+                    .filter(|f| {
+                        f.date <= end && self.inner.config.experiences.contains(&f.experience)
+                    })
+                    .collect();
+                let product_dates =
+                    product_dates(&self.inner.config.experiences, today, end).count();
+                Freshness {
+                    window,
+                    product_dates,
+                    never_fetched: product_dates - in_window.len(),
+                    oldest_fetch: in_window.iter().map(|f| f.fetched_at).min(),
+                }
+            })
+            .collect())
+    }
+}
+
+impl Inner {
+    async fn work(self: Arc<Self>) {
+        let mut control = self.control.subscribe();
+        loop {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return,
+                running = control.wait_for(|c| !c.paused) => if running.is_err() { return },
+            }
+            let next = {
+                let mut queue = lock(&self.queue);
+                let next = queue.pop();
+                if queue.pending() > 0 {
+                    // Wake another worker for the rest; each pop passes the baton on.
+                    self.work_ready.notify_one();
+                }
+                next
+            };
+            let Some((day, urgency)) = next else {
+                tokio::select! {
+                    () = self.shutdown.cancelled() => return,
+                    () = self.work_ready.notified() => continue,
+                }
+            };
+            let fetched = tokio::select! {
+                fetched = fetch_with_retry(
+                    self.partner.as_ref(), day, self.config.retry, |error| self.count_retry(error),
+                ) => fetched,
+                _ = control.wait_for(|c| c.paused) => {
+                    lock(&self.queue).requeue(day, urgency);
+                    continue;
+                }
+                () = self.shutdown.cancelled() => {
+                    lock(&self.queue).requeue(day, urgency);
+                    return;
+                }
+            };
+            lock(&self.counters).calls += 1;
+            self.settle(day, urgency, fetched).await;
+        }
+    }
+
+    fn count_retry(&self, error: &PartnerError) {
+        let mut counters = lock(&self.counters);
+        counters.calls += 1;
+        match error {
+            PartnerError::RateLimited { .. } => counters.rate_limited += 1,
+            _ => counters.retries += 1,
+        }
+    }
+
+    async fn settle(
+        &self,
+        day: ProductDate,
+        urgency: Urgency,
+        fetched: Result<DayFetch, PartnerError>,
+    ) {
+        let fetch = match fetched {
+            Ok(fetch) => fetch,
+            Err(error) if error.is_fatal() => {
+                lock(&self.queue).requeue(day, urgency);
+                self.record_error(day, error.code(), error.to_string());
+                match self.store.pause_sync(KEY_REJECTED, self.clock.now()).await {
+                    Ok(control) => {
+                        self.control.send_replace(control);
+                        tracing::error!("{KEY_REJECTED}: sync paused until an operator resumes it");
+                    }
+                    Err(store_error) => tracing::error!(%store_error, "cannot persist the pause"),
+                }
+                return;
+            }
+            Err(error) => {
+                lock(&self.counters).failures += 1;
+                self.park(day, error.code(), error.to_string());
+                return;
+            }
+        };
+        match self.store.apply_fetch(&fetch).await {
+            Ok(outcome) => {
+                {
+                    let mut counters = lock(&self.counters);
+                    counters.days_applied += 1;
+                    if let ApplyOutcome::Applied { transfers, .. } = outcome {
+                        counters.transfers_posted += transfers as u64;
+                    }
+                }
+                lock(&self.parked).remove(&day);
+                lock(&self.queue).finish(day, true);
+            }
+            Err(error) => {
+                lock(&self.counters).failures += 1;
+                self.park(day, "store", error.to_string());
+            }
+        }
+    }
+
+    /// Gives up on `day` for this cycle: visible in status, queued again by the next tier run.
+    fn park(&self, day: ProductDate, code: &'static str, message: String) {
+        tracing::error!(%day, code, %message, "day parked until the next cycle");
+        self.record_error(day, code, message.clone());
+        lock(&self.parked).insert(
+            day,
+            ParkedDay {
+                experience: day.experience.get(),
+                date: day.date,
+                error: message,
+                since: self.clock.now(),
+            },
+        );
+        lock(&self.queue).finish(day, false);
+    }
+
+    fn record_error(&self, day: ProductDate, code: &'static str, message: String) {
+        *lock(&self.last_error) = Some(LastError {
+            at: self.clock.now(),
+            experience: day.experience.get(),
+            date: day.date,
+            code,
+            message,
+        });
+    }
+
+    /// Follows the persisted pause state, so a pause written by another instance is obeyed.
+    async fn poll_control(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = tokio::time::sleep(CONTROL_POLL) => {}
+            }
+            match self.store.sync_control().await {
+                Ok(control) => {
+                    self.control.send_if_modified(|current| {
+                        let changed = *current != control;
+                        *current = control;
+                        changed
+                    });
+                }
+                Err(error) => tracing::warn!(%error, "cannot read the pause state"),
+            }
+        }
+    }
+}
