@@ -154,43 +154,10 @@ impl PartnerClient {
             }
         }
 
-        (Some(status), self.classify(experience, date, status, &body))
-    }
-
-    fn classify(
-        &self,
-        experience: ExperienceId,
-        date: NaiveDate,
-        status: StatusCode,
-        body: &[u8],
-    ) -> Result<DayFetch, PartnerError> {
-        match status.as_u16() {
-            200..=299 => wire::parse_day_body(body, date)
-                .map(|slots| DayFetch::new(experience, date, slots))
-                .map_err(|error| PartnerError::Malformed {
-                    experience,
-                    date,
-                    detail: self.redact(error.to_string()),
-                }),
-            429 => Err(PartnerError::RateLimited {
-                reset_at: wire::rate_limit_reset(body),
-            }),
-            code @ (401 | 403) => Err(PartnerError::Unauthorized { status: code }),
-            // "Request Timeout" is the server giving up on us, not a verdict on the request.
-            code @ (408 | 500..=599) => Err(PartnerError::Transient {
-                status: Some(code),
-                detail: self.excerpt(body),
-            }),
-            code @ 400..=499 => Err(PartnerError::BadRequest {
-                status: code,
-                body_excerpt: self.excerpt(body),
-            }),
-            code => Err(PartnerError::Malformed {
-                experience,
-                date,
-                detail: format!("unexpected HTTP status {code} (redirects are not followed)"),
-            }),
-        }
+        (
+            Some(status),
+            classify(experience, date, status, &body, |text| self.redact(text)),
+        )
     }
 
     fn transport_error(&self, error: reqwest::Error) -> PartnerError {
@@ -231,15 +198,6 @@ impl PartnerClient {
     }
 
     /// The start of an error body, printable and scrubbed of the key (some servers echo it).
-    fn excerpt(&self, body: &[u8]) -> String {
-        let text: String = String::from_utf8_lossy(body)
-            .chars()
-            .take(BODY_EXCERPT_CHARS)
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        self.redact(text)
-    }
-
     fn redact(&self, text: String) -> String {
         let key = self.inner.api_key.expose();
         if key.is_empty() || !text.contains(key) {
@@ -258,6 +216,53 @@ impl fmt::Debug for PartnerClient {
             .field("rate_limit_per_minute", &self.rate_limit_per_minute())
             .field("request_timeout", &self.inner.request_timeout)
             .finish_non_exhaustive()
+    }
+}
+
+/// Turns one partner answer into a fetched day or a classified error. `redact` scrubs the key
+/// out of any text taken from the body (some servers echo it).
+pub(crate) fn classify(
+    experience: ExperienceId,
+    date: NaiveDate,
+    status: StatusCode,
+    body: &[u8],
+    redact: impl Fn(String) -> String,
+) -> Result<DayFetch, PartnerError> {
+    let excerpt = |body: &[u8]| {
+        redact(
+            String::from_utf8_lossy(body)
+                .chars()
+                .take(BODY_EXCERPT_CHARS)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
+        )
+    };
+    match status.as_u16() {
+        200..=299 => wire::parse_day_body(body, date)
+            .map(|slots| DayFetch::new(experience, date, slots))
+            .map_err(|error| PartnerError::Malformed {
+                experience,
+                date,
+                detail: redact(error.to_string()),
+            }),
+        429 => Err(PartnerError::RateLimited {
+            reset_at: wire::rate_limit_reset(body),
+        }),
+        code @ (401 | 403) => Err(PartnerError::Unauthorized { status: code }),
+        // "Request Timeout" is the server giving up on us, not a verdict on the request.
+        code @ (408 | 500..=599) => Err(PartnerError::Transient {
+            status: Some(code),
+            detail: excerpt(body),
+        }),
+        code @ 400..=499 => Err(PartnerError::BadRequest {
+            status: code,
+            body_excerpt: excerpt(body),
+        }),
+        code => Err(PartnerError::Malformed {
+            experience,
+            date,
+            detail: format!("unexpected HTTP status {code} (redirects are not followed)"),
+        }),
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 
+pub(crate) use client::classify;
 pub use client::{PartnerClient, PartnerClientConfig};
 pub use error::{ClientBuildError, PartnerError};
 pub use pacing::Pacer;

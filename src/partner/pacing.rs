@@ -50,7 +50,10 @@ impl Pacer {
             start: Instant::now(),
         };
         Self {
-            limiter: RateLimiter::direct_with_clock(pacing_quota(rate_limit_per_minute), clock.clone()),
+            limiter: RateLimiter::direct_with_clock(
+                pacing_quota(rate_limit_per_minute),
+                clock.clone(),
+            ),
             clock,
             rate_limit_per_minute,
             hold_until: Mutex::new(None),
@@ -151,7 +154,10 @@ mod tests {
             );
             // ...while draining at no less than 99 % of the quota.
             let minute = Duration::from_secs(60).as_nanos();
-            assert!(period.as_nanos() * u128::from(rpm.get()) * 99 <= minute * 100, "rpm {rpm}");
+            assert!(
+                period.as_nanos() * u128::from(rpm.get()) * 99 <= minute * 100,
+                "rpm {rpm}"
+            );
         }
     }
 

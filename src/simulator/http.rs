@@ -62,11 +62,11 @@ async fn inventory(
         .into_response()
 }
 
-struct PartnerAnswer {
-    status: StatusCode,
+pub(super) struct PartnerAnswer {
+    pub(super) status: StatusCode,
     content_type: &'static str,
-    body: Vec<u8>,
-    delay: Option<Duration>,
+    pub(super) body: Vec<u8>,
+    pub(super) delay: Option<Duration>,
 }
 
 impl PartnerAnswer {
@@ -111,7 +111,7 @@ impl PartnerAnswer {
 impl Simulator {
     /// Decides the whole answer under one lock: authentication, then the rate window, then a
     /// storm or a fault roll, then the inventory itself; and logs the call.
-    fn answer_partner_call(
+    pub(super) fn answer_partner_call(
         &self,
         api_key: Option<&str>,
         product_id: &str,

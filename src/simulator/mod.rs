@@ -28,6 +28,7 @@
 mod catalog;
 mod faults;
 mod http;
+mod in_process;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -58,6 +59,7 @@ pub use catalog::{
     builtin_products,
 };
 pub use faults::Faults;
+pub use in_process::InProcessPartner;
 
 /// The length of the partner's rate-limit window.
 const RATE_WINDOW: Duration = Duration::from_secs(60);

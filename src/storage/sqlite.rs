@@ -24,6 +24,7 @@ use crate::ledger::{
 };
 
 const TIME_FORMAT: &str = "%H:%M";
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -51,14 +52,18 @@ impl SqliteStore {
                 StoreError::Corrupt(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
+        // Generous: the single writer connection is shared by every write, and a test running
+        // under tokio's paused clock must not see a spurious timeout.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone())
             .await
             .during("opening the SQLite database")?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.read_only(true))
             .await
             .during("opening the SQLite database for reading")?;

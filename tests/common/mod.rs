@@ -273,3 +273,232 @@ pub fn fast_retries() -> invsync::sync::RetryPolicy {
         max_retries: 8,
     }
 }
+
+/// The real engine over a real store, fed by the simulator in-process (no HTTP), under tokio's
+/// paused clock.
+pub struct EngineHarness {
+    pub engine: invsync::sync::engine::Engine,
+    pub sim: invsync::simulator::Simulator,
+    /// The backend, reached so that database work never lets paused time run ahead.
+    pub store: Arc<dyn Store>,
+    pub backend: TestStore,
+    pub tasks: tokio::task::JoinSet<()>,
+}
+
+pub async fn start_engine(backend: TestStore, horizon_days: u32) -> EngineHarness {
+    let sim = invsync::simulator::Simulator::new(invsync::simulator::SimulatorConfig::new(
+        invsync::domain::Secret::new(SIM_KEY),
+    ));
+    start_engine_with(backend, sim, horizon_days).await
+}
+
+pub async fn start_engine_with(
+    backend: TestStore,
+    sim: invsync::simulator::Simulator,
+    horizon_days: u32,
+) -> EngineHarness {
+    let store = RealTimeStore::connect(&backend.url).await;
+    let engine = engine_for(store.clone(), &sim, horizon_days).await;
+    tokio::time::pause();
+    let tasks = engine.start();
+    EngineHarness {
+        engine,
+        sim,
+        store,
+        backend,
+        tasks,
+    }
+}
+
+/// An engine with the default tiers at the partner's 30 requests per minute.
+pub async fn engine_for(
+    store: Arc<dyn Store>,
+    sim: &invsync::simulator::Simulator,
+    horizon_days: u32,
+) -> invsync::sync::engine::Engine {
+    use invsync::sync::engine::{Engine, EngineConfig};
+    let mut settings = invsync::config::Settings::default();
+    settings.sync.horizon_days =
+        serde_json::from_value(serde_json::json!(horizon_days)).expect("horizon days");
+    let config = EngineConfig {
+        retry: fast_retries(),
+        ..EngineConfig::from_settings(&settings)
+    };
+    // A fixed morning in the partner's zone, so hours of simulated time never cross midnight.
+    let clock =
+        invsync::sync::clock::Clock::starting_at("2026-12-01T00:00:00Z".parse().expect("instant"));
+    let partner = invsync::simulator::InProcessPartner::new(
+        sim.clone(),
+        settings.partner.rate_limit_per_minute,
+        clock,
+    );
+    store
+        .ensure_experiences(&config.experiences)
+        .await
+        .expect("experiences");
+    Engine::new(config, store, Arc::new(partner), clock)
+        .await
+        .expect("engine")
+}
+
+impl EngineHarness {
+    /// Product-dates of the horizon that have been fetched at least once.
+    pub async fn fetched_days(&self) -> usize {
+        let (from, to) = self.engine.horizon();
+        self.store
+            .last_fetches(from, to)
+            .await
+            .expect("last fetches")
+            .len()
+    }
+
+    /// Waits (in tokio time) until nothing is queued or in flight, checking every second.
+    pub async fn wait_until_drained(&self, limit: std::time::Duration) {
+        let start = tokio::time::Instant::now();
+        while self.engine.outstanding() > 0 {
+            assert!(start.elapsed() < limit, "not drained within {limit:?}");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
+    pub fn partner_calls(&self) -> usize {
+        self.sim.calls().len()
+    }
+
+    /// Stops the engine and gives the test its real clock back.
+    pub fn finish(self) {
+        self.engine.shutdown();
+        tokio::time::resume();
+    }
+}
+
+/// A store whose every call runs on a runtime of its own with a real clock, awaited through
+/// `spawn_blocking`. Tokio does not auto-advance a paused clock while a blocking task runs, so
+/// simulated time moves only while the engine really waits (pacer, backoff, schedule), never
+/// because a database round trip took real time.
+pub struct RealTimeStore {
+    runtime: Option<tokio::runtime::Runtime>,
+    inner: Arc<dyn Store>,
+}
+
+impl RealTimeStore {
+    pub async fn connect(url: &str) -> Arc<dyn Store> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("store runtime");
+        let url = url.to_string();
+        let inner = runtime
+            .spawn(async move { storage::connect(&url).await })
+            .await
+            .expect("connect task")
+            .expect("store connects");
+        Arc::new(Self {
+            runtime: Some(runtime),
+            inner,
+        })
+    }
+
+    async fn call<T, F>(&self, operation: impl FnOnce(Arc<dyn Store>) -> F + Send + 'static) -> T
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
+        let handle = self
+            .runtime
+            .as_ref()
+            .expect("runtime lives as long as the store")
+            .handle()
+            .clone();
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || handle.block_on(operation(inner)))
+            .await
+            .expect("store call")
+    }
+}
+
+impl Drop for RealTimeStore {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for RealTimeStore {
+    async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), storage::StoreError> {
+        let ids = ids.to_vec();
+        self.call(move |s| async move { s.ensure_experiences(&ids).await })
+            .await
+    }
+    async fn apply_fetch(
+        &self,
+        fetch: &DayFetch,
+    ) -> Result<storage::ApplyOutcome, storage::StoreError> {
+        let fetch = fetch.clone();
+        self.call(move |s| async move { s.apply_fetch(&fetch).await })
+            .await
+    }
+    async fn experience_exists(&self, id: ExperienceId) -> Result<bool, storage::StoreError> {
+        self.call(move |s| async move { s.experience_exists(id).await })
+            .await
+    }
+    async fn slots_on(
+        &self,
+        id: ExperienceId,
+        date: NaiveDate,
+    ) -> Result<Vec<storage::ServedSlot>, storage::StoreError> {
+        self.call(move |s| async move { s.slots_on(id, date).await })
+            .await
+    }
+    async fn sellable_dates(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<storage::DatePrice>, storage::StoreError> {
+        self.call(move |s| async move { s.sellable_dates(id, from, to).await })
+            .await
+    }
+    async fn slot_history(
+        &self,
+        id: ExperienceId,
+        date: NaiveDate,
+        start: NaiveTime,
+    ) -> Result<Option<storage::SlotHistory>, storage::StoreError> {
+        self.call(move |s| async move { s.slot_history(id, date, start).await })
+            .await
+    }
+    async fn verify(&self) -> Result<invsync::ledger::VerifyReport, storage::StoreError> {
+        self.call(|s| async move { s.verify().await }).await
+    }
+    async fn last_fetches(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<storage::LastFetch>, storage::StoreError> {
+        self.call(move |s| async move { s.last_fetches(from, to).await })
+            .await
+    }
+    async fn sync_control(&self) -> Result<storage::SyncControl, storage::StoreError> {
+        self.call(|s| async move { s.sync_control().await }).await
+    }
+    async fn pause_sync(
+        &self,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<storage::SyncControl, storage::StoreError> {
+        let reason = reason.to_string();
+        self.call(move |s| async move { s.pause_sync(&reason, at).await })
+            .await
+    }
+    async fn resume_sync(
+        &self,
+        at: DateTime<Utc>,
+    ) -> Result<storage::SyncControl, storage::StoreError> {
+        self.call(move |s| async move { s.resume_sync(at).await })
+            .await
+    }
+}
