@@ -71,8 +71,11 @@ impl Batch {
 
 #[derive(Debug, Default)]
 struct Entry {
+    /// Set while queued.
     urgency: Option<Urgency>,
     in_flight: bool,
+    /// The most urgent request made while in flight, kept in case the call is put back.
+    urgency_if_requeued: Option<Urgency>,
     waiters: Vec<Arc<Batch>>,
 }
 
@@ -83,8 +86,9 @@ pub struct WorkQueue {
 }
 
 impl WorkQueue {
-    /// Queues `day` unless it is already queued at the same or a higher urgency, or already in
-    /// flight; either way `batch` (if any) waits for it. Returns whether it was newly queued.
+    /// Queues `day` unless it is already queued at the same or a higher urgency; a day in
+    /// flight is served by the call under way. Either way `batch` (if any) waits for it.
+    /// Returns whether this call queued it, moved it up, or found it in flight.
     pub fn push(&mut self, day: ProductDate, urgency: Urgency, batch: Option<&Arc<Batch>>) -> bool {
         let entry = self.entries.entry(day).or_default();
         if let Some(batch) = batch {
@@ -92,7 +96,9 @@ impl WorkQueue {
             entry.waiters.push(batch.clone());
         }
         if entry.in_flight {
-            return false;
+            entry.urgency_if_requeued =
+                Some(entry.urgency_if_requeued.map_or(urgency, |asked| asked.min(urgency)));
+            return true;
         }
         match entry.urgency {
             Some(current) if current <= urgency => false,
@@ -102,7 +108,7 @@ impl WorkQueue {
                 }
                 entry.urgency = Some(urgency);
                 self.ordered.insert((urgency, day));
-                current.is_none()
+                true
             }
         }
     }
@@ -120,8 +126,10 @@ impl WorkQueue {
     /// Puts an in-flight day back (its call was cancelled or rate limited); waiters keep
     /// waiting.
     pub fn requeue(&mut self, day: ProductDate, urgency: Urgency) {
+        let mut urgency = urgency;
         if let Some(entry) = self.entries.get_mut(&day) {
             entry.in_flight = false;
+            urgency = urgency.min(entry.urgency_if_requeued.take().unwrap_or(urgency));
         }
         self.push(day, urgency, None);
     }
@@ -175,13 +183,17 @@ mod tests {
         let mut queue = WorkQueue::default();
         assert!(queue.push(day(14, 3), Urgency::Routine, None));
         assert!(!queue.push(day(14, 3), Urgency::Routine, None));
+        assert!(queue.push(day(14, 3), Urgency::Manual, None));
         assert!(!queue.push(day(14, 3), Urgency::Manual, None));
         assert_eq!(queue.pending(), 1);
         assert_eq!(queue.pop(), Some((day(14, 3), Urgency::Manual)));
-        // In flight: not queued again.
-        assert!(!queue.push(day(14, 3), Urgency::Routine, None));
+        // In flight: served by the call under way, not queued again...
+        assert!(queue.push(day(14, 3), Urgency::Manual, None));
         assert_eq!(queue.pending(), 0);
         assert_eq!(queue.in_flight(), 1);
+        // ...unless that call is put back, at the most urgent level asked for meanwhile.
+        queue.requeue(day(14, 3), Urgency::Routine);
+        assert_eq!(queue.pop(), Some((day(14, 3), Urgency::Manual)));
     }
 
     #[tokio::test]
