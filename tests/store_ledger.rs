@@ -275,6 +275,63 @@ async fn concurrent_applies_of_one_day_post_once() {
     }
 }
 
+/// Two processes (two stores with their own pools) on one database apply the same fetches of
+/// several days at once: each fetch is applied by one of them and found done by the other (or
+/// is superseded for both), the newest fetch of each day wins, and days of one experience,
+/// which share its partner account, never collide.
+#[tokio::test]
+async fn two_processes_applying_the_same_fetches_at_once_agree() {
+    for backend in backends().await {
+        let other_process = invsync::storage::connect(&backend.url)
+            .await
+            .expect("second process connects");
+        let id = experience(14);
+        let days = ["2026-12-01", "2026-12-03", "2026-12-06", "2026-12-08"].map(date);
+        // Per day, fetches one second apart, each seeing one adult seat fewer.
+        let fetches: Vec<_> = days
+            .iter()
+            .flat_map(|&day| {
+                (0..4).map(move |i| fetch_at(id, day, i, tuesday_slots(day, 1000 - i)))
+            })
+            .collect();
+        let applies = fetches.iter().flat_map(|fetch| {
+            [
+                backend.store.apply_fetch(fetch),
+                other_process.apply_fetch(fetch),
+            ]
+        });
+        let outcomes: Vec<ApplyOutcome> = futures::future::join_all(applies)
+            .await
+            .into_iter()
+            .map(|result| result.expect("no constraint or version error"))
+            .collect();
+        for (fetch, pair) in fetches.iter().zip(outcomes.chunks(2)) {
+            assert!(
+                matches!(
+                    pair,
+                    [ApplyOutcome::Applied { .. }, ApplyOutcome::AlreadyApplied]
+                        | [ApplyOutcome::AlreadyApplied, ApplyOutcome::Applied { .. }]
+                        | [ApplyOutcome::Superseded, ApplyOutcome::Superseded]
+                ),
+                "{}: fetch of {} at {} had outcomes {pair:?}",
+                backend.name,
+                fetch.date,
+                fetch.fetched_at
+            );
+        }
+        for day in days {
+            let served = backend.store.slots_on(id, day).await.unwrap();
+            assert_eq!(
+                served[1].pax[0].remaining, 997,
+                "{}: the newest fetch of {day} wins",
+                backend.name
+            );
+        }
+        let report = backend.store.verify().await.unwrap();
+        assert!(report.ok, "{}: {report:?}", backend.name);
+    }
+}
+
 /// The database itself, not only the code, refuses to rewrite history or overdraw a pool.
 #[tokio::test]
 async fn the_database_enforces_immutability_and_the_floor() {

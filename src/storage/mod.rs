@@ -4,8 +4,10 @@
 //! the rules (which transfers a fetch implies, how the served price is chosen) live in shared
 //! code so both backends behave identically.
 
+mod postgres;
 mod sqlite;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,8 +15,12 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::domain::{DayFetch, ExperienceId, Price, Seats};
-use crate::ledger::{AccountKind, PostingError, VerifyReport};
+use crate::ledger::{
+    self, AccountId, AccountKind, AccountState, Entry, PoolObservation, PostingError, Transfer,
+    VerifyReport, Violation,
+};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +106,7 @@ pub struct DatePrice {
 }
 
 /// One ledger entry on one of a slot's accounts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Posting {
     pub at: DateTime<Utc>,
     pub transaction_id: i64,
@@ -179,15 +185,16 @@ pub trait Store: Send + Sync + 'static {
     async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct LastFetch {
+    #[sqlx(try_from = "i64")]
     pub experience: ExperienceId,
     pub date: NaiveDate,
     pub fetched_at: DateTime<Utc>,
 }
 
 /// Whether operators (or a rejected API key) paused the sync, why, and since when.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SyncControl {
     pub paused: bool,
     pub reason: Option<String>,
@@ -198,6 +205,8 @@ pub struct SyncControl {
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
     }
@@ -225,6 +234,20 @@ impl MinorUnits {
             final_price: to_minor(final_price)?,
             original_price: to_minor(original_price)?,
             scale,
+        })
+    }
+
+    /// Reads a stored price; the scale column is a plain integer on every backend.
+    pub fn from_stored(
+        final_price: i64,
+        original_price: i64,
+        scale: i32,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            final_price,
+            original_price,
+            scale: u32::try_from(scale)
+                .map_err(|_| StoreError::Corrupt(format!("stored price scale {scale}")))?,
         })
     }
 
@@ -281,6 +304,251 @@ pub(crate) fn cheapest_primary_by_date(rows: Vec<SellablePaxPrice>) -> Vec<DateP
         }
     }
     dates
+}
+
+/// A sellable slot's pax price as both backends read it for `/dates`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SellablePaxRow {
+    service_date: NaiveDate,
+    slot_id: i64,
+    is_primary: bool,
+    currency: String,
+    price_scale: i32,
+    final_price_minor: i64,
+    original_price_minor: i64,
+}
+
+/// The "from" price of each date, from rows ordered by date, slot and pax position.
+pub(crate) fn sellable_dates_from_rows(
+    rows: Vec<SellablePaxRow>,
+) -> Result<Vec<DatePrice>, StoreError> {
+    let prices = rows
+        .into_iter()
+        .map(|row| {
+            Ok(SellablePaxPrice {
+                date: row.service_date,
+                slot_id: row.slot_id,
+                is_primary: row.is_primary,
+                price: MinorUnits::from_stored(
+                    row.final_price_minor,
+                    row.original_price_minor,
+                    row.price_scale,
+                )?
+                .into_price(row.currency),
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(cheapest_primary_by_date(prices))
+}
+
+/// An open slot of a day with its served remaining (the slot pool's available balance).
+#[derive(sqlx::FromRow)]
+pub(crate) struct SlotRow {
+    id: i64,
+    provider_slot_id: String,
+    start_time: NaiveTime,
+    remaining: Seats,
+}
+
+/// A present pax of an open slot, with its served remaining.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PaxRow {
+    slot_id: i64,
+    pax_type: String,
+    name: String,
+    description: String,
+    min_pax: i64,
+    max_pax: i64,
+    is_primary: bool,
+    currency: String,
+    price_scale: i32,
+    final_price_minor: i64,
+    original_price_minor: i64,
+    balance: Seats,
+}
+
+/// Puts a day together from its slot rows (in serving order) and pax rows (ordered by slot
+/// and partner position).
+pub(crate) fn served_slots(
+    date: NaiveDate,
+    slots: Vec<SlotRow>,
+    pax: Vec<PaxRow>,
+) -> Result<Vec<ServedSlot>, StoreError> {
+    let mut pax_by_slot: HashMap<i64, Vec<ServedPax>> = HashMap::new();
+    for row in pax {
+        let served = ServedPax {
+            price: MinorUnits::from_stored(
+                row.final_price_minor,
+                row.original_price_minor,
+                row.price_scale,
+            )?
+            .into_price(row.currency),
+            pax_type: row.pax_type,
+            name: row.name,
+            description: row.description,
+            min: row.min_pax,
+            max: row.max_pax,
+            remaining: row.balance,
+            is_primary: row.is_primary,
+        };
+        pax_by_slot.entry(row.slot_id).or_default().push(served);
+    }
+    Ok(slots
+        .into_iter()
+        .map(|slot| ServedSlot {
+            provider_slot_id: slot.provider_slot_id,
+            start_date: date,
+            start_time: slot.start_time,
+            remaining: slot.remaining,
+            pax: pax_by_slot.remove(&slot.id).unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Account kinds are stored as their names on every backend.
+impl<DB: sqlx::Database> sqlx::Type<DB> for AccountKind
+where
+    String: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as sqlx::Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for AccountKind
+where
+    String: sqlx::Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(<String as sqlx::Decode<'r, DB>>::decode(value)?.parse()?)
+    }
+}
+
+/// An account's stored balance and the version of its latest entry.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub(crate) struct RunningBalance {
+    pub balance: Seats,
+    pub version: i64,
+}
+
+/// One inventory pool of the day being applied, read back after the mirror was written.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub(crate) struct DayPool {
+    /// The pool's available account.
+    pub account: AccountId,
+    pub balance: Seats,
+    pub version: i64,
+    /// What the partner now reports; 0 for a pool that vanished.
+    pub observed: Seats,
+}
+
+/// The transfers that bring the day's pools to what the partner reports (none when unchanged).
+pub(crate) fn day_transfers(partner: AccountId, pools: &[DayPool]) -> Vec<Transfer> {
+    let observations: Vec<PoolObservation> = pools
+        .iter()
+        .map(|pool| PoolObservation {
+            available: pool.account,
+            balance: pool.balance,
+            observed: pool.observed,
+        })
+        .collect();
+    ledger::capacity_transfers(partner, &observations)
+}
+
+/// An account's new running state, written only if it still has the version it was read at:
+/// a concurrent writer's change then fails loudly instead of merging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AccountUpdate {
+    pub account: AccountId,
+    pub balance: Seats,
+    pub version: i64,
+    pub read_version: i64,
+}
+
+/// The ledger rows one day's transfers write.
+#[derive(Debug)]
+pub(crate) struct DayPosting {
+    pub entries: Vec<Entry>,
+    /// Ordered by account id, so every writer touches rows in the same order.
+    pub updates: Vec<AccountUpdate>,
+}
+
+impl DayPosting {
+    pub fn post(
+        transfers: &[Transfer],
+        partner: AccountId,
+        partner_state: RunningBalance,
+        pools: &[DayPool],
+    ) -> Result<Self, StoreError> {
+        let mut accounts: HashMap<AccountId, AccountState> = pools
+            .iter()
+            .map(|pool| {
+                let state = AccountState {
+                    kind: AccountKind::Available,
+                    balance: pool.balance,
+                    version: pool.version,
+                };
+                (pool.account, state)
+            })
+            .collect();
+        accounts.insert(
+            partner,
+            AccountState {
+                kind: AccountKind::Partner,
+                balance: partner_state.balance,
+                version: partner_state.version,
+            },
+        );
+        let before = accounts.clone();
+        let entries = ledger::post(transfers, &mut accounts)?;
+        let mut updates: Vec<AccountUpdate> = accounts
+            .into_iter()
+            .filter_map(|(account, state)| {
+                let read = before.get(&account)?;
+                (*read != state).then_some(AccountUpdate {
+                    account,
+                    balance: state.balance,
+                    version: state.version,
+                    read_version: read.version,
+                })
+            })
+            .collect();
+        updates.sort_by_key(|update| update.account);
+        Ok(Self { entries, updates })
+    }
+}
+
+/// Runs every ledger check on `conn`, which should hold one snapshot for all of them.
+pub(crate) async fn verify_ledger<DB>(conn: &mut DB::Connection) -> Result<VerifyReport, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    String: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+    (i64, i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let mut violations = Vec::new();
+    for &(invariant, check) in ledger::verify::CHECKS {
+        let details: Vec<String> = sqlx::query_scalar(check)
+            .fetch_all(&mut *conn)
+            .await
+            .during("checking a ledger invariant")?;
+        violations.extend(
+            details
+                .into_iter()
+                .map(|detail| Violation { invariant, detail }),
+        );
+    }
+    let counts: (i64, i64, i64) = sqlx::query_as(ledger::verify::COUNTS)
+        .fetch_one(&mut *conn)
+        .await
+        .during("counting the ledger")?;
+    Ok(VerifyReport::new(counts, violations))
 }
 
 #[cfg(test)]

@@ -5,23 +5,21 @@
 //! read-to-write lock upgrade. Reads use a separate read-only pool that WAL lets run beside the
 //! writer.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use super::{
-    ApplyOutcome, DatePrice, DuringExt, LastFetch, MinorUnits, Posting, SellablePaxPrice,
-    ServedPax, ServedSlot, SlotHistory, Store, StoreError, SyncControl, cheapest_primary_by_date,
+    ApplyOutcome, DatePrice, DayPool, DayPosting, DuringExt, LastFetch, MinorUnits, PaxRow,
+    Posting, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow, Store, StoreError,
+    SyncControl, day_transfers, sellable_dates_from_rows, served_slots, verify_ledger,
 };
-use crate::domain::{DayFetch, ExperienceId, Seats};
-use crate::ledger::{
-    self, AccountId, AccountKind, AccountState, PoolObservation, VerifyReport, Violation,
-};
+use crate::domain::{DayFetch, ExperienceId};
+use crate::ledger::{AccountId, VerifyReport};
 
 const TIME_FORMAT: &str = "%H:%M";
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -73,11 +71,6 @@ impl SqliteStore {
 
 fn format_time(time: NaiveTime) -> String {
     time.format(TIME_FORMAT).to_string()
-}
-
-fn parse_time(text: &str) -> Result<NaiveTime, StoreError> {
-    NaiveTime::parse_from_str(text, TIME_FORMAT)
-        .map_err(|e| StoreError::Corrupt(format!("stored start time {text:?}: {e}")))
 }
 
 async fn ensure_experience(
@@ -220,10 +213,11 @@ async fn reconcile_ledger(
     fetch: &DayFetch,
     partner: AccountId,
 ) -> Result<usize, StoreError> {
-    let pools: Vec<(AccountId, Seats, i64, Seats)> = sqlx::query_as(
-        "SELECT a.id, a.balance, a.version,
+    let pools: Vec<DayPool> = sqlx::query_as(
+        "SELECT a.id AS account, a.balance, a.version,
                 CASE WHEN s.is_open AND (a.pax_type IS NULL OR p.is_present)
                      THEN COALESCE(p.observed_remaining, s.observed_remaining) ELSE 0 END
+                    AS observed
          FROM slots s
          JOIN accounts a ON a.slot_id = s.id AND a.kind = 'available'
          LEFT JOIN slot_pax p ON p.slot_id = s.id AND p.pax_type = a.pax_type
@@ -234,48 +228,17 @@ async fn reconcile_ledger(
     .fetch_all(&mut *conn)
     .await
     .during("reading the day's pool balances")?;
-    let observations: Vec<PoolObservation> = pools
-        .iter()
-        .map(|&(available, balance, _, observed)| PoolObservation {
-            available,
-            balance,
-            observed,
-        })
-        .collect();
-    let transfers = ledger::capacity_transfers(partner, &observations);
+    let transfers = day_transfers(partner, &pools);
     if transfers.is_empty() {
         return Ok(0);
     }
-    let (partner_balance, partner_version): (Seats, i64) =
+    let partner_state: RunningBalance =
         sqlx::query_as("SELECT balance, version FROM accounts WHERE id = ?")
             .bind(partner)
             .fetch_one(&mut *conn)
             .await
             .during("reading the partner balance")?;
-    let mut accounts: HashMap<AccountId, AccountState> = pools
-        .iter()
-        .map(|&(id, balance, version, _)| {
-            let kind = AccountKind::Available;
-            (
-                id,
-                AccountState {
-                    kind,
-                    balance,
-                    version,
-                },
-            )
-        })
-        .collect();
-    accounts.insert(
-        partner,
-        AccountState {
-            kind: AccountKind::Partner,
-            balance: partner_balance,
-            version: partner_version,
-        },
-    );
-    let before = accounts.clone();
-    let entries = ledger::post(&transfers, &mut accounts)?;
+    let posting = DayPosting::post(&transfers, partner, partner_state, &pools)?;
 
     let now = Utc::now();
     let transaction_id: i64 = sqlx::query_scalar(
@@ -303,7 +266,7 @@ async fn reconcile_ledger(
         .during("recording a transfer")?;
         transfer_ids.push(id);
     }
-    for entry in &entries {
+    for entry in &posting.entries {
         sqlx::query(
             "INSERT INTO entries (transaction_id, transfer_id, account_id, amount, balance_after,
                                   version, created_at)
@@ -320,25 +283,22 @@ async fn reconcile_ledger(
         .await
         .during("recording a ledger entry")?;
     }
-    for (id, state) in &accounts {
-        let old = before[id];
-        if old == *state {
-            continue;
-        }
+    for update in &posting.updates {
         // The version guard makes a concurrent writer's change fail loudly, never merge.
         let updated = sqlx::query(
             "UPDATE accounts SET balance = ?, version = ? WHERE id = ? AND version = ?",
         )
-        .bind(state.balance)
-        .bind(state.version)
-        .bind(id)
-        .bind(old.version)
+        .bind(update.balance)
+        .bind(update.version)
+        .bind(update.account)
+        .bind(update.read_version)
         .execute(&mut *conn)
         .await
         .during("updating an account balance")?;
         if updated.rows_affected() != 1 {
             return Err(StoreError::Corrupt(format!(
-                "account {id} changed while a fetch was being applied"
+                "account {} changed while a fetch was being applied",
+                update.account
             )));
         }
     }
@@ -439,8 +399,8 @@ impl Store for SqliteStore {
         id: ExperienceId,
         date: NaiveDate,
     ) -> Result<Vec<ServedSlot>, StoreError> {
-        let slot_rows: Vec<(i64, String, String, Seats)> = sqlx::query_as(
-            "SELECT s.id, s.provider_slot_id, s.start_time, a.balance
+        let slot_rows: Vec<SlotRow> = sqlx::query_as(
+            "SELECT s.id, s.provider_slot_id, s.start_time, a.balance AS remaining
              FROM slots s
              JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
              WHERE s.experience_id = ? AND s.service_date = ? AND s.is_open = 1
@@ -468,22 +428,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .during("reading a day's pax")?;
-        let mut pax_by_slot: HashMap<i64, Vec<ServedPax>> = HashMap::new();
-        for row in pax_rows {
-            pax_by_slot.entry(row.slot_id).or_default().push(row.into());
-        }
-        slot_rows
-            .into_iter()
-            .map(|(slot_id, provider_slot_id, start_time, remaining)| {
-                Ok(ServedSlot {
-                    provider_slot_id,
-                    start_date: date,
-                    start_time: parse_time(&start_time)?,
-                    remaining,
-                    pax: pax_by_slot.remove(&slot_id).unwrap_or_default(),
-                })
-            })
-            .collect()
+        served_slots(date, slot_rows, pax_rows)
     }
 
     async fn sellable_dates(
@@ -492,8 +437,8 @@ impl Store for SqliteStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DatePrice>, StoreError> {
-        let rows: Vec<(NaiveDate, i64, bool, String, u32, i64, i64)> = sqlx::query_as(
-            "SELECT s.service_date, s.id, p.is_primary, p.currency, p.price_scale,
+        let rows: Vec<SellablePaxRow> = sqlx::query_as(
+            "SELECT s.service_date, s.id AS slot_id, p.is_primary, p.currency, p.price_scale,
                     p.final_price_minor, p.original_price_minor
              FROM slots s
              JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
@@ -508,25 +453,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .during("reading sellable dates")?;
-        Ok(cheapest_primary_by_date(
-            rows.into_iter()
-                .map(
-                    |(date, slot_id, is_primary, currency, scale, final_price, original_price)| {
-                        SellablePaxPrice {
-                            date,
-                            slot_id,
-                            is_primary,
-                            price: MinorUnits {
-                                final_price,
-                                original_price,
-                                scale,
-                            }
-                            .into_price(currency),
-                        }
-                    },
-                )
-                .collect(),
-        ))
+        sellable_dates_from_rows(rows)
     }
 
     async fn slot_history(
@@ -549,9 +476,10 @@ impl Store for SqliteStore {
         let Some((slot_id, provider_slot_id, is_open)) = slot else {
             return Ok(None);
         };
-        let rows: Vec<PostingRow> = sqlx::query_as(
-            "SELECT e.created_at, e.transaction_id, e.transfer_id, e.account_id, a.kind,
-                    a.pax_type, e.amount, e.balance_after, e.version, j.fetch_id, f.fetched_at
+        let postings: Vec<Posting> = sqlx::query_as(
+            "SELECT e.created_at AS at, e.transaction_id, e.transfer_id, e.account_id,
+                    a.kind AS account_kind, a.pax_type, e.amount, e.balance_after, e.version,
+                    j.fetch_id, f.fetched_at
              FROM entries e
              JOIN accounts a ON a.id = e.account_id
              JOIN journal_transactions j ON j.id = e.transaction_id
@@ -568,10 +496,7 @@ impl Store for SqliteStore {
             start_date: date,
             start_time,
             is_open,
-            postings: rows
-                .into_iter()
-                .map(Posting::try_from)
-                .collect::<Result<_, _>>()?,
+            postings,
         }))
     }
 
@@ -582,23 +507,7 @@ impl Store for SqliteStore {
             .begin()
             .await
             .during("starting the verification")?;
-        let mut violations = Vec::new();
-        for &(invariant, check) in ledger::verify::CHECKS {
-            let details: Vec<String> = sqlx::query_scalar(check)
-                .fetch_all(&mut *tx)
-                .await
-                .during("checking a ledger invariant")?;
-            violations.extend(
-                details
-                    .into_iter()
-                    .map(|detail| Violation { invariant, detail }),
-            );
-        }
-        let counts: (i64, i64, i64) = sqlx::query_as(ledger::verify::COUNTS)
-            .fetch_one(&mut *tx)
-            .await
-            .during("counting the ledger")?;
-        Ok(VerifyReport::new(counts, violations))
+        verify_ledger::<Sqlite>(&mut tx).await
     }
 
     async fn last_fetches(
@@ -606,25 +515,16 @@ impl Store for SqliteStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<LastFetch>, StoreError> {
-        let rows: Vec<(i64, NaiveDate, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT experience_id, service_date, last_fetched_at FROM product_dates
-             WHERE service_date BETWEEN ? AND ?",
+        sqlx::query_as(
+            "SELECT experience_id AS experience, service_date AS date,
+                    last_fetched_at AS fetched_at
+             FROM product_dates WHERE service_date BETWEEN ? AND ?",
         )
         .bind(from)
         .bind(to)
         .fetch_all(&self.reader)
         .await
-        .during("reading the last fetch of each day")?;
-        rows.into_iter()
-            .map(|(experience, date, fetched_at)| {
-                Ok(LastFetch {
-                    experience: ExperienceId::try_from(experience)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    date,
-                    fetched_at,
-                })
-            })
-            .collect()
+        .during("reading the last fetch of each day")
     }
 
     async fn sync_control(&self) -> Result<SyncControl, StoreError> {
@@ -658,84 +558,8 @@ impl Store for SqliteStore {
 }
 
 async fn read_sync_control(pool: &SqlitePool) -> Result<SyncControl, StoreError> {
-    let (paused, reason, changed_at): (bool, Option<String>, DateTime<Utc>) =
-        sqlx::query_as("SELECT paused, reason, changed_at FROM sync_control WHERE id = 1")
-            .fetch_one(pool)
-            .await
-            .during("reading the sync control")?;
-    Ok(SyncControl {
-        paused,
-        reason,
-        changed_at,
-    })
-}
-
-#[derive(sqlx::FromRow)]
-struct PaxRow {
-    slot_id: i64,
-    pax_type: String,
-    name: String,
-    description: String,
-    min_pax: i64,
-    max_pax: i64,
-    is_primary: bool,
-    currency: String,
-    price_scale: u32,
-    final_price_minor: i64,
-    original_price_minor: i64,
-    balance: Seats,
-}
-
-impl From<PaxRow> for ServedPax {
-    fn from(row: PaxRow) -> Self {
-        Self {
-            pax_type: row.pax_type,
-            name: row.name,
-            description: row.description,
-            min: row.min_pax,
-            max: row.max_pax,
-            remaining: row.balance,
-            is_primary: row.is_primary,
-            price: MinorUnits {
-                final_price: row.final_price_minor,
-                original_price: row.original_price_minor,
-                scale: row.price_scale,
-            }
-            .into_price(row.currency),
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct PostingRow {
-    created_at: DateTime<Utc>,
-    transaction_id: i64,
-    transfer_id: i64,
-    account_id: i64,
-    kind: String,
-    pax_type: Option<String>,
-    amount: Seats,
-    balance_after: Seats,
-    version: i64,
-    fetch_id: String,
-    fetched_at: DateTime<Utc>,
-}
-
-impl TryFrom<PostingRow> for Posting {
-    type Error = StoreError;
-    fn try_from(row: PostingRow) -> Result<Self, StoreError> {
-        Ok(Self {
-            at: row.created_at,
-            transaction_id: row.transaction_id,
-            transfer_id: row.transfer_id,
-            account_id: row.account_id,
-            account_kind: row.kind.parse().map_err(StoreError::Corrupt)?,
-            pax_type: row.pax_type,
-            amount: row.amount,
-            balance_after: row.balance_after,
-            version: row.version,
-            fetch_id: row.fetch_id,
-            fetched_at: row.fetched_at,
-        })
-    }
+    sqlx::query_as("SELECT paused, reason, changed_at FROM sync_control WHERE id = 1")
+        .fetch_one(pool)
+        .await
+        .during("reading the sync control")
 }

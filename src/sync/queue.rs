@@ -96,8 +96,11 @@ impl WorkQueue {
             entry.waiters.push(batch.clone());
         }
         if entry.in_flight {
-            entry.urgency_if_requeued =
-                Some(entry.urgency_if_requeued.map_or(urgency, |asked| asked.min(urgency)));
+            entry.urgency_if_requeued = Some(
+                entry
+                    .urgency_if_requeued
+                    .map_or(urgency, |asked| asked.min(urgency)),
+            );
             return true;
         }
         match entry.urgency {

@@ -2,13 +2,16 @@
 //! partner days.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use invsync::domain::{DayFetch, ExperienceId, PaxAvailability, Price, Slot};
 use invsync::storage::{self, Store};
 use rust_decimal::Decimal;
+use sqlx::{Connection, Executor};
 use tempfile::TempDir;
 
 /// A store on a real database, removed when dropped.
@@ -16,7 +19,14 @@ pub struct TestStore {
     pub name: &'static str,
     pub url: String,
     pub store: Arc<dyn Store>,
-    _dir: Option<TempDir>,
+    /// Declared after `store`, so the store's pool is released before the database goes.
+    _owned: Option<OwnedDatabase>,
+}
+
+/// The database a `TestStore` created and removes when dropped.
+enum OwnedDatabase {
+    Sqlite(TempDir),
+    Postgres(TempPostgresDatabase),
 }
 
 pub async fn sqlite_store() -> TestStore {
@@ -27,13 +37,137 @@ pub async fn sqlite_store() -> TestStore {
         name: "sqlite",
         url,
         store,
-        _dir: Some(dir),
+        _owned: Some(OwnedDatabase::Sqlite(dir)),
+    }
+}
+
+/// Where the PostgreSQL backend's test databases are created (any database of the server
+/// the tests may create databases on). Not `INVSYNC_`-prefixed: the daemon's configuration
+/// rejects unknown `INVSYNC_` keys.
+const TEST_POSTGRES_URL: &str = "TEST_POSTGRES_URL";
+const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const POSTGRES_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Set once PostgreSQL was found unreachable, so later tests of the binary do not wait again.
+static POSTGRES_UNREACHABLE: AtomicBool = AtomicBool::new(false);
+
+/// A PostgreSQL store on a fresh database of its own, so tests run in parallel; `None` when
+/// PostgreSQL is unreachable outside CI (in CI that fails the test).
+pub async fn postgres_store() -> Option<TestStore> {
+    let admin_url =
+        std::env::var(TEST_POSTGRES_URL).unwrap_or_else(|_| DEFAULT_TEST_POSTGRES_URL.into());
+    if POSTGRES_UNREACHABLE.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut admin = match tokio::time::timeout(
+        POSTGRES_CONNECT_TIMEOUT,
+        sqlx::PgConnection::connect(&admin_url),
+    )
+    .await
+    {
+        Ok(Ok(admin)) => admin,
+        Ok(Err(error)) => return postgres_unreachable(&admin_url, &error.to_string()),
+        Err(_) => return postgres_unreachable(&admin_url, "connection timed out"),
+    };
+    let database = format!("invsync_test_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute(format!("CREATE DATABASE {database}").as_str())
+        .await
+        .expect("create a test database");
+    admin.close().await.expect("close the admin connection");
+    let mut url = reqwest::Url::parse(&admin_url).expect("TEST_POSTGRES_URL is a URL");
+    url.set_path(&database);
+    let owned = TempPostgresDatabase {
+        admin_url,
+        name: database,
+    };
+    let url = url.to_string();
+    let store = storage::connect(&url).await.expect("open PostgreSQL store");
+    Some(TestStore {
+        name: "postgres",
+        url,
+        store,
+        _owned: Some(OwnedDatabase::Postgres(owned)),
+    })
+}
+
+fn postgres_unreachable(admin_url: &str, error: &str) -> Option<TestStore> {
+    let redacted = admin_url.split('@').next_back().unwrap_or(admin_url);
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!(
+            "PostgreSQL at {redacted} is unreachable ({error}); with CI=true every test must run \
+             on both backends: start PostgreSQL or point {TEST_POSTGRES_URL} at one"
+        );
+    }
+    if !POSTGRES_UNREACHABLE.swap(true, Ordering::Relaxed) {
+        // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+        let banner = "!".repeat(78);
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n{banner}\nWARNING: PostgreSQL at {redacted} is unreachable ({error}).\n\
+             These tests run on SQLite ONLY. Start PostgreSQL or set {TEST_POSTGRES_URL}.\n\
+             {banner}\n"
+        );
+    }
+    None
+}
+
+/// A database created for one test, dropped with it (also when the test panics).
+struct TempPostgresDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for TempPostgresDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop cannot await, and blocking inside the test's runtime panics: a thread with a
+        // runtime of its own does the work. FORCE ends connections still open to it (an app's
+        // background tasks).
+        let dropped = std::thread::spawn(move || -> Result<(), String> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                admin.close().await.map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: test database {} was not dropped: {dropped:?}",
+                self.name
+            );
+        }
+    }
+}
+
+impl TestStore {
+    /// Another handle on an existing database (a restarted process); it does not own it.
+    pub async fn reuse(name: &'static str, url: &str) -> TestStore {
+        TestStore {
+            name,
+            url: url.to_string(),
+            store: storage::connect(url).await.expect("reconnect"),
+            _owned: None,
+        }
     }
 }
 
 /// Every backend the suite must pass on.
 pub async fn backends() -> Vec<TestStore> {
-    vec![sqlite_store().await]
+    let mut backends = vec![sqlite_store().await];
+    backends.extend(postgres_store().await);
+    backends
 }
 
 pub fn experience(id: i64) -> ExperienceId {
@@ -91,21 +225,36 @@ pub fn fetch_at(id: ExperienceId, day: NaiveDate, seconds: i64, slots: Vec<Slot>
     }
 }
 
-/// A direct database connection that bypasses the store, for tampering tests.
-pub struct RawConnection(sqlx::SqlitePool);
+/// A direct database connection that bypasses the store, for tampering tests with portable
+/// SQL.
+pub enum RawConnection {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
 
 impl RawConnection {
     pub async fn execute(&self, statement: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(statement).execute(&self.0).await.map(|_| ())
+        match self {
+            Self::Sqlite(pool) => sqlx::query(statement).execute(pool).await.map(|_| ()),
+            Self::Postgres(pool) => sqlx::query(statement).execute(pool).await.map(|_| ()),
+        }
     }
 }
 
 pub async fn raw_connection(backend: &TestStore) -> RawConnection {
-    RawConnection(
-        sqlx::SqlitePool::connect(&backend.url)
-            .await
-            .expect("raw connection"),
-    )
+    if backend.url.starts_with("sqlite:") {
+        RawConnection::Sqlite(
+            sqlx::SqlitePool::connect(&backend.url)
+                .await
+                .expect("raw SQLite connection"),
+        )
+    } else {
+        RawConnection::Postgres(
+            sqlx::PgPool::connect(&backend.url)
+                .await
+                .expect("raw PostgreSQL connection"),
+        )
+    }
 }
 
 pub const SIM_KEY: &str = "test-sim-key";
@@ -121,7 +270,27 @@ pub struct TestApp {
     pub backend: TestStore,
 }
 
+/// The service with its tiers off: tests drive syncs themselves.
 pub async fn spawn_app(backend: TestStore) -> TestApp {
+    spawn_app_with(backend, |settings| settings.sync.tiers = Some(Vec::new())).await
+}
+
+/// The full daemon over a short horizon, its admin token [`ADMIN_TOKEN`].
+pub async fn spawn_daemon(backend: TestStore) -> TestApp {
+    spawn_app_with(backend, |settings| {
+        settings.sync.horizon_days =
+            serde_json::from_value(serde_json::json!(DAEMON_HORIZON_DAYS)).expect("horizon");
+    })
+    .await
+}
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const DAEMON_HORIZON_DAYS: u32 = 7;
+
+pub async fn spawn_app_with(
+    backend: TestStore,
+    customize: impl FnOnce(&mut invsync::config::Settings),
+) -> TestApp {
     use invsync::domain::Secret;
     use invsync::simulator::{Simulator, SimulatorConfig};
     use std::num::NonZeroU32;
@@ -141,8 +310,9 @@ pub async fn spawn_app(backend: TestStore) -> TestApp {
         invsync::config::BaseUrl(sim.base_url().parse().expect("simulator URL"));
     settings.partner.api_key = Some(Secret::new(SIM_KEY));
     settings.partner.rate_limit_per_minute = fast;
-    // Tests drive syncs themselves; the daemon's tiers are tested in their own suite.
-    settings.sync.tiers = Some(Vec::new());
+    settings.partner.request_timeout_seconds = 1;
+    settings.server.admin_token = Some(Secret::new(ADMIN_TOKEN));
+    customize(&mut settings);
     let partner = invsync::partner::PartnerClient::new(invsync::partner::PartnerClientConfig {
         base_url: sim.base_url(),
         api_key: Secret::new(SIM_KEY),
@@ -166,6 +336,42 @@ pub async fn spawn_app(backend: TestStore) -> TestApp {
 }
 
 impl TestApp {
+    /// A POST with the admin token (when `token` is true) and an optional JSON body.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.http.post(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    /// Polls the status until `done` holds, for at most `limit`.
+    pub async fn wait_for_status(
+        &self,
+        limit: std::time::Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = std::time::Instant::now();
+        loop {
+            let (_, status) = self.get("/api/v1/sync/status").await;
+            if done(&status) {
+                return status;
+            }
+            assert!(start.elapsed() < limit, "status never got there: {status}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
         let response = self
             .http

@@ -1,0 +1,674 @@
+//! The production PostgreSQL backend; several daemon instances may share one database.
+//!
+//! A fetched day is applied in one transaction of a fixed handful of statements whatever its
+//! size: each table is written by one statement over column arrays (`UNNEST`), never one round
+//! trip per slot or pax. Applies of the same day serialise on a transaction-scoped advisory
+//! lock, across processes; the experience's partner account, which every posting touches, is
+//! locked only once a day turns out to need postings, so days of one experience are mirrored
+//! in parallel and only their postings queue.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres};
+
+use super::{
+    ApplyOutcome, DatePrice, DayPool, DayPosting, DuringExt, LastFetch, MinorUnits, PaxRow,
+    Posting, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow, Store, StoreError,
+    SyncControl, day_transfers, sellable_dates_from_rows, served_slots, verify_ledger,
+};
+use crate::domain::{DayFetch, ExperienceId};
+use crate::ledger::{AccountId, Transfer, VerifyReport};
+
+/// Enough for the sync's concurrent applies plus the read API, while several instances still
+/// fit under PostgreSQL's default of 100 connections.
+const MAX_CONNECTIONS: u32 = 10;
+/// Bounds both waiting for a pooled connection and opening a new one.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .during("parsing the PostgreSQL URL")?
+            .application_name("invsync");
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .during("connecting to PostgreSQL")?;
+        // The migrator holds an advisory lock, so instances starting together migrate once.
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+/// Creates the experiences that do not exist yet, each with its partner account.
+async fn insert_experiences(
+    executor: impl PgExecutor<'_>,
+    ids: &[ExperienceId],
+) -> Result<(), StoreError> {
+    let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+    sqlx::query(
+        "WITH new_experiences AS (
+             INSERT INTO experiences (id, created_at)
+             SELECT requested.id, $2 FROM UNNEST($1::bigint[]) AS requested (id)
+             ON CONFLICT (id) DO NOTHING
+         )
+         INSERT INTO accounts (experience_id, kind)
+         SELECT requested.id, 'partner' FROM UNNEST($1::bigint[]) AS requested (id)
+         WHERE NOT EXISTS (SELECT 1 FROM accounts a
+                           WHERE a.experience_id = requested.id AND a.kind = 'partner')
+         ON CONFLICT (experience_id) WHERE kind = 'partner' DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(Utc::now())
+    .execute(executor)
+    .await
+    .during("recording the experiences and their partner accounts")?;
+    Ok(())
+}
+
+/// What the store knows about a day before applying a fetch of it.
+#[derive(sqlx::FromRow)]
+struct DayCheckpoint {
+    /// This very fetch was applied before.
+    seen: bool,
+    /// A fetch at least as new is already applied.
+    superseded: bool,
+    partner: Option<AccountId>,
+}
+
+/// A fetched day as column arrays, one per column of `slots` and of `slot_pax`.
+#[derive(Default)]
+struct DayColumns {
+    slot_ids: Vec<String>,
+    slot_dates: Vec<NaiveDate>,
+    start_times: Vec<NaiveTime>,
+    end_times: Vec<NaiveTime>,
+    slot_currencies: Vec<String>,
+    variant_ids: Vec<i64>,
+    slot_remaining: Vec<i64>,
+    /// The provider slot id of each pax row, to find its slot's row id.
+    pax_slot_ids: Vec<String>,
+    pax_types: Vec<String>,
+    positions: Vec<i32>,
+    names: Vec<String>,
+    descriptions: Vec<String>,
+    min_pax: Vec<i64>,
+    max_pax: Vec<i64>,
+    primaries: Vec<bool>,
+    pax_currencies: Vec<String>,
+    price_scales: Vec<i32>,
+    final_prices: Vec<i64>,
+    original_prices: Vec<i64>,
+    pax_remaining: Vec<i64>,
+}
+
+impl DayColumns {
+    fn new(fetch: &DayFetch) -> Result<Self, StoreError> {
+        let mut columns = Self::default();
+        for slot in &fetch.slots {
+            columns.slot_ids.push(slot.provider_slot_id.clone());
+            columns.slot_dates.push(slot.start_date);
+            columns.start_times.push(slot.start_time);
+            columns.end_times.push(slot.end_time);
+            columns.slot_currencies.push(slot.currency.clone());
+            columns.variant_ids.push(slot.variant_id);
+            columns.slot_remaining.push(slot.remaining);
+            for (position, pax) in slot.pax.iter().enumerate() {
+                let price = MinorUnits::from_price(&pax.price)?;
+                columns.pax_slot_ids.push(slot.provider_slot_id.clone());
+                columns.pax_types.push(pax.pax_type.clone());
+                columns.positions.push(to_int(position, "pax position")?);
+                columns.names.push(pax.name.clone());
+                columns.descriptions.push(pax.description.clone());
+                columns.min_pax.push(pax.min);
+                columns.max_pax.push(pax.max);
+                columns.primaries.push(pax.is_primary);
+                columns.pax_currencies.push(pax.price.currency.clone());
+                columns
+                    .price_scales
+                    .push(to_int(price.scale, "price scale")?);
+                columns.final_prices.push(price.final_price);
+                columns.original_prices.push(price.original_price);
+                columns.pax_remaining.push(pax.remaining);
+            }
+        }
+        Ok(columns)
+    }
+}
+
+/// A count or scale as PostgreSQL's `integer`.
+fn to_int<T>(value: T, what: &str) -> Result<i32, StoreError>
+where
+    T: TryInto<i32> + Copy + std::fmt::Display,
+{
+    value
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} {value} does not fit an integer")))
+}
+
+/// Records the fetch and upserts the day's slots and pax with their pools' available
+/// accounts, all in one statement.
+async fn write_mirror(
+    conn: &mut PgConnection,
+    fetch: &DayFetch,
+    fetch_id: &str,
+    day: &DayColumns,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "WITH this_fetch AS (
+             INSERT INTO fetches (id, experience_id, service_date, fetched_at, applied_at,
+                                  slot_count)
+             VALUES ($1::uuid, $2, $3, $4, $5, $6)
+             RETURNING id
+         ), day_slots AS (
+             INSERT INTO slots (experience_id, provider_slot_id, service_date, start_time,
+                                end_time, currency, variant_id, observed_remaining, is_open,
+                                last_fetch_id)
+             SELECT $2, s.provider_slot_id, s.service_date, s.start_time, s.end_time,
+                    s.currency, s.variant_id, s.remaining, TRUE, this_fetch.id
+             FROM this_fetch,
+                  UNNEST($7::text[], $8::date[], $9::time[], $10::time[], $11::text[],
+                         $12::bigint[], $13::bigint[])
+                      AS s (provider_slot_id, service_date, start_time, end_time, currency,
+                            variant_id, remaining)
+             ON CONFLICT (experience_id, provider_slot_id) DO UPDATE SET
+                 service_date = EXCLUDED.service_date, start_time = EXCLUDED.start_time,
+                 end_time = EXCLUDED.end_time, currency = EXCLUDED.currency,
+                 variant_id = EXCLUDED.variant_id,
+                 observed_remaining = EXCLUDED.observed_remaining, is_open = TRUE,
+                 last_fetch_id = EXCLUDED.last_fetch_id
+             RETURNING id, provider_slot_id
+         ), slot_pools AS (
+             INSERT INTO accounts (experience_id, kind, slot_id)
+             SELECT $2, 'available', day_slots.id FROM day_slots
+             WHERE NOT EXISTS (SELECT 1 FROM accounts a
+                               WHERE a.slot_id = day_slots.id AND a.pax_type IS NULL
+                                 AND a.kind = 'available')
+             ON CONFLICT DO NOTHING
+         ), day_pax AS (
+             INSERT INTO slot_pax (slot_id, pax_type, position, name, description, min_pax,
+                                   max_pax, is_primary, currency, price_scale,
+                                   final_price_minor, original_price_minor,
+                                   observed_remaining, is_present, last_fetch_id)
+             SELECT day_slots.id, p.pax_type, p.position, p.name, p.description, p.min_pax,
+                    p.max_pax, p.is_primary, p.currency, p.price_scale, p.final_price_minor,
+                    p.original_price_minor, p.remaining, TRUE, this_fetch.id
+             FROM this_fetch,
+                  UNNEST($14::text[], $15::text[], $16::integer[], $17::text[], $18::text[],
+                         $19::bigint[], $20::bigint[], $21::boolean[], $22::text[],
+                         $23::integer[], $24::bigint[], $25::bigint[], $26::bigint[])
+                      AS p (provider_slot_id, pax_type, position, name, description, min_pax,
+                            max_pax, is_primary, currency, price_scale, final_price_minor,
+                            original_price_minor, remaining)
+                  JOIN day_slots USING (provider_slot_id)
+             ON CONFLICT (slot_id, pax_type) DO UPDATE SET
+                 position = EXCLUDED.position, name = EXCLUDED.name,
+                 description = EXCLUDED.description, min_pax = EXCLUDED.min_pax,
+                 max_pax = EXCLUDED.max_pax, is_primary = EXCLUDED.is_primary,
+                 currency = EXCLUDED.currency, price_scale = EXCLUDED.price_scale,
+                 final_price_minor = EXCLUDED.final_price_minor,
+                 original_price_minor = EXCLUDED.original_price_minor,
+                 observed_remaining = EXCLUDED.observed_remaining, is_present = TRUE,
+                 last_fetch_id = EXCLUDED.last_fetch_id
+             RETURNING slot_id, pax_type
+         )
+         INSERT INTO accounts (experience_id, kind, slot_id, pax_type)
+         SELECT $2, 'available', day_pax.slot_id, day_pax.pax_type FROM day_pax
+         WHERE NOT EXISTS (SELECT 1 FROM accounts a
+                           WHERE a.slot_id = day_pax.slot_id AND a.pax_type = day_pax.pax_type
+                             AND a.kind = 'available')
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(fetch_id)
+    .bind(fetch.experience.get())
+    .bind(fetch.date)
+    .bind(fetch.fetched_at)
+    .bind(Utc::now())
+    .bind(to_int(fetch.slots.len(), "slot count")?)
+    .bind(&day.slot_ids)
+    .bind(&day.slot_dates)
+    .bind(&day.start_times)
+    .bind(&day.end_times)
+    .bind(&day.slot_currencies)
+    .bind(&day.variant_ids)
+    .bind(&day.slot_remaining)
+    .bind(&day.pax_slot_ids)
+    .bind(&day.pax_types)
+    .bind(&day.positions)
+    .bind(&day.names)
+    .bind(&day.descriptions)
+    .bind(&day.min_pax)
+    .bind(&day.max_pax)
+    .bind(&day.primaries)
+    .bind(&day.pax_currencies)
+    .bind(&day.price_scales)
+    .bind(&day.final_prices)
+    .bind(&day.original_prices)
+    .bind(&day.pax_remaining)
+    .execute(conn)
+    .await
+    .during("writing the day's slots and pax")?;
+    Ok(())
+}
+
+/// Closes what the fetch no longer returns (it has vanished at the partner) and moves the
+/// day's checkpoint to this fetch.
+async fn close_vanished_and_checkpoint(
+    conn: &mut PgConnection,
+    fetch: &DayFetch,
+    fetch_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "WITH vanished_pax AS (
+             UPDATE slot_pax SET is_present = FALSE, observed_remaining = 0,
+                                 last_fetch_id = $1::uuid
+             WHERE is_present AND last_fetch_id <> $1::uuid
+               AND slot_id IN (SELECT id FROM slots
+                               WHERE experience_id = $2 AND service_date = $3)
+         ), checkpoint AS (
+             INSERT INTO product_dates (experience_id, service_date, last_fetch_id,
+                                        last_fetched_at, slot_count)
+             VALUES ($2, $3, $1::uuid, $4, $5)
+             ON CONFLICT (experience_id, service_date) DO UPDATE SET
+                 last_fetch_id = EXCLUDED.last_fetch_id,
+                 last_fetched_at = EXCLUDED.last_fetched_at, slot_count = EXCLUDED.slot_count
+         )
+         UPDATE slots SET is_open = FALSE, observed_remaining = 0, last_fetch_id = $1::uuid
+         WHERE experience_id = $2 AND service_date = $3 AND is_open
+           AND last_fetch_id <> $1::uuid",
+    )
+    .bind(fetch_id)
+    .bind(fetch.experience.get())
+    .bind(fetch.date)
+    .bind(fetch.fetched_at)
+    .bind(to_int(fetch.slots.len(), "slot count")?)
+    .execute(conn)
+    .await
+    .during("closing vanished slots and saving the day's checkpoint")?;
+    Ok(())
+}
+
+/// Posts the transfers that bring the day's pool accounts to what the mirror now says.
+/// Returns how many transfers were posted.
+async fn reconcile_ledger(
+    conn: &mut PgConnection,
+    fetch: &DayFetch,
+    fetch_id: &str,
+    partner: AccountId,
+) -> Result<usize, StoreError> {
+    // Locked so that any other writer of these accounts waits for this posting.
+    let pools: Vec<DayPool> = sqlx::query_as(
+        "SELECT a.id AS account, a.balance, a.version,
+                CASE WHEN s.is_open AND (a.pax_type IS NULL OR p.is_present)
+                     THEN COALESCE(p.observed_remaining, s.observed_remaining) ELSE 0 END
+                    AS observed
+         FROM slots s
+         JOIN accounts a ON a.slot_id = s.id AND a.kind = 'available'
+         LEFT JOIN slot_pax p ON p.slot_id = s.id AND p.pax_type = a.pax_type
+         WHERE s.experience_id = $1 AND s.service_date = $2
+         ORDER BY a.id
+         FOR NO KEY UPDATE OF a",
+    )
+    .bind(fetch.experience.get())
+    .bind(fetch.date)
+    .fetch_all(&mut *conn)
+    .await
+    .during("reading the day's pool balances")?;
+    let transfers = day_transfers(partner, &pools);
+    if transfers.is_empty() {
+        return Ok(0);
+    }
+    // Every posting of the experience moves its partner account: they queue here.
+    let partner_state: RunningBalance =
+        sqlx::query_as("SELECT balance, version FROM accounts WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(partner)
+            .fetch_one(&mut *conn)
+            .await
+            .during("locking the partner account")?;
+    let posting = DayPosting::post(&transfers, partner, partner_state, &pools)?;
+    write_posting(conn, fetch, fetch_id, &transfers, &posting).await?;
+    Ok(transfers.len())
+}
+
+/// Writes a journal transaction with its transfers and entries and moves the accounts'
+/// running balances, in one statement. Transfer ids are drawn from their sequence up front so
+/// entries can name their transfer by its position in `transfers`.
+async fn write_posting(
+    conn: &mut PgConnection,
+    fetch: &DayFetch,
+    fetch_id: &str,
+    transfers: &[Transfer],
+    posting: &DayPosting,
+) -> Result<(), StoreError> {
+    let debits: Vec<AccountId> = transfers.iter().map(|t| t.debit).collect();
+    let credits: Vec<AccountId> = transfers.iter().map(|t| t.credit).collect();
+    let amounts: Vec<i64> = transfers.iter().map(|t| t.amount).collect();
+    let entries = &posting.entries;
+    // WITH ORDINALITY numbers transfers from 1.
+    let entry_transfers: Vec<i64> = entries
+        .iter()
+        .map(|e| i64::try_from(e.transfer + 1))
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::Corrupt(format!("transfer position: {e}")))?;
+    let entry_accounts: Vec<AccountId> = entries.iter().map(|e| e.account).collect();
+    let entry_amounts: Vec<i64> = entries.iter().map(|e| e.amount).collect();
+    let balances_after: Vec<i64> = entries.iter().map(|e| e.balance_after).collect();
+    let versions: Vec<i64> = entries.iter().map(|e| e.version).collect();
+    let updates = &posting.updates;
+    let updated_accounts: Vec<AccountId> = updates.iter().map(|u| u.account).collect();
+    let new_balances: Vec<i64> = updates.iter().map(|u| u.balance).collect();
+    let new_versions: Vec<i64> = updates.iter().map(|u| u.version).collect();
+    let read_versions: Vec<i64> = updates.iter().map(|u| u.read_version).collect();
+    let updated = sqlx::query(
+        "WITH txn AS (
+             INSERT INTO journal_transactions (experience_id, fetch_id, reason, created_at)
+             VALUES ($1, $2::uuid, 'sync', $3)
+             RETURNING id
+         ), numbered AS MATERIALIZED (
+             SELECT t.position, nextval(pg_get_serial_sequence('transfers', 'id')) AS id,
+                    t.debit, t.credit, t.amount
+             FROM UNNEST($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY
+                      AS t (debit, credit, amount, position)
+         ), moved AS (
+             INSERT INTO transfers (id, transaction_id, debit_account_id, credit_account_id,
+                                    amount)
+             SELECT n.id, txn.id, n.debit, n.credit, n.amount FROM numbered n, txn
+             ORDER BY n.position
+         ), posted AS (
+             INSERT INTO entries (transaction_id, transfer_id, account_id, amount,
+                                  balance_after, version, created_at)
+             SELECT txn.id, n.id, e.account, e.amount, e.balance_after, e.version, $3
+             FROM UNNEST($7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+                         $11::bigint[]) WITH ORDINALITY
+                      AS e (transfer_position, account, amount, balance_after, version,
+                            position)
+             JOIN numbered n ON n.position = e.transfer_position
+             CROSS JOIN txn
+             ORDER BY e.position
+         )
+         UPDATE accounts a SET balance = u.balance, version = u.version
+         FROM UNNEST($12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[])
+                  AS u (id, balance, version, read_version)
+         WHERE a.id = u.id AND a.version = u.read_version",
+    )
+    .bind(fetch.experience.get())
+    .bind(fetch_id)
+    .bind(Utc::now())
+    .bind(&debits)
+    .bind(&credits)
+    .bind(&amounts)
+    .bind(&entry_transfers)
+    .bind(&entry_accounts)
+    .bind(&entry_amounts)
+    .bind(&balances_after)
+    .bind(&versions)
+    .bind(&updated_accounts)
+    .bind(&new_balances)
+    .bind(&new_versions)
+    .bind(&read_versions)
+    .execute(conn)
+    .await
+    .during("posting the day's transfers")?;
+    // The version guard makes a concurrent writer's change fail loudly, never merge.
+    if updated.rows_affected() != updates.len() as u64 {
+        return Err(StoreError::Corrupt(format!(
+            "accounts {updated_accounts:?} changed while a fetch was being applied"
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
+        insert_experiences(&self.pool, ids).await
+    }
+
+    async fn apply_fetch(&self, fetch: &DayFetch) -> Result<ApplyOutcome, StoreError> {
+        let day = DayColumns::new(fetch)?;
+        let fetch_id = fetch.id.to_string();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .during("starting the apply transaction")?;
+        // Applies of one day queue here, whichever process runs them; each statement after
+        // the lock sees everything the previous holder committed.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(
+                 hashtextextended(format('invsync.apply_fetch:%s:%s', $1::bigint, $2::date), 0))",
+        )
+        .bind(fetch.experience.get())
+        .bind(fetch.date)
+        .execute(&mut *tx)
+        .await
+        .during("locking the day")?;
+        let checkpoint: DayCheckpoint = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM fetches WHERE id = $1::uuid) AS seen,
+                    COALESCE((SELECT last_fetched_at >= $4 FROM product_dates
+                              WHERE experience_id = $2 AND service_date = $3), FALSE)
+                        AS superseded,
+                    (SELECT id FROM accounts WHERE experience_id = $2 AND kind = 'partner')
+                        AS partner",
+        )
+        .bind(&fetch_id)
+        .bind(fetch.experience.get())
+        .bind(fetch.date)
+        .bind(fetch.fetched_at)
+        .fetch_one(&mut *tx)
+        .await
+        .during("reading the day's checkpoint")?;
+        if checkpoint.seen || checkpoint.superseded {
+            // Ends the transaction now, releasing the day's lock for the next apply.
+            tx.rollback().await.during("ending the apply transaction")?;
+            return Ok(if checkpoint.seen {
+                ApplyOutcome::AlreadyApplied
+            } else {
+                ApplyOutcome::Superseded
+            });
+        }
+        let partner = match checkpoint.partner {
+            Some(partner) => partner,
+            None => {
+                insert_experiences(&mut *tx, &[fetch.experience]).await?;
+                sqlx::query_scalar(
+                    "SELECT id FROM accounts WHERE experience_id = $1 AND kind = 'partner'",
+                )
+                .bind(fetch.experience.get())
+                .fetch_one(&mut *tx)
+                .await
+                .during("reading the partner account")?
+            }
+        };
+        write_mirror(&mut tx, fetch, &fetch_id, &day).await?;
+        close_vanished_and_checkpoint(&mut tx, fetch, &fetch_id).await?;
+        let transfers = reconcile_ledger(&mut tx, fetch, &fetch_id, partner).await?;
+        tx.commit().await.during("committing the fetched day")?;
+        Ok(ApplyOutcome::Applied {
+            slots: fetch.slots.len(),
+            transfers,
+        })
+    }
+
+    async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM experiences WHERE id = $1)")
+            .bind(id.get())
+            .fetch_one(&self.pool)
+            .await
+            .during("looking up an experience")
+    }
+
+    async fn slots_on(
+        &self,
+        id: ExperienceId,
+        date: NaiveDate,
+    ) -> Result<Vec<ServedSlot>, StoreError> {
+        let slot_rows: Vec<SlotRow> = sqlx::query_as(
+            "SELECT s.id, s.provider_slot_id, s.start_time, a.balance AS remaining
+             FROM slots s
+             JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
+             WHERE s.experience_id = $1 AND s.service_date = $2 AND s.is_open
+             ORDER BY s.start_time, s.id",
+        )
+        .bind(id.get())
+        .bind(date)
+        .fetch_all(&self.pool)
+        .await
+        .during("reading a day's slots")?;
+        let pax_rows: Vec<PaxRow> = sqlx::query_as(
+            "SELECT p.slot_id, p.pax_type, p.name, p.description, p.min_pax, p.max_pax,
+                    p.is_primary, p.currency, p.price_scale, p.final_price_minor,
+                    p.original_price_minor, a.balance
+             FROM slot_pax p
+             JOIN slots s ON s.id = p.slot_id
+             JOIN accounts a ON a.slot_id = p.slot_id AND a.pax_type = p.pax_type
+                            AND a.kind = 'available'
+             WHERE s.experience_id = $1 AND s.service_date = $2 AND s.is_open AND p.is_present
+             ORDER BY p.slot_id, p.position",
+        )
+        .bind(id.get())
+        .bind(date)
+        .fetch_all(&self.pool)
+        .await
+        .during("reading a day's pax")?;
+        served_slots(date, slot_rows, pax_rows)
+    }
+
+    async fn sellable_dates(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DatePrice>, StoreError> {
+        let rows: Vec<SellablePaxRow> = sqlx::query_as(
+            "SELECT s.service_date, s.id AS slot_id, p.is_primary, p.currency, p.price_scale,
+                    p.final_price_minor, p.original_price_minor
+             FROM slots s
+             JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
+             JOIN slot_pax p ON p.slot_id = s.id AND p.is_present
+             WHERE s.experience_id = $1 AND s.service_date BETWEEN $2 AND $3
+               AND s.is_open AND a.balance > 0
+             ORDER BY s.service_date, s.id, p.position",
+        )
+        .bind(id.get())
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .during("reading sellable dates")?;
+        sellable_dates_from_rows(rows)
+    }
+
+    async fn slot_history(
+        &self,
+        id: ExperienceId,
+        date: NaiveDate,
+        start_time: NaiveTime,
+    ) -> Result<Option<SlotHistory>, StoreError> {
+        let slot: Option<(i64, String, bool)> = sqlx::query_as(
+            "SELECT id, provider_slot_id, is_open FROM slots
+             WHERE experience_id = $1 AND service_date = $2 AND start_time = $3
+             ORDER BY is_open DESC, id DESC LIMIT 1",
+        )
+        .bind(id.get())
+        .bind(date)
+        .bind(start_time)
+        .fetch_optional(&self.pool)
+        .await
+        .during("looking up a slot")?;
+        let Some((slot_id, provider_slot_id, is_open)) = slot else {
+            return Ok(None);
+        };
+        let postings: Vec<Posting> = sqlx::query_as(
+            "SELECT e.created_at AS at, e.transaction_id, e.transfer_id, e.account_id,
+                    a.kind AS account_kind, a.pax_type, e.amount, e.balance_after, e.version,
+                    CAST(j.fetch_id AS TEXT) AS fetch_id, f.fetched_at
+             FROM entries e
+             JOIN accounts a ON a.id = e.account_id
+             JOIN journal_transactions j ON j.id = e.transaction_id
+             JOIN fetches f ON f.id = j.fetch_id
+             WHERE a.slot_id = $1
+             ORDER BY e.id",
+        )
+        .bind(slot_id)
+        .fetch_all(&self.pool)
+        .await
+        .during("reading a slot's postings")?;
+        Ok(Some(SlotHistory {
+            provider_slot_id,
+            start_date: date,
+            start_time,
+            is_open,
+            postings,
+        }))
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        // One snapshot for every check, and no locks taken from the writers.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .during("starting the verification")?;
+        verify_ledger::<Postgres>(&mut tx).await
+    }
+
+    async fn last_fetches(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<LastFetch>, StoreError> {
+        sqlx::query_as(
+            "SELECT experience_id AS experience, service_date AS date,
+                    last_fetched_at AS fetched_at
+             FROM product_dates WHERE service_date BETWEEN $1 AND $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .during("reading the last fetch of each day")
+    }
+
+    async fn sync_control(&self) -> Result<SyncControl, StoreError> {
+        sqlx::query_as("SELECT paused, reason, changed_at FROM sync_control WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .during("reading the sync control")
+    }
+
+    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
+        sqlx::query(
+            "UPDATE sync_control SET paused = TRUE, reason = $1, changed_at = $2
+             WHERE id = 1 AND NOT paused",
+        )
+        .bind(reason)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .during("pausing the sync")?;
+        self.sync_control().await
+    }
+
+    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
+        sqlx::query(
+            "UPDATE sync_control SET paused = FALSE, reason = NULL, changed_at = $1
+             WHERE id = 1 AND paused",
+        )
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .during("resuming the sync")?;
+        self.sync_control().await
+    }
+}

@@ -1,0 +1,150 @@
+//! The daemon as a process: `kill -9` in the middle of a backfill loses nothing and re-fetches
+//! nothing, and SIGTERM stops it cleanly with exit code 0.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use invsync::simulator::{Simulator, SimulatorConfig, SimulatorHandle};
+
+const HORIZON_DAYS: usize = 30;
+const RATE: u32 = 600;
+
+async fn start_simulator() -> SimulatorHandle {
+    Simulator::new(SimulatorConfig {
+        rate_limit_per_minute: std::num::NonZeroU32::new(RATE).expect("non-zero"),
+        ..SimulatorConfig::new(invsync::domain::Secret::new(SIM_KEY))
+    })
+    .spawn_local()
+    .await
+    .expect("simulator")
+}
+
+/// `invsync <args>` configured through the environment only, run from an empty directory.
+fn invsync(dir: &Path, database_url: &str, sim: &SimulatorHandle, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_invsync"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("INVSYNC_DATABASE__URL", database_url)
+        .env("INVSYNC_PARTNER__BASE_URL", sim.base_url())
+        .env("INVSYNC_PARTNER__API_KEY", SIM_KEY)
+        .env("INVSYNC_PARTNER__RATE_LIMIT_PER_MINUTE", RATE.to_string())
+        .env("INVSYNC_SYNC__HORIZON_DAYS", HORIZON_DAYS.to_string())
+        .env("INVSYNC_SERVER__LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+async fn wait_for_calls(sim: &SimulatorHandle, at_least: usize) {
+    let start = Instant::now();
+    while sim.sim.calls().len() < at_least {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the daemon is not calling"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn fetched_days(backend: &TestStore) -> usize {
+    let today = invsync::config::Settings::default().partner.today();
+    backend
+        .store
+        .last_fetches(today, today + chrono::Days::new(HORIZON_DAYS as u64))
+        .await
+        .expect("last fetches")
+        .len()
+}
+
+fn verify_passes(dir: &Path, url: &str, sim: &SimulatorHandle) {
+    let status = invsync(dir, url, sim, &["verify"])
+        .status()
+        .expect("verify runs");
+    assert!(status.success(), "invsync verify failed after a crash");
+}
+
+fn kill(child: &mut Child) {
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+}
+
+#[tokio::test]
+async fn kill_9_mid_backfill_loses_no_day_and_refetches_none() {
+    for backend in backends().await {
+        let sim = start_simulator().await;
+        let dir = tempfile::tempdir().unwrap();
+        let days = 2 * HORIZON_DAYS;
+        let mut kills = 0;
+        // Kill it three times at different points of the backfill, then let it finish.
+        for at in [7, 23, 41] {
+            let mut child = invsync(dir.path(), &backend.url, &sim, &["serve"])
+                .spawn()
+                .unwrap();
+            wait_for_calls(&sim, at).await;
+            kill(&mut child);
+            kills += 1;
+            verify_passes(dir.path(), &backend.url, &sim);
+        }
+        let mut child = invsync(dir.path(), &backend.url, &sim, &["serve"])
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while fetched_days(&backend).await < days {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "backfill never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        kill(&mut child);
+        verify_passes(dir.path(), &backend.url, &sim);
+        // At most the call in flight at each kill is repeated.
+        let calls = sim.sim.calls().len();
+        assert!(
+            (days..=days + kills * 3).contains(&calls),
+            "{}: {calls} calls for {days} days",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigterm_mid_sync_exits_zero_within_ten_seconds() {
+    for backend in backends().await {
+        let sim = start_simulator().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = invsync(dir.path(), &backend.url, &sim, &["serve"])
+            .spawn()
+            .unwrap();
+        wait_for_calls(&sim, 10).await;
+        let sent = Instant::now();
+        let status = Command::new("kill")
+            .args(["-s", "TERM", &child.id().to_string()])
+            .status()
+            .expect("kill -s TERM");
+        assert!(status.success());
+        let exit = loop {
+            if let Some(exit) = child.try_wait().expect("child status") {
+                break exit;
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(10),
+                "still running after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(exit.success(), "exit status {exit}");
+        verify_passes(dir.path(), &backend.url, &sim);
+        let calls_at_exit = sim.sim.calls().len();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(sim.sim.calls().len(), calls_at_exit, "calls after exit");
+    }
+}
