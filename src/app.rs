@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
@@ -16,6 +17,7 @@ use crate::storage::{self, Store};
 use crate::sync::clock::Clock;
 use crate::sync::engine::{Engine, EngineConfig};
 use crate::sync::scheduler;
+use crate::telemetry;
 
 /// How long a shutdown waits for the day being applied and for open requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -54,6 +56,8 @@ impl Application {
                 store,
                 engine,
                 settings: Arc::new(settings),
+                metrics: telemetry::metrics(),
+                shutdown: CancellationToken::new(),
             },
         })
     }
@@ -72,23 +76,38 @@ impl Application {
         self.state.engine.clone()
     }
 
-    /// Syncs and serves until `shutdown` resolves; then stops partner calls, lets the day in
-    /// flight commit or roll back, and drains open requests.
+    /// Syncs and serves until `shutdown` resolves; then answers `/readyz` with 503, stops
+    /// partner calls, keeps serving for `server.shutdown_delay_seconds` (so a load balancer
+    /// sees the 503 and moves traffic away), lets the day in flight commit or roll back, and
+    /// drains open requests.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let engine = self.state.engine.clone();
-        let mut workers = engine.start();
+        let sync_enabled = self.state.settings.sync.enabled;
+        let mut workers = if sync_enabled {
+            engine.start()
+        } else {
+            tracing::info!("sync.enabled = false: serving only, never calling the partner");
+            tokio::task::JoinSet::new()
+        };
         let mut scheduler = scheduler::start(&engine)
             .await
             .context("starting the tier scheduler")?;
         tracing::info!(addr = %self.local_addr(), "serving");
         let stopping = engine.clone();
+        let not_ready = self.state.shutdown.clone();
+        let delay = self.state.settings.server.shutdown_delay();
         let served = axum::serve(self.listener, api::router(self.state))
             .with_graceful_shutdown(async move {
                 shutdown.await;
+                not_ready.cancel();
                 stopping.shutdown();
+                if !delay.is_zero() {
+                    tracing::info!(?delay, "not ready; serving on before closing the listener");
+                    tokio::time::sleep(delay).await;
+                }
             })
             .await
             .context("serving HTTP");

@@ -152,6 +152,7 @@ async fn sync_once(
         store.as_ref(),
         sync::product_dates(&experiences, from, to),
         RetryPolicy::default(),
+        &settings.sync.lease_claim(),
     )
     .await?;
     println!(

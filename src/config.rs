@@ -3,7 +3,7 @@
 //! missing value stops start-up with one line naming the key.
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::Path;
 use std::time::Duration;
 
@@ -39,6 +39,11 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Bearer token for the admin endpoints; set it through `INVSYNC_SERVER__ADMIN_TOKEN`.
     pub admin_token: Option<Secret>,
+    /// A request not answered within this gets `503 timeout`.
+    pub request_timeout_seconds: NonZeroU32,
+    /// After SIGTERM, how long `/readyz` answers 503 while requests are still served, so a
+    /// load balancer stops routing here before the listener closes.
+    pub shutdown_delay_seconds: u32,
 }
 
 impl Default for ServerSettings {
@@ -46,7 +51,19 @@ impl Default for ServerSettings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: None,
+            request_timeout_seconds: NonZeroU32::new(30).expect("non-zero literal"),
+            shutdown_delay_seconds: 0,
         }
+    }
+}
+
+impl ServerSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds.get().into())
+    }
+
+    pub fn shutdown_delay(&self) -> Duration {
+        Duration::from_secs(self.shutdown_delay_seconds.into())
     }
 }
 
@@ -121,6 +138,14 @@ pub struct SyncSettings {
     /// `[[sync.tiers]]`; when absent, the partner contract's four tiers. An empty list
     /// schedules nothing (only manual triggers run).
     pub tiers: Option<Vec<TierSettings>>,
+    /// `false` makes an API-only instance: it serves reads and controls but never competes
+    /// for the lease or calls the partner.
+    pub enabled: bool,
+    /// This instance's name in the sync lease; unique per running instance.
+    pub instance_id: String,
+    /// How long the sync lease lasts unless renewed (renewed every third of it): the longest a
+    /// dead leader keeps the others waiting.
+    pub lease_seconds: NonZeroU64,
 }
 
 impl Default for SyncSettings {
@@ -128,11 +153,33 @@ impl Default for SyncSettings {
         Self {
             horizon_days: HorizonDays(60),
             tiers: None,
+            enabled: true,
+            instance_id: default_instance_id(),
+            lease_seconds: NonZeroU64::new(10).expect("non-zero literal"),
         }
     }
 }
 
+/// The host's name and a random suffix: unique per process, readable in the status.
+fn default_instance_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "invsync".to_string());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
+}
+
 impl SyncSettings {
+    pub fn lease_claim(&self) -> crate::sync::LeaseClaim {
+        crate::sync::LeaseClaim {
+            holder: self.instance_id.clone(),
+            ttl: std::time::Duration::from_secs(self.lease_seconds.get()),
+        }
+    }
+
     /// The configured tiers, or the defaults: today every 15 minutes, the next 7 days every
     /// 4 hours, the next 30 days daily, the whole horizon daily at the lowest priority.
     pub fn tiers(&self) -> Vec<TierSettings> {

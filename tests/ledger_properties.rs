@@ -61,13 +61,13 @@ proptest! {
                     match step {
                         Step::Observe(observed) => {
                             let fetch = fetch_at(id, day, seconds as i64, slots_of(day, observed));
-                            backend.store.apply_fetch(&fetch).await.unwrap();
+                            backend.store.apply_fetch(&fetch, None).await.unwrap();
                             latest = fetch.slots.clone();
                             applied.push(fetch);
                         }
                         Step::Replay(n) if !applied.is_empty() => {
                             let fetch = &applied[n % applied.len()];
-                            backend.store.apply_fetch(fetch).await.unwrap();
+                            backend.store.apply_fetch(fetch, None).await.unwrap();
                         }
                         Step::Replay(_) => {}
                     }

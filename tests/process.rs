@@ -37,6 +37,8 @@ fn invsync(dir: &Path, database_url: &str, sim: &SimulatorHandle, args: &[&str])
         .env("INVSYNC_PARTNER__RATE_LIMIT_PER_MINUTE", RATE.to_string())
         .env("INVSYNC_SYNC__HORIZON_DAYS", HORIZON_DAYS.to_string())
         .env("INVSYNC_SERVER__LISTEN", "127.0.0.1:0")
+        // A killed daemon's lease blocks its successor until it runs out.
+        .env("INVSYNC_SYNC__LEASE_SECONDS", "2")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null());

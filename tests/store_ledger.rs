@@ -31,7 +31,7 @@ async fn applied_day_is_served_ordered_with_exact_prices() {
         let (id, day) = (experience(14), date("2026-12-01"));
         let outcome = backend
             .store
-            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)))
+            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)), None)
             .await
             .unwrap();
         assert_eq!(
@@ -61,14 +61,14 @@ async fn unchanged_day_and_replayed_fetch_post_nothing() {
     for backend in backends().await {
         let (id, day) = (experience(14), date("2026-12-01"));
         let first = fetch_at(id, day, 0, tuesday_slots(day, 1000));
-        backend.store.apply_fetch(&first).await.unwrap();
+        backend.store.apply_fetch(&first, None).await.unwrap();
         assert_eq!(
-            backend.store.apply_fetch(&first).await.unwrap(),
+            backend.store.apply_fetch(&first, None).await.unwrap(),
             ApplyOutcome::AlreadyApplied
         );
         let again = fetch_at(id, day, 60, tuesday_slots(day, 1000));
         assert_eq!(
-            backend.store.apply_fetch(&again).await.unwrap(),
+            backend.store.apply_fetch(&again, None).await.unwrap(),
             ApplyOutcome::Applied {
                 slots: 2,
                 transfers: 0
@@ -86,9 +86,9 @@ async fn an_older_fetch_never_overwrites_a_newer_one() {
         let (id, day) = (experience(14), date("2026-12-01"));
         let newer = fetch_at(id, day, 100, tuesday_slots(day, 990));
         let older = fetch_at(id, day, 50, tuesday_slots(day, 1000));
-        backend.store.apply_fetch(&newer).await.unwrap();
+        backend.store.apply_fetch(&newer, None).await.unwrap();
         assert_eq!(
-            backend.store.apply_fetch(&older).await.unwrap(),
+            backend.store.apply_fetch(&older, None).await.unwrap(),
             ApplyOutcome::Superseded
         );
         let slots = backend.store.slots_on(id, day).await.unwrap();
@@ -102,12 +102,12 @@ async fn a_change_is_a_balanced_posting_traced_to_its_fetch() {
         let (id, day) = (experience(14), date("2026-12-01"));
         backend
             .store
-            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)))
+            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)), None)
             .await
             .unwrap();
         let sale = fetch_at(id, day, 60, tuesday_slots(day, 983));
         assert_eq!(
-            backend.store.apply_fetch(&sale).await.unwrap(),
+            backend.store.apply_fetch(&sale, None).await.unwrap(),
             ApplyOutcome::Applied {
                 slots: 2,
                 transfers: 1
@@ -147,7 +147,7 @@ async fn a_vanished_slot_or_pax_goes_to_zero_and_is_no_longer_served() {
         let (id, day) = (experience(14), date("2026-12-01"));
         backend
             .store
-            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)))
+            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)), None)
             .await
             .unwrap();
         // 04:00 vanishes; 04:30 loses its child pax.
@@ -156,7 +156,7 @@ async fn a_vanished_slot_or_pax_goes_to_zero_and_is_no_longer_served() {
         remaining[0].pax.truncate(1);
         let outcome = backend
             .store
-            .apply_fetch(&fetch_at(id, day, 60, remaining))
+            .apply_fetch(&fetch_at(id, day, 60, remaining), None)
             .await
             .unwrap();
         assert_eq!(
@@ -182,7 +182,7 @@ async fn a_vanished_slot_or_pax_goes_to_zero_and_is_no_longer_served() {
         assert!(backend.store.verify().await.unwrap().ok);
         // It comes back: capacity is posted again.
         let back = fetch_at(id, day, 120, tuesday_slots(day, 1000));
-        backend.store.apply_fetch(&back).await.unwrap();
+        backend.store.apply_fetch(&back, None).await.unwrap();
         assert_eq!(backend.store.slots_on(id, day).await.unwrap().len(), 2);
         assert!(backend.store.verify().await.unwrap().ok);
     }
@@ -194,12 +194,12 @@ async fn an_empty_day_closes_everything() {
         let (id, day) = (experience(14), date("2026-12-01"));
         backend
             .store
-            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)))
+            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)), None)
             .await
             .unwrap();
         backend
             .store
-            .apply_fetch(&fetch_at(id, day, 60, vec![]))
+            .apply_fetch(&fetch_at(id, day, 60, vec![]), None)
             .await
             .unwrap();
         assert!(backend.store.slots_on(id, day).await.unwrap().is_empty());
@@ -236,7 +236,10 @@ async fn sellable_dates_skip_sold_out_days_and_use_the_primary_price() {
         for (seconds, day, remaining) in [(0, sunday, 170), (1, next_sunday, 5), (2, sold_out, 0)] {
             backend
                 .store
-                .apply_fetch(&fetch_at(id, day, seconds, sunday_slot(day, remaining)))
+                .apply_fetch(
+                    &fetch_at(id, day, seconds, sunday_slot(day, remaining)),
+                    None,
+                )
                 .await
                 .unwrap();
         }
@@ -258,9 +261,12 @@ async fn concurrent_applies_of_one_day_post_once() {
         let fetches: Vec<_> = (0..8)
             .map(|i| fetch_at(id, day, i, tuesday_slots(day, 1000)))
             .collect();
-        let results =
-            futures::future::join_all(fetches.iter().map(|fetch| backend.store.apply_fetch(fetch)))
-                .await;
+        let results = futures::future::join_all(
+            fetches
+                .iter()
+                .map(|fetch| backend.store.apply_fetch(fetch, None)),
+        )
+        .await;
         let mut transfers = 0;
         for result in results {
             match result.expect("no constraint error") {
@@ -296,8 +302,8 @@ async fn two_processes_applying_the_same_fetches_at_once_agree() {
             .collect();
         let applies = fetches.iter().flat_map(|fetch| {
             [
-                backend.store.apply_fetch(fetch),
-                other_process.apply_fetch(fetch),
+                backend.store.apply_fetch(fetch, None),
+                other_process.apply_fetch(fetch, None),
             ]
         });
         let outcomes: Vec<ApplyOutcome> = futures::future::join_all(applies)
@@ -339,7 +345,7 @@ async fn the_database_enforces_immutability_and_the_floor() {
         let (id, day) = (experience(14), date("2026-12-01"));
         backend
             .store
-            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)))
+            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)), None)
             .await
             .unwrap();
         let raw = raw_connection(&backend).await;
@@ -368,7 +374,7 @@ async fn verify_names_each_violation() {
         let (id, day) = (experience(14), date("2026-12-01"));
         backend
             .store
-            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)))
+            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)), None)
             .await
             .unwrap();
         let raw = raw_connection(&backend).await;

@@ -133,9 +133,14 @@ async fn a_rejected_api_key_stops_the_run_instead_of_hammering() {
             .unwrap();
         let today = app.today();
         let days = invsync::sync::product_dates(&app.settings.partner.experiences, today, today);
-        let result =
-            invsync::sync::sync_days(&wrong_key, app.backend.store.as_ref(), days, fast_retries())
-                .await;
+        let result = invsync::sync::sync_days(
+            &wrong_key,
+            app.backend.store.as_ref(),
+            days,
+            fast_retries(),
+            &test_lease_claim(),
+        )
+        .await;
         assert!(matches!(
             result,
             Err(invsync::sync::SyncError::PartnerRejectedKey(_))

@@ -10,9 +10,10 @@ use axum::response::Response;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::AppError;
+use super::error::{AppError, ErrorBody};
 use super::extract::JsonBody;
 use crate::domain::ExperienceId;
 use crate::sync::engine::TriggerError;
@@ -39,7 +40,7 @@ pub async fn require_admin(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or_default();
     if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
         Ok(next.run(request).await)
@@ -50,53 +51,147 @@ pub async fn require_admin(
     }
 }
 
-/// `GET /api/v1/sync/status`
+/// The token of an `Authorization: Bearer <token>` value; the scheme name is
+/// case-insensitive and may be followed by several spaces (RFC 9110).
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim_start_matches(' '))
+}
+
+/// The sync's state: paused or running, queue, parked days, tiers, counters, freshness.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sync/status",
+    tag = "sync",
+    responses((status = 200, description = "The sync's status", body = SyncStatus))
+)]
 pub async fn status(State(state): State<AppState>) -> Result<Json<SyncStatus>, AppError> {
     Ok(Json(state.engine.status().await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The longest pause reason kept: a sentence or an incident reference, not a document.
+const MAX_REASON_CHARS: usize = 500;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "partner incident INC-123"}))]
 pub struct PauseRequest {
+    /// Shown in the status; default "paused by an operator". At most 500 characters, no
+    /// control characters.
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     reason: Option<String>,
 }
 
-/// `POST /api/v1/sync/pause` with an optional `{"reason": "…"}`; idempotent.
+impl PauseRequest {
+    /// The reason to record. Control characters are refused: they garble logs, and PostgreSQL
+    /// cannot store NUL.
+    fn reason(self) -> Result<String, AppError> {
+        let Some(reason) = self.reason.filter(|reason| !reason.trim().is_empty()) else {
+            return Ok("paused by an operator".to_string());
+        };
+        if reason.chars().count() > MAX_REASON_CHARS {
+            return Err(AppError::InvalidBody(format!(
+                "reason is longer than {MAX_REASON_CHARS} characters"
+            )));
+        }
+        if reason.chars().any(char::is_control) {
+            return Err(AppError::InvalidBody(
+                "reason contains control characters".into(),
+            ));
+        }
+        Ok(reason)
+    }
+}
+
+/// Pauses the sync (persisted; idempotent: a second pause keeps the first reason and time).
+/// Partner calls stop within seconds, including a run in flight.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sync/pause",
+    tag = "sync",
+    security(("admin_token" = [])),
+    request_body(
+        content = Option<PauseRequest>,
+        content_type = "application/json",
+        description = "Optional; an empty body pauses with the default reason"
+    ),
+    responses(
+        (status = 200, description = "Paused; the sync's status", body = SyncStatus),
+        (status = 400, description = "`invalid_body`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong admin token", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    )
+)]
 pub async fn pause(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<PauseRequest>,
 ) -> Result<Json<SyncStatus>, AppError> {
-    let reason = request
-        .reason
-        .filter(|reason| !reason.trim().is_empty())
-        .unwrap_or_else(|| "paused by an operator".to_string());
+    let reason = request.reason()?;
     state.engine.pause(&reason).await?;
     Ok(Json(state.engine.status().await?))
 }
 
-/// `POST /api/v1/sync/resume`; idempotent.
+/// Resumes the sync; idempotent. Any request body is ignored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sync/resume",
+    tag = "sync",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Running; the sync's status", body = SyncStatus),
+        (status = 401, description = "`unauthorized`: missing or wrong admin token", body = ErrorBody),
+    )
+)]
 pub async fn resume(State(state): State<AppState>) -> Result<Json<SyncStatus>, AppError> {
     state.engine.resume().await?;
     Ok(Json(state.engine.status().await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"experience": 14}))]
 pub struct TriggerRequest {
+    /// One synced experience; default all of them.
+    #[schema(value_type = Option<i64>, minimum = 1)]
     experience: Option<ExperienceId>,
+    /// First day; default today (in the partner's time zone).
     from: Option<NaiveDate>,
+    /// Last day; default the end of the horizon.
     to: Option<NaiveDate>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TriggerResponse {
+    /// Product-dates queued (those already queued or in flight are not counted twice).
     queued: usize,
     from: NaiveDate,
     to: NaiveDate,
 }
 
-/// `POST /api/v1/sync/trigger` `{"experience": 14, "from": "…", "to": "…"}`, every field
-/// optional (all experiences, today … the end of the horizon): queued ahead of routine work.
+/// Re-syncs a range now: its days go ahead of routine work. Every field is optional (all
+/// experiences, today … the end of the horizon).
+#[utoipa::path(
+    post,
+    path = "/api/v1/sync/trigger",
+    tag = "sync",
+    security(("admin_token" = [])),
+    request_body(
+        content = Option<TriggerRequest>,
+        content_type = "application/json",
+        description = "Optional; an empty body re-syncs every experience over the horizon"
+    ),
+    responses(
+        (status = 202, description = "Queued", body = TriggerResponse),
+        (status = 400, description = "`invalid_body`, or `date_outside_horizon` for a range that is not ordered and inside the horizon", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "`unknown_experience`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    )
+)]
 pub async fn trigger(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<TriggerRequest>,
@@ -104,16 +199,17 @@ pub async fn trigger(
     let (first, last) = state.engine.horizon();
     let from = request.from.unwrap_or(first);
     let to = request.to.unwrap_or(last);
-    let queued =
-        state
-            .engine
-            .trigger(request.experience, from, to)
-            .map_err(|error| match error {
-                TriggerError::UnknownExperience(id) => AppError::UnknownExperience(id),
-                outside @ TriggerError::OutsideHorizon { .. } => {
-                    AppError::DateOutsideHorizon(outside.to_string())
-                }
-            })?;
+    let queued = state
+        .engine
+        .trigger(request.experience, from, to)
+        .await
+        .map_err(|error| match error {
+            TriggerError::Store(error) => AppError::Store(error),
+            TriggerError::UnknownExperience(id) => AppError::UnknownExperience(id),
+            outside @ TriggerError::OutsideHorizon { .. } => {
+                AppError::DateOutsideHorizon(outside.to_string())
+            }
+        })?;
     Ok((
         StatusCode::ACCEPTED,
         Json(TriggerResponse { queued, from, to }),

@@ -1,10 +1,13 @@
 //! The one error type every handler returns: a stable machine `code`, a human `message`, and
 //! the HTTP status. Internal failures are logged in full and answered with a generic message.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::storage::StoreError;
 
@@ -32,12 +35,25 @@ pub enum AppError {
     InvalidBody(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("the request body exceeds {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("no answer within {0:?}; try again")]
+    Timeout(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A bug (a handler panicked); the details are logged where it happened.
+    #[error("internal error; the details are in the service log")]
+    Internal,
 }
 
-#[derive(Serialize)]
+/// Every error answer: a stable machine `code` and a human `message`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"code": "invalid_date", "message": "date \"2026-13-01\" is not a YYYY-MM-DD date"}))]
 pub struct ErrorBody {
+    /// Stable, machine-readable: `invalid_experience_id`, `invalid_date`,
+    /// `date_outside_horizon`, `invalid_start_time`, `invalid_body`, `unauthorized`,
+    /// `unknown_experience`, `slot_not_found`, `not_found`, `method_not_allowed`,
+    /// `payload_too_large`, `unsupported_media_type`, `timeout`, `internal`.
     pub code: &'static str,
     pub message: String,
 }
@@ -58,7 +74,11 @@ impl AppError {
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
-            Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            // The service, not the client, was too slow: 503 invites a later retry, where 408
+            // would tell the client its own request was late.
+            Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            Self::Store(_) | Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }

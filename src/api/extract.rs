@@ -1,16 +1,16 @@
 //! Extractors that parse path and query input into domain types, rejecting bad input with an
 //! [`AppError`] (JSON, stable code) instead of axum's plain-text rejections.
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use chrono::{NaiveDate, NaiveTime};
 use serde::de::DeserializeOwned;
 
 use super::error::AppError;
+use super::layers::MAX_BODY_BYTES;
 use crate::domain::ExperienceId;
 
 /// `{id}` of `/api/v1/experience/{id}/…`.
@@ -31,14 +31,15 @@ impl<S: Send + Sync> FromRequestParts<S> for ExperiencePath {
     }
 }
 
-/// The query string as plain key/value pairs; each handler parses the keys it needs.
-pub struct QueryParams(HashMap<String, String>);
+/// The query string as plain key/value pairs; each handler parses the keys it needs. A key
+/// it needs that is given twice is rejected rather than guessed at.
+pub struct QueryParams(Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
-        let Query(params) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+        let Query(params) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
             .map_err(|e| AppError::InvalidDate(e.body_text()))?;
         Ok(Self(params))
@@ -46,11 +47,27 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 }
 
 impl QueryParams {
+    /// The value of `name` (`None` when absent), or why it is ambiguous.
+    fn value(&self, name: &str) -> Result<Option<&str>, String> {
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str());
+        match (values.next(), values.next()) {
+            (value, None) => Ok(value),
+            (_, Some(_)) => Err(format!("query parameter {name} is given more than once")),
+        }
+    }
+
     /// The required `date=YYYY-MM-DD` parameter.
     pub fn date(&self) -> Result<NaiveDate, AppError> {
-        let raw = self.0.get("date").ok_or_else(|| {
-            AppError::InvalidDate("query parameter date=YYYY-MM-DD is required".into())
-        })?;
+        let raw = self
+            .value("date")
+            .map_err(AppError::InvalidDate)?
+            .ok_or_else(|| {
+                AppError::InvalidDate("query parameter date=YYYY-MM-DD is required".into())
+            })?;
         NaiveDate::parse_from_str(raw, "%Y-%m-%d")
             .ok()
             .filter(|_| raw.len() == 10)
@@ -59,9 +76,12 @@ impl QueryParams {
 
     /// The required `startTime=HH:MM` parameter.
     pub fn start_time(&self) -> Result<NaiveTime, AppError> {
-        let raw = self.0.get("startTime").ok_or_else(|| {
-            AppError::InvalidStartTime("query parameter startTime=HH:MM is required".into())
-        })?;
+        let raw = self
+            .value("startTime")
+            .map_err(AppError::InvalidStartTime)?
+            .ok_or_else(|| {
+                AppError::InvalidStartTime("query parameter startTime=HH:MM is required".into())
+            })?;
         NaiveTime::parse_from_str(raw, "%H:%M")
             .ok()
             .filter(|_| raw.len() == 5)
@@ -69,8 +89,8 @@ impl QueryParams {
     }
 }
 
-/// A JSON request body; an empty body means `T::default()`. A body must be sent as
-/// `application/json` and match `T` exactly.
+/// A JSON request body; an empty body (or `null`) means `T::default()`. A body must be sent as
+/// `application/json`, match `T` exactly and fit in [`MAX_BODY_BYTES`].
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBody<T> {
@@ -83,10 +103,17 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBody<
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.split(';').next())
             .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| AppError::InvalidBody(e.body_text()))?;
-        if body.iter().all(u8::is_ascii_whitespace) {
+        let body =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge {
+                        limit: MAX_BODY_BYTES,
+                    },
+                    _ => AppError::InvalidBody(rejection.body_text()),
+                })?;
+        // No body at all means "no options"; whitespace alone is not a JSON document.
+        if body.is_empty() {
             return Ok(Self(T::default()));
         }
         if !is_json {
@@ -94,8 +121,16 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBody<
                 "send the body as Content-Type: application/json".into(),
             ));
         }
-        serde_json::from_slice(&body)
-            .map(Self)
+        // serde would also fill a struct from an array (`[14, "2026-12-01"]`), so look at the
+        // first byte: a body is an object, or `null` ("no options", like an empty body).
+        let first_byte = body.iter().find(|byte| !byte.is_ascii_whitespace());
+        if !matches!(first_byte, Some(b'{' | b'n')) {
+            return Err(AppError::InvalidBody(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        serde_json::from_slice::<Option<T>>(&body)
+            .map(|options| Self(options.unwrap_or_default()))
             .map_err(|e| AppError::InvalidBody(format!("invalid JSON body: {e}")))
     }
 }

@@ -6,20 +6,25 @@ use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::AppError;
+use super::error::{AppError, ErrorBody};
 use super::extract::{ExperiencePath, QueryParams};
 use crate::domain::{ExperienceId, Price, Seats};
 use crate::storage::{Posting, ServedPax, ServedSlot, SlotHistory};
 
-#[derive(Serialize)]
+/// Money as JSON numbers with the partner's precision (212.14, 73).
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PriceBody {
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[schema(value_type = f64, example = 212.14)]
     final_price: Decimal,
+    #[schema(example = "SGD")]
     currency_code: String,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[schema(value_type = f64, example = 312.14)]
     original_price: Decimal,
 }
 
@@ -33,7 +38,7 @@ impl From<&Price> for PriceBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaxBody {
     #[serde(rename = "type")]
@@ -43,6 +48,7 @@ pub struct PaxBody {
     price: PriceBody,
     min: i64,
     max: i64,
+    #[schema(value_type = i64)]
     remaining: Seats,
 }
 
@@ -60,13 +66,14 @@ impl From<&ServedPax> for PaxBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlotBody {
     start_time: String,
     start_date: NaiveDate,
     /// The primary pax's price; absent only for a slot the partner sent without pax.
     price: Option<PriceBody>,
+    #[schema(value_type = i64)]
     remaining: Seats,
     pax_availability: Vec<PaxBody>,
 }
@@ -83,18 +90,18 @@ impl From<&ServedSlot> for SlotBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DatesBody {
     dates: Vec<DateBody>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DateBody {
     date: NaiveDate,
     price: PriceBody,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryBody {
     experience_id: i64,
@@ -105,16 +112,19 @@ pub struct HistoryBody {
     postings: Vec<PostingBody>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PostingBody {
     at: DateTime<Utc>,
     transaction_id: i64,
     transfer_id: i64,
     account_id: i64,
+    /// `available`, `partner`, `held` or `sold`.
     account: &'static str,
     pax_type: Option<String>,
+    #[schema(value_type = i64)]
     amount: Seats,
+    #[schema(value_type = i64)]
     balance_after: Seats,
     version: i64,
     fetch_id: String,
@@ -164,7 +174,22 @@ async fn known_experience(state: &AppState, id: ExperienceId) -> Result<(), AppE
     }
 }
 
-/// `GET /api/v1/experience/{id}/slots?date=YYYY-MM-DD`
+/// The open slots of a day, by start time; `remaining` is the ledger's available balance and
+/// `price` the primary pax's price.
+#[utoipa::path(
+    get,
+    path = "/api/v1/experience/{id}/slots",
+    tag = "inventory",
+    params(
+        ("id" = i64, Path, minimum = 1, example = 14, description = "The experience (partner product) id"),
+        ("date" = NaiveDate, Query, description = "The day, YYYY-MM-DD, inside the horizon"),
+    ),
+    responses(
+        (status = 200, description = "The day's slots", body = Vec<SlotBody>),
+        (status = 400, description = "`invalid_experience_id`, `invalid_date` or `date_outside_horizon`", body = ErrorBody),
+        (status = 404, description = "`unknown_experience`", body = ErrorBody),
+    )
+)]
 pub async fn slots(
     State(state): State<AppState>,
     ExperiencePath(id): ExperiencePath,
@@ -177,7 +202,19 @@ pub async fn slots(
     Ok(Json(slots.iter().map(SlotBody::from).collect()))
 }
 
-/// `GET /api/v1/experience/{id}/dates`
+/// Today … the end of the horizon, ascending, only dates with a slot with seats left, each
+/// with its lowest primary-pax final price.
+#[utoipa::path(
+    get,
+    path = "/api/v1/experience/{id}/dates",
+    tag = "inventory",
+    params(("id" = i64, Path, minimum = 1, example = 14, description = "The experience (partner product) id")),
+    responses(
+        (status = 200, description = "Sellable dates", body = DatesBody),
+        (status = 400, description = "`invalid_experience_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_experience`", body = ErrorBody),
+    )
+)]
 pub async fn dates(
     State(state): State<AppState>,
     ExperiencePath(id): ExperiencePath,
@@ -199,7 +236,23 @@ pub async fn dates(
     }))
 }
 
-/// `GET /api/v1/experience/{id}/slots/history?date=YYYY-MM-DD&startTime=HH:MM`
+/// Every ledger posting on a slot's accounts (slot level and each pax type), oldest first,
+/// each with the partner fetch that caused it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/experience/{id}/slots/history",
+    tag = "inventory",
+    params(
+        ("id" = i64, Path, minimum = 1, example = 14, description = "The experience (partner product) id"),
+        ("date" = NaiveDate, Query, description = "The slot's day, YYYY-MM-DD"),
+        ("startTime" = String, Query, pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "04:00", description = "The slot's start, HH:MM"),
+    ),
+    responses(
+        (status = 200, description = "The slot's postings", body = HistoryBody),
+        (status = 400, description = "`invalid_experience_id`, `invalid_date` or `invalid_start_time`", body = ErrorBody),
+        (status = 404, description = "`unknown_experience` or `slot_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn slot_history(
     State(state): State<AppState>,
     ExperiencePath(id): ExperiencePath,

@@ -3,29 +3,40 @@
 mod control;
 mod error;
 mod extract;
+mod health;
 mod inventory;
+mod layers;
+mod metrics;
+mod openapi;
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{Method, Uri};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::NaiveDate;
-use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::{AppError, ErrorBody};
+pub use layers::MAX_BODY_BYTES;
 
 use crate::config::Settings;
 use crate::ledger::VerifyReport;
 use crate::storage::Store;
 use crate::sync::engine::Engine;
+use crate::telemetry::Metrics;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub engine: Engine,
     pub settings: Arc<Settings>,
+    pub metrics: &'static Metrics,
+    /// Cancelled when shutdown begins: `/readyz` answers 503 from then on.
+    pub shutdown: CancellationToken,
 }
 
 /// The dates the service keeps: today (in the partner's time zone) and the following days.
@@ -56,35 +67,47 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let admin = Router::new()
-        .route("/api/v1/sync/pause", post(control::pause))
-        .route("/api/v1/sync/resume", post(control::resume))
-        .route("/api/v1/sync/trigger", post(control::trigger))
+    let (routes, document) = routes(&state).split_for_parts();
+    let router = routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    layers::apply(router, state.settings.server.request_timeout())
+        .layer(Extension(openapi::OpenApiJson::new(document)))
+        .with_state(state)
+}
+
+/// Every route, each declared once (`routes!` reads the handler's `#[utoipa::path]`): the
+/// router and the OpenAPI document are both built from this list.
+fn routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let admin = OpenApiRouter::new()
+        .routes(routes!(control::pause))
+        .routes(routes!(control::resume))
+        .routes(routes!(control::trigger))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             control::require_admin,
         ));
-    Router::new()
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(admin)
-        .route("/api/v1/sync/status", get(control::status))
-        .route("/healthz", get(healthz))
-        .route("/api/v1/experience/{id}/slots", get(inventory::slots))
-        .route(
-            "/api/v1/experience/{id}/slots/history",
-            get(inventory::slot_history),
-        )
-        .route("/api/v1/experience/{id}/dates", get(inventory::dates))
-        .route("/api/v1/ledger/verify", get(verify))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .routes(routes!(control::status))
+        .routes(routes!(inventory::slots))
+        .routes(routes!(inventory::slot_history))
+        .routes(routes!(inventory::dates))
+        .routes(routes!(verify))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi::openapi))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-/// `GET /api/v1/ledger/verify`: 200 with `ok: true`, or `ok: false` and every violation.
+/// Checks every ledger invariant inside the database: `ok: true`, or `ok: false` with every
+/// violation.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ledger/verify",
+    tag = "ledger",
+    responses((status = 200, description = "The verification report", body = VerifyReport))
+)]
 async fn verify(State(state): State<AppState>) -> Result<Json<VerifyReport>, AppError> {
     Ok(Json(state.store.verify().await?))
 }

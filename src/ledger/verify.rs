@@ -5,8 +5,9 @@
 //! backends run exactly the same rules.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Invariant {
     TransactionBalanced,
@@ -107,13 +108,13 @@ pub const CHECKS: &[(Invariant, &str)] = &[
 pub const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM accounts), \
      (SELECT COUNT(*) FROM journal_transactions), (SELECT COUNT(*) FROM entries)";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Violation {
     pub invariant: Invariant,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct VerifyReport {
     pub ok: bool,
     pub accounts: i64,

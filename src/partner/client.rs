@@ -13,6 +13,7 @@ use super::error::{ClientBuildError, PartnerError};
 use super::pacing::Pacer;
 use super::wire;
 use crate::domain::{DayFetch, ExperienceId, Secret};
+use crate::telemetry::names;
 
 /// Bodies larger than this are not inventory for one product-day; refuse to buffer them.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -90,7 +91,8 @@ impl PartnerClient {
     }
 
     /// Fetches one (experience, date): waits for the shared limiter, then makes exactly one
-    /// request. It never retries; the sync engine owns retry policy.
+    /// request. It never retries; the sync engine owns retry policy (and wraps each attempt in
+    /// a `partner_call{attempt}` span, so this call's log line carries its attempt number).
     ///
     /// Cancel-safe: dropping the future while it waits for the limiter spends no budget, so a
     /// pause can abandon queued fetches at once.
@@ -106,7 +108,11 @@ impl PartnerClient {
         if let Err(PartnerError::RateLimited { reset_at }) = &result {
             self.inner.pacer.hold_for_reset(*reset_at);
         }
-        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let latency = started.elapsed();
+        let outcome = result.as_ref().map_or_else(PartnerError::code, |_| "ok");
+        metrics::counter!(names::PARTNER_REQUESTS, "outcome" => outcome).increment(1);
+        metrics::histogram!(names::PARTNER_REQUEST_DURATION, "outcome" => outcome).record(latency);
+        let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
         let status = status.map(|status| status.as_u16());
         match &result {
             Ok(day) => tracing::info!(

@@ -39,6 +39,8 @@ pub enum StoreError {
     Posting(#[from] PostingError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("this instance no longer holds the sync lease; the apply was refused")]
+    LeaseLost,
 }
 
 /// Attaches what the store was doing to a database error.
@@ -137,7 +139,14 @@ pub trait Store: Send + Sync + 'static {
     async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError>;
 
     /// Applies one fetched day atomically: slots, pax, prices, ledger postings and checkpoint.
-    async fn apply_fetch(&self, fetch: &DayFetch) -> Result<ApplyOutcome, StoreError>;
+    /// With a `fence`, the apply is refused ([`StoreError::LeaseLost`]) unless that lease is
+    /// still the current one, so a leader that stalled and lost its lease cannot write stale
+    /// data.
+    async fn apply_fetch(
+        &self,
+        fetch: &DayFetch,
+        fence: Option<&Fence>,
+    ) -> Result<ApplyOutcome, StoreError>;
 
     async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError>;
 
@@ -183,6 +192,113 @@ pub trait Store: Send + Sync + 'static {
 
     /// Resumes the sync; resuming a running sync changes nothing.
     async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError>;
+
+    /// Takes or renews the partner-polling lease for `holder` until `now + ttl`; `None` while
+    /// another holder's lease is still running.
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError>;
+
+    /// The lease as it stands, whoever holds it.
+    async fn current_lease(&self) -> Result<Lease, StoreError>;
+
+    /// Records an operator's request to re-sync `from..=to` (one experience or all), for
+    /// whichever instance holds the lease.
+    async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError>;
+
+    /// Takes every recorded request, oldest first; each is returned once.
+    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError>;
+
+    /// Hands the lease back early: it runs out at `expires_at` (the pacing gap, so the next
+    /// leader's first call keeps the rate).
+    async fn release_lease(
+        &self,
+        lease: &Lease,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
+/// An operator's request to re-sync a range now: one experience, or all (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub experience: Option<ExperienceId>,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// A stored request as both backends read it.
+pub(crate) type SyncRequestRow = (Option<i64>, NaiveDate, NaiveDate, DateTime<Utc>);
+
+impl TryFrom<SyncRequestRow> for SyncRequest {
+    type Error = StoreError;
+    fn try_from((experience, from, to, requested_at): SyncRequestRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            experience: experience
+                .map(ExperienceId::try_from)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            from,
+            to,
+            requested_at,
+        })
+    }
+}
+
+/// The right to poll the partner, held by one instance at a time.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Lease {
+    pub holder: Option<String>,
+    /// Grows with every change of holder: a write fenced with an older token is refused.
+    pub token: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Lease {
+    /// The lease after `holder` asks for it at `now`: renewed when it already holds it, taken
+    /// over (with a new token) when it is free or has run out, `None` when someone else holds it.
+    pub fn claimed_by(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Option<Lease> {
+        let running = self.expires_at > now;
+        let mine = self.holder.as_deref() == Some(holder);
+        if running && !mine {
+            return None;
+        }
+        Some(Lease {
+            holder: Some(holder.to_string()),
+            token: if running { self.token } else { self.token + 1 },
+            expires_at: now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX),
+        })
+    }
+}
+
+/// What an apply must prove before it writes: the lease it acts under, and when it checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub lease: Lease,
+    pub at: DateTime<Utc>,
+}
+
+impl Fence {
+    /// Refuses unless `current` (read under a lock in the apply's transaction) is still this
+    /// fence's lease and has not run out.
+    pub(crate) fn check(&self, current: &Lease) -> Result<(), StoreError> {
+        if current.holder == self.lease.holder
+            && current.token == self.lease.token
+            && current.expires_at > self.at
+        {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]

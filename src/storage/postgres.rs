@@ -16,9 +16,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres};
 
 use super::{
-    ApplyOutcome, DatePrice, DayPool, DayPosting, DuringExt, LastFetch, MinorUnits, PaxRow,
-    Posting, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow, Store, StoreError,
-    SyncControl, day_transfers, sellable_dates_from_rows, served_slots, verify_ledger,
+    ApplyOutcome, DatePrice, DayPool, DayPosting, DuringExt, Fence, LastFetch, Lease, MinorUnits,
+    PaxRow, Posting, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow, Store,
+    StoreError, SyncControl, SyncRequest, day_transfers, sellable_dates_from_rows, served_slots,
+    verify_ledger,
 };
 use crate::domain::{DayFetch, ExperienceId};
 use crate::ledger::{AccountId, Transfer, VerifyReport};
@@ -434,7 +435,11 @@ impl Store for PostgresStore {
         insert_experiences(&self.pool, ids).await
     }
 
-    async fn apply_fetch(&self, fetch: &DayFetch) -> Result<ApplyOutcome, StoreError> {
+    async fn apply_fetch(
+        &self,
+        fetch: &DayFetch,
+        fence: Option<&Fence>,
+    ) -> Result<ApplyOutcome, StoreError> {
         let day = DayColumns::new(fetch)?;
         let fetch_id = fetch.id.to_string();
         let mut tx = self
@@ -453,6 +458,16 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .during("locking the day")?;
+        if let Some(fence) = fence {
+            // FOR SHARE: a takeover's UPDATE waits until this apply has committed.
+            let current: Lease = sqlx::query_as(
+                "SELECT holder, token, expires_at FROM sync_lease WHERE id = 1 FOR SHARE",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .during("reading the sync lease")?;
+            fence.check(&current)?;
+        }
         let checkpoint: DayCheckpoint = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM fetches WHERE id = $1::uuid) AS seen,
                     COALESCE((SELECT last_fetched_at >= $4 FROM product_dates
@@ -658,6 +673,102 @@ impl Store for PostgresStore {
         .await
         .during("pausing the sync")?;
         self.sync_control().await
+    }
+
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .during("starting the lease transaction")?;
+        let current: Lease = sqlx::query_as(
+            "SELECT holder, token, expires_at FROM sync_lease WHERE id = 1 FOR UPDATE",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .during("reading the sync lease")?;
+        let Some(claimed) = current.claimed_by(holder, now, ttl) else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE sync_lease SET holder = $1, token = $2, expires_at = $3 WHERE id = 1")
+            .bind(&claimed.holder)
+            .bind(claimed.token)
+            .bind(claimed.expires_at)
+            .execute(&mut *tx)
+            .await
+            .during("claiming the sync lease")?;
+        tx.commit().await.during("committing the sync lease")?;
+        Ok(Some(claimed))
+    }
+
+    async fn current_lease(&self) -> Result<Lease, StoreError> {
+        sqlx::query_as("SELECT holder, token, expires_at FROM sync_lease WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .during("reading the sync lease")
+    }
+
+    async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sync_triggers (experience_id, from_date, to_date, requested_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(request.experience.map(ExperienceId::get))
+        .bind(request.from)
+        .bind(request.to)
+        .bind(request.requested_at)
+        .execute(&self.pool)
+        .await
+        .during("recording a sync request")?;
+        Ok(())
+    }
+
+    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .during("starting to take sync requests")?;
+        let rows: Vec<(i64, Option<i64>, NaiveDate, NaiveDate, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, experience_id, from_date, to_date, requested_at FROM sync_triggers
+             ORDER BY id FOR UPDATE",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .during("reading sync requests")?;
+        if let Some(&(last, ..)) = rows.last() {
+            sqlx::query("DELETE FROM sync_triggers WHERE id <= $1")
+                .bind(last)
+                .execute(&mut *tx)
+                .await
+                .during("taking sync requests")?;
+        }
+        tx.commit().await.during("committing taken sync requests")?;
+        rows.into_iter()
+            .map(|(_, experience, from, to, at)| SyncRequest::try_from((experience, from, to, at)))
+            .collect()
+    }
+
+    async fn release_lease(
+        &self,
+        lease: &Lease,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sync_lease SET expires_at = $1 WHERE id = 1 AND holder = $2 AND token = $3",
+        )
+        .bind(expires_at)
+        .bind(&lease.holder)
+        .bind(lease.token)
+        .execute(&self.pool)
+        .await
+        .during("releasing the sync lease")?;
+        Ok(())
     }
 
     async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {

@@ -14,9 +14,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use super::{
-    ApplyOutcome, DatePrice, DayPool, DayPosting, DuringExt, LastFetch, MinorUnits, PaxRow,
-    Posting, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow, Store, StoreError,
-    SyncControl, day_transfers, sellable_dates_from_rows, served_slots, verify_ledger,
+    ApplyOutcome, DatePrice, DayPool, DayPosting, DuringExt, Fence, LastFetch, Lease, MinorUnits,
+    PaxRow, Posting, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow, Store,
+    StoreError, SyncControl, SyncRequest, day_transfers, sellable_dates_from_rows, served_slots,
+    verify_ledger,
 };
 use crate::domain::{DayFetch, ExperienceId};
 use crate::ledger::{AccountId, VerifyReport};
@@ -319,12 +320,20 @@ impl Store for SqliteStore {
         tx.commit().await.during("committing the experiences")
     }
 
-    async fn apply_fetch(&self, fetch: &DayFetch) -> Result<ApplyOutcome, StoreError> {
+    async fn apply_fetch(
+        &self,
+        fetch: &DayFetch,
+        fence: Option<&Fence>,
+    ) -> Result<ApplyOutcome, StoreError> {
         let mut tx = self
             .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .during("starting the apply transaction")?;
+        if let Some(fence) = fence {
+            // BEGIN IMMEDIATE holds the write lock: no takeover can commit until this does.
+            fence.check(&read_lease(&mut tx).await?)?;
+        }
         let fetch_id = fetch.id.to_string();
         let seen: Option<i64> = sqlx::query_scalar("SELECT 1 FROM fetches WHERE id = ?")
             .bind(&fetch_id)
@@ -544,6 +553,96 @@ impl Store for SqliteStore {
         read_sync_control(&self.writer).await
     }
 
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .during("starting the lease transaction")?;
+        let Some(claimed) = read_lease(&mut tx).await?.claimed_by(holder, now, ttl) else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE sync_lease SET holder = ?, token = ?, expires_at = ? WHERE id = 1")
+            .bind(&claimed.holder)
+            .bind(claimed.token)
+            .bind(claimed.expires_at)
+            .execute(&mut *tx)
+            .await
+            .during("claiming the sync lease")?;
+        tx.commit().await.during("committing the sync lease")?;
+        Ok(Some(claimed))
+    }
+
+    async fn current_lease(&self) -> Result<Lease, StoreError> {
+        sqlx::query_as("SELECT holder, token, expires_at FROM sync_lease WHERE id = 1")
+            .fetch_one(&self.reader)
+            .await
+            .during("reading the sync lease")
+    }
+
+    async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sync_triggers (experience_id, from_date, to_date, requested_at)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(request.experience.map(ExperienceId::get))
+        .bind(request.from)
+        .bind(request.to)
+        .bind(request.requested_at)
+        .execute(&self.writer)
+        .await
+        .during("recording a sync request")?;
+        Ok(())
+    }
+
+    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .during("starting to take sync requests")?;
+        let rows: Vec<(i64, Option<i64>, NaiveDate, NaiveDate, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, experience_id, from_date, to_date, requested_at FROM sync_triggers
+             ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .during("reading sync requests")?;
+        if let Some(&(last, ..)) = rows.last() {
+            sqlx::query("DELETE FROM sync_triggers WHERE id <= ?")
+                .bind(last)
+                .execute(&mut *tx)
+                .await
+                .during("taking sync requests")?;
+        }
+        tx.commit().await.during("committing taken sync requests")?;
+        rows.into_iter()
+            .map(|(_, experience, from, to, at)| SyncRequest::try_from((experience, from, to, at)))
+            .collect()
+    }
+
+    async fn release_lease(
+        &self,
+        lease: &Lease,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sync_lease SET expires_at = ? WHERE id = 1 AND holder = ? AND token = ?",
+        )
+        .bind(expires_at)
+        .bind(&lease.holder)
+        .bind(lease.token)
+        .execute(&self.writer)
+        .await
+        .during("releasing the sync lease")?;
+        Ok(())
+    }
+
     async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
         sqlx::query(
             "UPDATE sync_control SET paused = 0, reason = NULL, changed_at = ?
@@ -562,4 +661,11 @@ async fn read_sync_control(pool: &SqlitePool) -> Result<SyncControl, StoreError>
         .fetch_one(pool)
         .await
         .during("reading the sync control")
+}
+
+async fn read_lease(conn: &mut SqliteConnection) -> Result<Lease, StoreError> {
+    sqlx::query_as("SELECT holder, token, expires_at FROM sync_lease WHERE id = 1")
+        .fetch_one(conn)
+        .await
+        .during("reading the sync lease")
 }

@@ -21,7 +21,7 @@ use super::{ProductDate, RetryPolicy, fetch_with_retry, product_dates};
 use crate::config::Settings;
 use crate::domain::{DayFetch, ExperienceId};
 use crate::partner::{Partner, PartnerError};
-use crate::storage::{ApplyOutcome, Store, StoreError, SyncControl};
+use crate::storage::{ApplyOutcome, Fence, Lease, Store, StoreError, SyncControl, SyncRequest};
 
 /// The reason recorded when the partner answers 401/403.
 pub const KEY_REJECTED: &str = "partner rejected the API key";
@@ -30,10 +30,6 @@ pub const KEY_REJECTED: &str = "partner rejected the API key";
 /// behind the next call's turn, so a backlog drains at the pacer's rate.
 const WORKERS: usize = 3;
 
-/// How often the persisted pause state is re-read, so a pause sent to another instance (or
-/// written by hand) is obeyed within this.
-const CONTROL_POLL: std::time::Duration = std::time::Duration::from_millis(500);
-
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub experiences: Vec<ExperienceId>,
@@ -41,6 +37,13 @@ pub struct EngineConfig {
     pub horizon_days: u32,
     pub tiers: Vec<Tier>,
     pub retry: RetryPolicy,
+    /// This instance's name in the sync lease.
+    pub instance: String,
+    /// How long the lease lasts unless renewed: the longest a dead leader blocks the others.
+    pub lease_ttl: std::time::Duration,
+    /// How often the persisted pause state and operators' sync requests are read, so a pause
+    /// or trigger sent to any instance is obeyed by the leader within this.
+    pub control_poll: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -56,12 +59,17 @@ impl EngineConfig {
                 .map(|settings| Tier { settings })
                 .collect(),
             retry: RetryPolicy::default(),
+            instance: settings.sync.instance_id.clone(),
+            lease_ttl: std::time::Duration::from_secs(settings.sync.lease_seconds.get()),
+            control_poll: std::time::Duration::from_millis(500),
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("experience {0} is not synced by this service")]
     UnknownExperience(i64),
     #[error("{from} … {to} is not an ordered range inside the horizon {first} … {last}")]
@@ -87,6 +95,8 @@ struct Inner {
     queue: Mutex<WorkQueue>,
     work_ready: Notify,
     control: watch::Sender<SyncControl>,
+    /// The lease while this instance is the leader; only the leader calls the partner.
+    lease: watch::Sender<Option<Lease>>,
     /// One lock per tier: a tier runs at most once at a time.
     tier_runs: Vec<tokio::sync::Mutex<()>>,
     tier_status: Mutex<Vec<TierStatus>>,
@@ -133,6 +143,7 @@ impl Engine {
                 queue: Mutex::default(),
                 work_ready: Notify::new(),
                 control: watch::Sender::new(control),
+                lease: watch::Sender::new(None),
                 tier_status: Mutex::new(tier_status),
                 counters: Mutex::default(),
                 parked: Mutex::default(),
@@ -141,20 +152,77 @@ impl Engine {
         })
     }
 
-    /// Starts the workers, the pause-state poller, and a first run of every tier (the
-    /// start-up backfill: whatever was never fetched or is older than its tier's period).
-    /// The returned set ends after [`Engine::shutdown`].
+    /// Starts the workers, the pause and request poller, and the lease keeper. Whenever this
+    /// instance becomes the leader, every tier runs once: the start-up backfill of whatever was
+    /// never fetched or is older than its tier's period. The returned set ends after
+    /// [`Engine::shutdown`].
     pub fn start(&self) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
         for _ in 0..WORKERS {
             tasks.spawn(self.inner.clone().work());
         }
         tasks.spawn(self.inner.clone().poll_control());
-        for index in 0..self.inner.config.tiers.len() {
-            let engine = self.clone();
-            tasks.spawn(async move { engine.run_tier(index).await });
-        }
+        tasks.spawn(self.clone().keep_lease());
         tasks
+    }
+
+    /// Takes the lease when it is free, renews it while held, and hands it back on shutdown.
+    async fn keep_lease(self) {
+        let inner = &self.inner;
+        let renew_every = inner.config.lease_ttl / 3;
+        loop {
+            let now = inner.clock.now();
+            let claimed = inner
+                .store
+                .acquire_lease(&inner.config.instance, now, inner.config.lease_ttl)
+                .await;
+            let was_leader = inner.lease.borrow().is_some();
+            match claimed {
+                Ok(Some(lease)) => {
+                    inner.lease.send_replace(Some(lease));
+                    if !was_leader {
+                        tracing::info!(instance = %inner.config.instance, "became the sync leader");
+                        for index in 0..inner.config.tiers.len() {
+                            let engine = self.clone();
+                            tokio::spawn(async move { engine.run_tier(index).await });
+                        }
+                    }
+                }
+                Ok(None) => {
+                    if was_leader {
+                        tracing::warn!("lost the sync lease to another instance");
+                    }
+                    inner.lease.send_replace(None);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot renew the sync lease");
+                    // Past its expiry a lease is not ours, whatever the database says later.
+                    inner.lease.send_if_modified(|lease| {
+                        let expired = lease.as_ref().is_some_and(|l| l.expires_at <= now);
+                        if expired {
+                            *lease = None;
+                        }
+                        expired
+                    });
+                }
+            }
+            tokio::select! {
+                () = inner.shutdown.cancelled() => break,
+                () = tokio::time::sleep(renew_every) => {}
+            }
+        }
+        let held = inner.lease.send_replace(None);
+        if let Some(lease) = held {
+            // The next leader may start one pacing period after our last call.
+            let gap = chrono::Duration::from_std(inner.partner.pacing_period()).unwrap_or_default();
+            if let Err(error) = inner
+                .store
+                .release_lease(&lease, inner.clock.now() + gap)
+                .await
+            {
+                tracing::warn!(%error, "cannot hand the sync lease back; it runs out by itself");
+            }
+        }
     }
 
     /// Stops taking work: waits on the pacer and partner calls in flight are abandoned (their
@@ -187,6 +255,10 @@ impl Engine {
         let Some(tier) = inner.config.tiers.get(index) else {
             return;
         };
+        if inner.lease.borrow().is_none() {
+            // Followers leave the schedule to the leader.
+            return;
+        }
         let Ok(_running) = inner.tier_runs[index].try_lock() else {
             let mut statuses = lock(&inner.tier_status);
             statuses[index].skipped_runs += 1;
@@ -252,8 +324,10 @@ impl Engine {
         Ok(queued)
     }
 
-    /// Queues `from..=to` of one experience (or all) ahead of routine work.
-    pub fn trigger(
+    /// Records a request to re-sync `from..=to` of one experience (or all) ahead of routine
+    /// work; the leader, whichever instance it is, queues it within `control_poll`. Returns
+    /// how many product-dates that is.
+    pub async fn trigger(
         &self,
         experience: Option<ExperienceId>,
         from: NaiveDate,
@@ -276,15 +350,15 @@ impl Engine {
                 last,
             });
         }
-        let queued = {
-            let mut queue = lock(&inner.queue);
-            product_dates(&experiences, from, to)
-                .filter(|&day| queue.push(day, Urgency::Manual, None))
-                .count()
+        let request = SyncRequest {
+            experience,
+            from,
+            to,
+            requested_at: inner.clock.now(),
         };
-        inner.work_ready.notify_one();
-        tracing::info!(queued, %from, %to, "manual sync triggered");
-        Ok(queued)
+        inner.store.request_sync(&request).await?;
+        tracing::info!(%from, %to, ?experience, "manual sync requested");
+        Ok(product_dates(&experiences, from, to).count())
     }
 
     pub async fn pause(&self, reason: &str) -> Result<SyncControl, StoreError> {
@@ -319,6 +393,7 @@ impl Engine {
             (queue.pending(), queue.in_flight())
         };
         let freshness = self.freshness().await?;
+        let lease = inner.store.current_lease().await?;
         let now = inner.clock.now();
         let mut tiers = lock(&inner.tier_status).clone();
         for (status, tier) in tiers.iter_mut().zip(&inner.config.tiers) {
@@ -326,6 +401,14 @@ impl Engine {
         }
         Ok(SyncStatus {
             state: if control.paused { "paused" } else { "running" },
+            instance: inner.config.instance.clone(),
+            role: if inner.lease.borrow().is_some() {
+                "leader"
+            } else {
+                "follower"
+            },
+            leader: lease.holder.filter(|_| lease.expires_at > now),
+            lease_expires_at: lease.expires_at,
             pause_reason: control.reason.clone().filter(|_| control.paused),
             paused_since: control.paused.then_some(control.changed_at),
             pending,
@@ -378,11 +461,17 @@ impl Engine {
 impl Inner {
     async fn work(self: Arc<Self>) {
         let mut control = self.control.subscribe();
+        let mut lease = self.lease.subscribe();
         loop {
-            tokio::select! {
-                biased;
-                () = self.shutdown.cancelled() => return,
-                running = control.wait_for(|c| !c.paused) => if running.is_err() { return },
+            let leading = lease.borrow_and_update().is_some();
+            let running = !control.borrow_and_update().paused;
+            if !(leading && running) {
+                tokio::select! {
+                    () = self.shutdown.cancelled() => return,
+                    _ = control.changed() => {}
+                    _ = lease.changed() => {}
+                }
+                continue;
             }
             let next = {
                 let mut queue = lock(&self.queue);
@@ -400,10 +489,17 @@ impl Inner {
                 }
             };
             let fetched = tokio::select! {
+                // A call that has completed is applied even if a pause arrived meanwhile: its
+                // answer is paid for, and dropping it would cost a second call later.
+                biased;
                 fetched = fetch_with_retry(
                     self.partner.as_ref(), day, self.config.retry, |error| self.count_retry(error),
                 ) => fetched,
                 _ = control.wait_for(|c| c.paused) => {
+                    lock(&self.queue).requeue(day, urgency);
+                    continue;
+                }
+                _ = lease.wait_for(Option::is_none) => {
                     lock(&self.queue).requeue(day, urgency);
                     continue;
                 }
@@ -452,7 +548,15 @@ impl Inner {
                 return;
             }
         };
-        match self.store.apply_fetch(&fetch).await {
+        let Some(lease) = self.lease.borrow().clone() else {
+            lock(&self.queue).requeue(day, urgency);
+            return;
+        };
+        let fence = Fence {
+            lease,
+            at: self.clock.now(),
+        };
+        match self.store.apply_fetch(&fetch, Some(&fence)).await {
             Ok(outcome) => {
                 {
                     let mut counters = lock(&self.counters);
@@ -463,6 +567,11 @@ impl Inner {
                 }
                 lock(&self.parked).remove(&day);
                 lock(&self.queue).finish(day, true);
+            }
+            Err(StoreError::LeaseLost) => {
+                tracing::warn!(%day, "lease lost before the apply; the new leader fetches it");
+                lock(&self.queue).requeue(day, urgency);
+                self.lease.send_replace(None);
             }
             Err(error) => {
                 lock(&self.counters).failures += 1;
@@ -502,7 +611,7 @@ impl Inner {
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => return,
-                () = tokio::time::sleep(CONTROL_POLL) => {}
+                () = tokio::time::sleep(self.config.control_poll) => {}
             }
             match self.store.sync_control().await {
                 Ok(control) => {
@@ -514,6 +623,36 @@ impl Inner {
                 }
                 Err(error) => tracing::warn!(%error, "cannot read the pause state"),
             }
+            if self.lease.borrow().is_some() {
+                self.queue_requests().await;
+            }
         }
+    }
+
+    /// Queues operators' sync requests, ahead of routine work.
+    async fn queue_requests(&self) {
+        let requests = match self.store.take_sync_requests().await {
+            Ok(requests) => requests,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read sync requests");
+                return;
+            }
+        };
+        if requests.is_empty() {
+            return;
+        }
+        {
+            let mut queue = lock(&self.queue);
+            for request in requests {
+                let experiences = match request.experience {
+                    Some(id) => vec![id],
+                    None => self.config.experiences.clone(),
+                };
+                for day in product_dates(&experiences, request.from, request.to) {
+                    queue.push(day, Urgency::Manual, None);
+                }
+            }
+        }
+        self.work_ready.notify_one();
     }
 }

@@ -11,12 +11,13 @@ pub mod tiers;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
+use tracing::Instrument;
 
 use crate::domain::{DayFetch, ExperienceId};
 use crate::partner::{Partner, PartnerError};
-use crate::storage::{ApplyOutcome, Store, StoreError};
+use crate::storage::{ApplyOutcome, Fence, Store, StoreError};
 
 /// One unit of sync work: one product on one date (one partner call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,9 +80,17 @@ pub async fn fetch_with_retry(
         .with_max_delay(policy.max_delay)
         .with_max_times(policy.max_retries)
         .with_jitter();
+    // Counts every call of this day, across 429 rounds too; the partner client's log line
+    // for each call is emitted inside its `partner_call{attempt}` span.
+    let mut attempt = 0_u32;
     loop {
-        let result = (|| partner.fetch_day(day.experience, day.date))
-            .retry(backoff)
+        let result = (|| {
+            attempt += 1;
+            partner
+                .fetch_day(day.experience, day.date)
+                .instrument(tracing::info_span!("partner_call", attempt))
+        })
+        .retry(backoff)
             .when(PartnerError::is_transient)
             .notify(|error, delay| {
                 on_retry(error);
@@ -99,6 +108,10 @@ pub async fn fetch_with_retry(
 pub enum SyncError {
     #[error("partner rejected the API key: {0}")]
     PartnerRejectedKey(PartnerError),
+    #[error("another instance ({holder}) holds the sync lease; pause it or wait for it to stop")]
+    LeaseHeldElsewhere { holder: String },
+    #[error("claiming the sync lease: {0}")]
+    Lease(#[source] StoreError),
     #[error("applying {day}: {source}")]
     Store {
         day: ProductDate,
@@ -121,14 +134,43 @@ pub struct SyncSummary {
 /// pace, but a little overlap hides each call's latency.
 const FETCHES_IN_FLIGHT: usize = 4;
 
-/// Fetches and applies every day, in order of proximity. A bad API key or a store failure
-/// stops the run; a day that keeps failing is reported in the summary.
+/// Who a one-shot run claims the sync lease as, and for how long at a time.
+#[derive(Debug, Clone)]
+pub struct LeaseClaim {
+    pub holder: String,
+    pub ttl: Duration,
+}
+
+impl LeaseClaim {
+    /// Takes or renews the lease; a run never calls the partner while a daemon holds it.
+    async fn fence(&self, store: &dyn Store) -> Result<Fence, SyncError> {
+        let now = Utc::now();
+        match store.acquire_lease(&self.holder, now, self.ttl).await {
+            Ok(Some(lease)) => Ok(Fence { lease, at: now }),
+            Ok(None) => Err(SyncError::LeaseHeldElsewhere {
+                holder: store
+                    .current_lease()
+                    .await
+                    .ok()
+                    .and_then(|lease| lease.holder)
+                    .unwrap_or_default(),
+            }),
+            Err(error) => Err(SyncError::Lease(error)),
+        }
+    }
+}
+
+/// Fetches and applies every day, in order of proximity, holding the sync lease so no other
+/// instance polls meanwhile. A bad API key, a lease held elsewhere or a store failure stops
+/// the run; a day that keeps failing is reported in the summary.
 pub async fn sync_days(
     partner: &dyn Partner,
     store: &dyn Store,
     days: impl IntoIterator<Item = ProductDate>,
     policy: RetryPolicy,
+    claim: &LeaseClaim,
 ) -> Result<SyncSummary, SyncError> {
+    let mut fence = claim.fence(store).await?;
     let mut fetches = futures::stream::iter(days)
         .map(|day| async move { (day, fetch_with_retry(partner, day, policy, |_| {}).await) })
         .buffered(FETCHES_IN_FLIGHT);
@@ -144,8 +186,9 @@ pub async fn sync_days(
             }
         };
         summary.fetched += 1;
+        fence = claim.fence(store).await?;
         let outcome = store
-            .apply_fetch(&fetch)
+            .apply_fetch(&fetch, Some(&fence))
             .await
             .map_err(|source| SyncError::Store { day, source })?;
         if let ApplyOutcome::Applied { transfers, .. } = outcome
@@ -155,6 +198,11 @@ pub async fn sync_days(
             summary.transfers += transfers;
         }
         tracing::info!(%day, slots = fetch.slots.len(), ?outcome, "applied");
+    }
+    // Hand the lease back: a daemon may take over one pacing period after our last call.
+    let gap = chrono::Duration::from_std(partner.pacing_period()).unwrap_or_default();
+    if let Err(error) = store.release_lease(&fence.lease, Utc::now() + gap).await {
+        tracing::warn!(%error, "cannot hand the sync lease back; it runs out by itself");
     }
     Ok(summary)
 }

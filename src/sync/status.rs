@@ -2,12 +2,20 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncStatus {
     /// `running` or `paused`.
     pub state: &'static str,
+    /// This instance's name in the sync lease.
+    pub instance: String,
+    /// `leader` (this instance polls the partner) or `follower`.
+    pub role: &'static str,
+    /// The instance holding the lease now, if any.
+    pub leader: Option<String>,
+    pub lease_expires_at: DateTime<Utc>,
     pub pause_reason: Option<String>,
     pub paused_since: Option<DateTime<Utc>>,
     /// Product-dates queued for a partner call.
@@ -23,7 +31,13 @@ pub struct SyncStatus {
     pub freshness: Vec<Freshness>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl SyncStatus {
+    pub fn is_paused(&self) -> bool {
+        self.state == "paused"
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParkedDay {
     pub experience: i64,
@@ -32,7 +46,7 @@ pub struct ParkedDay {
     pub since: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TierStatus {
     pub name: String,
@@ -51,7 +65,7 @@ pub struct TierStatus {
     pub behind: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Counters {
     pub calls: u64,
@@ -62,7 +76,7 @@ pub struct Counters {
     pub transfers_posted: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastError {
     pub at: DateTime<Utc>,
@@ -73,7 +87,7 @@ pub struct LastError {
 }
 
 /// How stale a window of days is: the oldest last fetch among its product-dates.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Freshness {
     /// `today`, `week` (today + 6 days) or `month` (today + 29 days).

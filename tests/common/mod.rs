@@ -270,9 +270,9 @@ pub struct TestApp {
     pub backend: TestStore,
 }
 
-/// The service with its tiers off: tests drive syncs themselves.
+/// The service with its sync engine off: tests drive syncs themselves.
 pub async fn spawn_app(backend: TestStore) -> TestApp {
-    spawn_app_with(backend, |settings| settings.sync.tiers = Some(Vec::new())).await
+    spawn_app_with(backend, |settings| settings.sync.enabled = false).await
 }
 
 /// The full daemon over a short horizon, its admin token [`ADMIN_TOKEN`].
@@ -392,6 +392,7 @@ impl TestApp {
             self.backend.store.as_ref(),
             days,
             fast_retries(),
+            &test_lease_claim(),
         )
         .await
         .expect("sync runs")
@@ -471,6 +472,14 @@ impl TestApp {
     }
 }
 
+/// The lease a test's one-shot sync runs under.
+pub fn test_lease_claim() -> invsync::sync::LeaseClaim {
+    invsync::sync::LeaseClaim {
+        holder: "test-sync".into(),
+        ttl: std::time::Duration::from_secs(10),
+    }
+}
+
 /// Retries as the engine does them, with delays short enough for tests.
 pub fn fast_retries() -> invsync::sync::RetryPolicy {
     invsync::sync::RetryPolicy {
@@ -504,7 +513,10 @@ pub async fn start_engine_with(
     horizon_days: u32,
 ) -> EngineHarness {
     let store = RealTimeStore::connect(&backend.url).await;
-    let engine = engine_for(store.clone(), &sim, horizon_days).await;
+    // A fixed morning in the partner's zone, so hours of simulated time never cross midnight.
+    let clock =
+        invsync::sync::clock::Clock::starting_at("2026-12-01T00:00:00Z".parse().expect("instant"));
+    let engine = engine_for(store.clone(), &sim, horizon_days, clock).await;
     tokio::time::pause();
     let tasks = engine.start();
     EngineHarness {
@@ -521,6 +533,7 @@ pub async fn engine_for(
     store: Arc<dyn Store>,
     sim: &invsync::simulator::Simulator,
     horizon_days: u32,
+    clock: invsync::sync::clock::Clock,
 ) -> invsync::sync::engine::Engine {
     use invsync::sync::engine::{Engine, EngineConfig};
     let mut settings = invsync::config::Settings::default();
@@ -528,11 +541,11 @@ pub async fn engine_for(
         serde_json::from_value(serde_json::json!(horizon_days)).expect("horizon days");
     let config = EngineConfig {
         retry: fast_retries(),
+        // Hours of simulated time cost few renewals, and a successor still leads within 20 s.
+        lease_ttl: std::time::Duration::from_secs(60),
+        control_poll: std::time::Duration::from_secs(1),
         ..EngineConfig::from_settings(&settings)
     };
-    // A fixed morning in the partner's zone, so hours of simulated time never cross midnight.
-    let clock =
-        invsync::sync::clock::Clock::starting_at("2026-12-01T00:00:00Z".parse().expect("instant"));
     let partner = invsync::simulator::InProcessPartner::new(
         sim.clone(),
         settings.partner.rate_limit_per_minute,
@@ -642,9 +655,11 @@ impl Store for RealTimeStore {
     async fn apply_fetch(
         &self,
         fetch: &DayFetch,
+        fence: Option<&storage::Fence>,
     ) -> Result<storage::ApplyOutcome, storage::StoreError> {
         let fetch = fetch.clone();
-        self.call(move |s| async move { s.apply_fetch(&fetch).await })
+        let fence = fence.cloned();
+        self.call(move |s| async move { s.apply_fetch(&fetch, fence.as_ref()).await })
             .await
     }
     async fn experience_exists(&self, id: ExperienceId) -> Result<bool, storage::StoreError> {
@@ -698,6 +713,40 @@ impl Store for RealTimeStore {
     ) -> Result<storage::SyncControl, storage::StoreError> {
         let reason = reason.to_string();
         self.call(move |s| async move { s.pause_sync(&reason, at).await })
+            .await
+    }
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<Option<storage::Lease>, storage::StoreError> {
+        let holder = holder.to_string();
+        self.call(move |s| async move { s.acquire_lease(&holder, now, ttl).await })
+            .await
+    }
+    async fn current_lease(&self) -> Result<storage::Lease, storage::StoreError> {
+        self.call(|s| async move { s.current_lease().await }).await
+    }
+    async fn request_sync(
+        &self,
+        request: &storage::SyncRequest,
+    ) -> Result<(), storage::StoreError> {
+        let request = request.clone();
+        self.call(move |s| async move { s.request_sync(&request).await })
+            .await
+    }
+    async fn take_sync_requests(&self) -> Result<Vec<storage::SyncRequest>, storage::StoreError> {
+        self.call(|s| async move { s.take_sync_requests().await })
+            .await
+    }
+    async fn release_lease(
+        &self,
+        lease: &storage::Lease,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), storage::StoreError> {
+        let lease = lease.clone();
+        self.call(move |s| async move { s.release_lease(&lease, expires_at).await })
             .await
     }
     async fn resume_sync(

@@ -1,0 +1,124 @@
+//! The OpenAPI 3 document. Its paths come from the handlers' `#[utoipa::path]` declarations,
+//! the same declarations the router is built from, so the two cannot disagree.
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use super::error::ErrorBody;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "invsync",
+        description = "A partner's experience inventory, kept in sync under the partner's rate \
+                       limit and audited by a double-entry ledger. Every error is JSON \
+                       `{code, message}` with a stable machine `code`; an unknown route answers \
+                       404 `not_found` and a wrong method 405 `method_not_allowed`."
+    ),
+    tags(
+        (name = "inventory", description = "Slots, sellable dates and slot history"),
+        (name = "sync", description = "Sync status and operator controls"),
+        (name = "ledger", description = "Ledger verification"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&AdminToken)
+)]
+pub struct ApiDoc;
+
+/// The scheme the admin endpoints declare: `Authorization: Bearer $INVSYNC_SERVER__ADMIN_TOKEN`.
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, document: &mut Document) {
+        document
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "admin_token",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some("INVSYNC_SERVER__ADMIN_TOKEN"))
+                        .build(),
+                ),
+            );
+    }
+}
+
+/// Answers any operation can give: a database failure or a bug, and a request that outran
+/// `server.request_timeout_seconds`. An operation's own entry for the status wins.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, document: &mut Document) {
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in document.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("500".into())
+                    .or_insert_with(|| error("`internal`: a database failure or a bug").into());
+                responses.entry("503".into()).or_insert_with(|| {
+                    error("`timeout`: no answer within server.request_timeout_seconds").into()
+                });
+            }
+        }
+    }
+}
+
+/// The document, serialised once; each answer shares the bytes.
+#[derive(Clone)]
+pub struct OpenApiJson(Bytes);
+
+impl OpenApiJson {
+    /// Completes the router's document and serialises it.
+    pub fn new(mut document: Document) -> Self {
+        // Here, not among `ApiDoc`'s modifiers: those run before any route is merged in.
+        CommonErrors.modify(&mut document);
+        // utoipa copies Cargo.toml's `license`, which this crate does not declare.
+        document
+            .info
+            .license
+            .take_if(|license| license.name.is_empty());
+        let json = document
+            .to_json()
+            .expect("an OpenAPI document serialises to JSON");
+        Self(Bytes::from(json))
+    }
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3 document", body = Object))
+)]
+pub async fn openapi(Extension(document): Extension<OpenApiJson>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], document.0)
+}
