@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -34,22 +34,10 @@ fn spawn_instance(
     dir: &std::path::Path,
 ) -> Instance {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_invsync"))
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("INVSYNC_DATABASE__URL", database_url)
-        .env("INVSYNC_PARTNER__BASE_URL", sim.base_url())
-        .env("INVSYNC_PARTNER__API_KEY", SIM_KEY)
-        .env("INVSYNC_PARTNER__RATE_LIMIT_PER_MINUTE", RATE.to_string())
-        .env("INVSYNC_SYNC__HORIZON_DAYS", HORIZON_DAYS.to_string())
+    let child = invsync_command(dir, database_url, sim, RATE, HORIZON_DAYS, &["serve"])
         .env("INVSYNC_SYNC__INSTANCE_ID", name)
         .env("INVSYNC_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("INVSYNC_SERVER__ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("invsync serve starts");
     Instance {

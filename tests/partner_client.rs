@@ -1,36 +1,22 @@
 //! The partner client against a scripted HTTP server (wiremock on 127.0.0.1).
 
+mod common;
+
 use std::num::NonZeroU32;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDate, NaiveTime};
-use invsync::domain::{DayFetch, ExperienceId, Secret, Slot};
+use chrono::DateTime;
+use invsync::domain::{DayFetch, Secret, Slot};
 use invsync::partner::{PartnerClient, PartnerClientConfig, PartnerError};
-use rust_decimal::Decimal;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use common::{date, experience, money, time};
 
 const API_KEY: &str = "sk_live_7f3c9a1e5b";
 const THURSDAY_14: &str = include_str!("../fixtures/responses/14_2026-12-03_thursday.json");
 const SUNDAY_15: &str = include_str!("../fixtures/responses/15_2026-12-06_sunday.json");
 const MONDAY_14: &str = include_str!("../fixtures/responses/14_2026-11-30_monday.json");
-
-fn experience(id: i64) -> ExperienceId {
-    ExperienceId::try_from(id).expect("positive id")
-}
-
-fn date(text: &str) -> NaiveDate {
-    NaiveDate::from_str(text).expect("valid date")
-}
-
-fn time(text: &str) -> NaiveTime {
-    NaiveTime::parse_from_str(text, "%H:%M").expect("valid time")
-}
-
-fn money(text: &str) -> Decimal {
-    Decimal::from_str(text).expect("valid decimal")
-}
 
 fn client(base_url: &str, rate_limit_per_minute: u32, request_timeout: Duration) -> PartnerClient {
     PartnerClient::new(PartnerClientConfig {

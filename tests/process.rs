@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -23,25 +23,11 @@ async fn start_simulator() -> SimulatorHandle {
     .expect("simulator")
 }
 
-/// `invsync <args>` configured through the environment only, run from an empty directory.
+/// A daemon (or `verify`) on `database_url`; a killed daemon's lease blocks its successor
+/// only briefly.
 fn invsync(dir: &Path, database_url: &str, sim: &SimulatorHandle, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_invsync"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("INVSYNC_DATABASE__URL", database_url)
-        .env("INVSYNC_PARTNER__BASE_URL", sim.base_url())
-        .env("INVSYNC_PARTNER__API_KEY", SIM_KEY)
-        .env("INVSYNC_PARTNER__RATE_LIMIT_PER_MINUTE", RATE.to_string())
-        .env("INVSYNC_SYNC__HORIZON_DAYS", HORIZON_DAYS.to_string())
-        .env("INVSYNC_SERVER__LISTEN", "127.0.0.1:0")
-        // A killed daemon's lease blocks its successor until it runs out.
-        .env("INVSYNC_SYNC__LEASE_SECONDS", "2")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut command = invsync_command(dir, database_url, sim, RATE, HORIZON_DAYS, args);
+    command.env("INVSYNC_SYNC__LEASE_SECONDS", "2");
     command
 }
 

@@ -1,35 +1,22 @@
 //! The built-in partner simulator, served on 127.0.0.1 and fetched through the real client.
 
+mod common;
+
 use std::num::NonZeroU32;
-use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{Datelike, NaiveDate, NaiveTime, Utc};
-use invsync::domain::{DayFetch, ExperienceId, Secret};
+use chrono::{Datelike, Utc};
+use invsync::domain::{DayFetch, Secret};
 use invsync::partner::{PartnerClient, PartnerClientConfig, PartnerError};
 use invsync::simulator::{Faults, SimError, Simulator, SimulatorConfig, SimulatorHandle};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+use common::{date, experience, money, time};
+
 const API_KEY: &str = "sim-key-0451";
 const THURSDAY_14: &str = include_str!("../fixtures/responses/14_2026-12-03_thursday.json");
 const SUNDAY_15: &str = include_str!("../fixtures/responses/15_2026-12-06_sunday.json");
-
-fn experience(id: i64) -> ExperienceId {
-    ExperienceId::try_from(id).expect("positive id")
-}
-
-fn date(text: &str) -> NaiveDate {
-    NaiveDate::from_str(text).expect("valid date")
-}
-
-fn time(text: &str) -> NaiveTime {
-    NaiveTime::parse_from_str(text, "%H:%M").expect("valid time")
-}
-
-fn money(text: &str) -> Decimal {
-    Decimal::from_str(text).expect("valid decimal")
-}
 
 /// The partner's own limit would slow these tests down; most of them lift it.
 fn config(rate_limit_per_minute: u32) -> SimulatorConfig {

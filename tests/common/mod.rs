@@ -757,3 +757,31 @@ impl Store for RealTimeStore {
             .await
     }
 }
+
+/// `invsync <args>` as a child process configured through the environment only, run from
+/// `dir` (so no `config.toml` is read), talking to `sim` at `rate` requests per minute.
+pub fn invsync_command(
+    dir: &std::path::Path,
+    database_url: &str,
+    sim: &invsync::simulator::SimulatorHandle,
+    rate: u32,
+    horizon_days: usize,
+    args: &[&str],
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_invsync"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("INVSYNC_DATABASE__URL", database_url)
+        .env("INVSYNC_PARTNER__BASE_URL", sim.base_url())
+        .env("INVSYNC_PARTNER__API_KEY", SIM_KEY)
+        .env("INVSYNC_PARTNER__RATE_LIMIT_PER_MINUTE", rate.to_string())
+        .env("INVSYNC_SYNC__HORIZON_DAYS", horizon_days.to_string())
+        .env("INVSYNC_SERVER__LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
