@@ -42,6 +42,9 @@ pub struct Pacer {
     rate_limit_per_minute: NonZeroU32,
     /// Set by a 429: nobody calls before this instant.
     hold_until: Mutex<Option<Instant>>,
+    /// Callers wait their turn in arrival order (tokio's mutex is fair), so the most urgent
+    /// day, which the engine hands out first, is also called first.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl Pacer {
@@ -57,6 +60,7 @@ impl Pacer {
             clock,
             rate_limit_per_minute,
             hold_until: Mutex::new(None),
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -72,6 +76,7 @@ impl Pacer {
     /// Waits for the hold (if any) and then for this call's turn. Cancel-safe: a caller dropped
     /// while waiting spends no budget.
     pub async fn until_ready(&self) {
+        let _turn = self.turn.lock().await;
         loop {
             if let Some(until) = self.held_until() {
                 tokio::time::sleep_until(until).await;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Timelike, Utc};
 
 use crate::config::TierSettings;
 
@@ -21,13 +21,13 @@ impl Tier {
         self.settings
             .cron
             .schedule
-            .find_next_occurrence(&now, false)
+            .find_next_occurrence(&whole_second(now), false)
             .ok()
     }
 
     /// How often the tier fires: the gap between its next two runs after `now`.
     pub fn period(&self, now: DateTime<Utc>) -> Duration {
-        let mut runs = self.settings.cron.schedule.iter_after(now);
+        let mut runs = self.settings.cron.schedule.iter_after(whole_second(now));
         match (runs.next(), runs.next()) {
             (Some(first), Some(second)) => (second - first).to_std().unwrap_or(Duration::MAX),
             _ => Duration::MAX,
@@ -56,6 +56,11 @@ impl Tier {
     pub fn covers(&self, offset: u32) -> bool {
         (self.settings.first_day..=self.settings.last_day).contains(&offset)
     }
+}
+
+/// Cron fires on whole seconds; without this the next run would inherit `now`'s fraction.
+fn whole_second(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.with_nanosecond(0).unwrap_or(now)
 }
 
 /// The tier that keeps the day at `offset` fresh: the most frequent one covering it (the first
