@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::{Days, NaiveDate};
+use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
 use crate::app::{Application, partner_client, shutdown_signal};
@@ -119,23 +119,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The configured horizon: today in the partner's zone and the following days.
-fn horizon(settings: &Settings) -> (NaiveDate, NaiveDate) {
-    let today = settings.partner.today();
-    let days = u64::from(settings.sync.horizon_days.get() - 1);
-    (
-        today,
-        today.checked_add_days(Days::new(days)).unwrap_or(today),
-    )
-}
-
 async fn sync_once(
     settings: &Settings,
     experience: Option<ExperienceId>,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> anyhow::Result<ExitCode> {
-    let (first, last) = horizon(settings);
+    let (first, last) = sync::horizon(settings.partner.today(), settings.sync.horizon_days.get());
     let (from, to) = (from.unwrap_or(first), to.unwrap_or(last));
     if from > to {
         bail!("--from {from} is after --to {to}");

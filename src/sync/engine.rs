@@ -242,10 +242,7 @@ impl Engine {
     /// Today and the last day of the horizon, in the partner's time zone.
     pub fn horizon(&self) -> (NaiveDate, NaiveDate) {
         let today = self.inner.clock.today(self.inner.config.timezone);
-        let last = today
-            .checked_add_days(Days::new(u64::from(self.inner.config.horizon_days - 1)))
-            .unwrap_or(today);
-        (today, last)
+        super::horizon(today, self.inner.config.horizon_days)
     }
 
     /// One run of tier `index`: queue its due days and wait until they are done. Skipped (and

@@ -32,6 +32,14 @@ impl std::fmt::Display for ProductDate {
     }
 }
 
+/// The days the sync keeps: `today` and the following days, `horizon_days` in all.
+pub fn horizon(today: NaiveDate, horizon_days: u32) -> (NaiveDate, NaiveDate) {
+    let last = today
+        .checked_add_days(chrono::Days::new(u64::from(horizon_days.saturating_sub(1))))
+        .unwrap_or(today);
+    (today, last)
+}
+
 /// Every product-date of `from..=to`, nearest date first.
 pub fn product_dates(
     experiences: &[ExperienceId],
