@@ -12,7 +12,7 @@ use common::*;
 use invsync::app::Application;
 use invsync::config::Settings;
 use invsync::domain::Secret;
-use invsync::simulator::{Faults, Simulator, SimulatorConfig};
+use invsync::simulator::{Faults, Simulator, SimulatorConfig, SimulatorHandle};
 use serde_json::{Value, json};
 
 /// The value of the sample `series` (name and labels exactly as rendered) in Prometheus text.
@@ -25,13 +25,13 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         })
 }
 
+/// A GET whose answer the test reads itself: text, headers.
+async fn fetch(http: &reqwest::Client, url: &str) -> reqwest::Response {
+    http.get(url).send().await.expect("the server answers")
+}
+
 async fn scrape(app: &TestApp) -> String {
-    let response = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("scrape");
+    let response = fetch(&app.http, &format!("{}/metrics", app.base)).await;
     assert_eq!(response.status().as_u16(), 200);
     let content_type = response.headers()["content-type"].to_str().unwrap_or("");
     assert!(
@@ -112,11 +112,7 @@ async fn readiness_checks_the_database_and_turns_503_once_shutdown_begins() {
         }));
         let http = reqwest::Client::new();
         let readyz = || async {
-            let response = http
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .expect("answers");
+            let response = fetch(&http, &format!("{base}/readyz")).await;
             let status = response.status().as_u16();
             (status, response.json::<Value>().await.expect("JSON"))
         };
@@ -157,11 +153,7 @@ async fn readiness_checks_the_database_and_turns_503_once_shutdown_begins() {
             ])
         );
         // Requests are still served while a load balancer notices.
-        let health = http
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .expect("still serving");
+        let health = fetch(&http, &format!("{base}/healthz")).await;
         assert_eq!(health.status().as_u16(), 200);
         let stopped = tokio::time::timeout(Duration::from_secs(10), running)
             .await
@@ -283,12 +275,7 @@ async fn the_document_declares_errors_security_and_every_schema_it_references() 
 #[tokio::test]
 async fn every_answer_carries_a_request_id_and_keeps_a_given_one() {
     let app = spawn_app(sqlite_store().await).await;
-    let response = app
-        .http
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .expect("answers");
+    let response = fetch(&app.http, &format!("{}/healthz", app.base)).await;
     let generated = response.headers()["x-request-id"].to_str().expect("ASCII");
     assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
     let response = app
@@ -319,27 +306,29 @@ fn with_db_password(url: &str) -> String {
     }
 }
 
-/// `invsync <args>` with the secrets in its environment, logging everything as JSON.
-fn invsync_with_secrets(database_url: &str, partner_url: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_invsync"));
+/// `invsync <args>` against `sim`, with the secrets in its environment, logging everything
+/// as JSON to a pipe.
+fn invsync_with_secrets(database_url: &str, sim: &SimulatorHandle, args: &[&str]) -> Command {
+    let mut command = invsync_command(&std::env::temp_dir(), database_url, sim, 6000, 3, args);
     command
-        .args(args)
-        .current_dir(std::env::temp_dir())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("INVSYNC_DATABASE__URL", database_url)
-        .env("INVSYNC_PARTNER__BASE_URL", partner_url)
         .env("INVSYNC_PARTNER__API_KEY", PARTNER_KEY)
-        .env("INVSYNC_PARTNER__RATE_LIMIT_PER_MINUTE", "6000")
         .env("INVSYNC_SERVER__ADMIN_TOKEN", ADMIN)
-        .env("INVSYNC_SERVER__LISTEN", "127.0.0.1:0")
-        .env("INVSYNC_SYNC__HORIZON_DAYS", "3")
         .env("INVSYNC_LOG__FORMAT", "json")
         .env("RUST_LOG", "trace")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
+}
+
+/// The simulator, accepting only [`PARTNER_KEY`].
+async fn simulator() -> SimulatorHandle {
+    Simulator::new(SimulatorConfig {
+        rate_limit_per_minute: 6000.try_into().expect("non-zero"),
+        ..SimulatorConfig::new(Secret::new(PARTNER_KEY))
+    })
+    .spawn_local()
+    .await
+    .expect("simulator")
 }
 
 fn assert_no_secret(text: &str, what: &str) {
@@ -351,13 +340,7 @@ fn assert_no_secret(text: &str, what: &str) {
 #[tokio::test]
 async fn secrets_never_reach_the_logs_or_the_answers_even_at_trace_level() {
     for backend in backends().await {
-        let sim = Simulator::new(SimulatorConfig {
-            rate_limit_per_minute: 6000.try_into().expect("non-zero"),
-            ..SimulatorConfig::new(Secret::new(PARTNER_KEY))
-        })
-        .spawn_local()
-        .await
-        .expect("simulator");
+        let sim = simulator().await;
         // Error paths log partner bodies and retries: exercise them too.
         sim.sim
             .set_faults(Faults {
@@ -367,7 +350,7 @@ async fn secrets_never_reach_the_logs_or_the_answers_even_at_trace_level() {
             })
             .expect("faults");
         let database_url = with_db_password(&backend.url);
-        let mut child = invsync_with_secrets(&database_url, &sim.base_url(), &["serve"])
+        let mut child = invsync_with_secrets(&database_url, &sim, &["serve"])
             .spawn()
             .expect("starts");
         let stderr = child.stderr.take().expect("piped");
@@ -426,11 +409,7 @@ async fn secrets_never_reach_the_logs_or_the_answers_even_at_trace_level() {
             "/readyz",
             "/openapi.json",
         ] {
-            let response = http
-                .get(format!("{base}{path}"))
-                .send()
-                .await
-                .expect("answers");
+            let response = fetch(&http, &format!("{base}{path}")).await;
             answers.push_str(&response.text().await.expect("body"));
         }
         let terminated = Command::new("kill")
@@ -475,7 +454,7 @@ async fn secrets_never_reach_the_logs_or_the_answers_even_at_trace_level() {
 #[tokio::test]
 async fn a_database_that_cannot_be_reached_is_reported_without_its_password() {
     let url = format!("postgres://invsync:{DB_PASSWORD}@127.0.0.1:1/invsync");
-    let output = invsync_with_secrets(&url, "http://127.0.0.1:9", &["serve"])
+    let output = invsync_with_secrets(&url, &simulator().await, &["serve"])
         .output()
         .expect("runs");
     assert!(!output.status.success());

@@ -8,13 +8,20 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use chrono::{NaiveDate, NaiveTime};
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
 
 use super::error::AppError;
 use super::layers::MAX_BODY_BYTES;
 use crate::domain::ExperienceId;
 
-/// `{id}` of `/api/v1/experience/{id}/…`.
-pub struct ExperiencePath(pub ExperienceId);
+/// `{id}` of `/api/v1/experience/{id}/…`; also its OpenAPI parameter.
+#[derive(IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+pub struct ExperiencePath(
+    /// The experience (partner product) id.
+    #[param(value_type = i64, minimum = 1, example = 14)]
+    pub ExperienceId,
+);
 
 impl<S: Send + Sync> FromRequestParts<S> for ExperiencePath {
     type Rejection = AppError;
@@ -47,27 +54,31 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 }
 
 impl QueryParams {
-    /// The value of `name` (`None` when absent), or why it is ambiguous.
-    fn value(&self, name: &str) -> Result<Option<&str>, String> {
+    /// The one value of the required parameter `name`; `reject` makes the error, whose
+    /// message shows the expected `form`.
+    fn required(
+        &self,
+        name: &str,
+        form: &str,
+        reject: fn(String) -> AppError,
+    ) -> Result<&str, AppError> {
         let mut values = self
             .0
             .iter()
             .filter(|(key, _)| key == name)
             .map(|(_, value)| value.as_str());
         match (values.next(), values.next()) {
-            (value, None) => Ok(value),
-            (_, Some(_)) => Err(format!("query parameter {name} is given more than once")),
+            (Some(value), None) => Ok(value),
+            (None, _) => Err(reject(format!("query parameter {name}={form} is required"))),
+            (Some(_), Some(_)) => Err(reject(format!(
+                "query parameter {name} is given more than once"
+            ))),
         }
     }
 
     /// The required `date=YYYY-MM-DD` parameter.
     pub fn date(&self) -> Result<NaiveDate, AppError> {
-        let raw = self
-            .value("date")
-            .map_err(AppError::InvalidDate)?
-            .ok_or_else(|| {
-                AppError::InvalidDate("query parameter date=YYYY-MM-DD is required".into())
-            })?;
+        let raw = self.required("date", "YYYY-MM-DD", AppError::InvalidDate)?;
         NaiveDate::parse_from_str(raw, "%Y-%m-%d")
             .ok()
             .filter(|_| raw.len() == 10)
@@ -76,12 +87,7 @@ impl QueryParams {
 
     /// The required `startTime=HH:MM` parameter.
     pub fn start_time(&self) -> Result<NaiveTime, AppError> {
-        let raw = self
-            .value("startTime")
-            .map_err(AppError::InvalidStartTime)?
-            .ok_or_else(|| {
-                AppError::InvalidStartTime("query parameter startTime=HH:MM is required".into())
-            })?;
+        let raw = self.required("startTime", "HH:MM", AppError::InvalidStartTime)?;
         NaiveTime::parse_from_str(raw, "%H:%M")
             .ok()
             .filter(|_| raw.len() == 5)

@@ -181,7 +181,7 @@ async fn known_experience(state: &AppState, id: ExperienceId) -> Result<(), AppE
     path = "/api/v1/experience/{id}/slots",
     tag = "inventory",
     params(
-        ("id" = i64, Path, minimum = 1, example = 14, description = "The experience (partner product) id"),
+        ExperiencePath,
         ("date" = NaiveDate, Query, description = "The day, YYYY-MM-DD, inside the horizon"),
     ),
     responses(
@@ -208,7 +208,7 @@ pub async fn slots(
     get,
     path = "/api/v1/experience/{id}/dates",
     tag = "inventory",
-    params(("id" = i64, Path, minimum = 1, example = 14, description = "The experience (partner product) id")),
+    params(ExperiencePath),
     responses(
         (status = 200, description = "Sellable dates", body = DatesBody),
         (status = 400, description = "`invalid_experience_id`", body = ErrorBody),
@@ -243,7 +243,7 @@ pub async fn dates(
     path = "/api/v1/experience/{id}/slots/history",
     tag = "inventory",
     params(
-        ("id" = i64, Path, minimum = 1, example = 14, description = "The experience (partner product) id"),
+        ExperiencePath,
         ("date" = NaiveDate, Query, description = "The slot's day, YYYY-MM-DD"),
         ("startTime" = String, Query, pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "04:00", description = "The slot's start, HH:MM"),
     ),

@@ -21,7 +21,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{AppError, ErrorBody};
-pub use layers::MAX_BODY_BYTES;
 
 use crate::config::Settings;
 use crate::ledger::VerifyReport;

@@ -6,10 +6,11 @@ use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
+use super::layers::MAX_BODY_BYTES;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -51,13 +52,20 @@ impl Modify for AdminToken {
     }
 }
 
-/// Answers any operation can give: a database failure or a bug, and a request that outran
-/// `server.request_timeout_seconds`. An operation's own entry for the status wins.
-struct CommonErrors;
+/// The error answers that follow from what an operation is, so no handler has to list them
+/// (an operation's own entry for a status wins): any operation can fail inside (500) or
+/// outrun `server.request_timeout_seconds` (503); one that needs the admin token refuses a
+/// missing or wrong one (401); one that takes a body refuses a malformed (400), oversized
+/// (413) or non-JSON (415) one.
+struct StandardErrors;
 
-impl Modify for CommonErrors {
+impl Modify for StandardErrors {
     fn modify(&self, document: &mut Document) {
-        let error = |description: &str| {
+        let too_large = format!(
+            "`payload_too_large`: a body over {} KiB",
+            MAX_BODY_BYTES / 1024
+        );
+        let error = |description: &str| -> RefOr<Response> {
             ResponseBuilder::new()
                 .description(description)
                 .content(
@@ -67,6 +75,7 @@ impl Modify for CommonErrors {
                         .build(),
                 )
                 .build()
+                .into()
         };
         for item in document.paths.paths.values_mut() {
             for operation in [
@@ -79,13 +88,35 @@ impl Modify for CommonErrors {
             .into_iter()
             .flatten()
             {
+                let mut standard = vec![
+                    ("500", "`internal`: a database failure or a bug"),
+                    (
+                        "503",
+                        "`timeout`: no answer within server.request_timeout_seconds",
+                    ),
+                ];
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    standard.push(("401", "`unauthorized`: missing or wrong admin token"));
+                }
+                if operation.request_body.is_some() {
+                    standard.extend([
+                        (
+                            "400",
+                            "`invalid_body`: not a JSON object of the documented shape",
+                        ),
+                        ("413", too_large.as_str()),
+                        (
+                            "415",
+                            "`unsupported_media_type`: a body that is not application/json",
+                        ),
+                    ]);
+                }
                 let responses = &mut operation.responses.responses;
-                responses
-                    .entry("500".into())
-                    .or_insert_with(|| error("`internal`: a database failure or a bug").into());
-                responses.entry("503".into()).or_insert_with(|| {
-                    error("`timeout`: no answer within server.request_timeout_seconds").into()
-                });
+                for (status, description) in standard {
+                    responses
+                        .entry(status.into())
+                        .or_insert_with(|| error(description));
+                }
             }
         }
     }
@@ -99,7 +130,7 @@ impl OpenApiJson {
     /// Completes the router's document and serialises it.
     pub fn new(mut document: Document) -> Self {
         // Here, not among `ApiDoc`'s modifiers: those run before any route is merged in.
-        CommonErrors.modify(&mut document);
+        StandardErrors.modify(&mut document);
         // utoipa copies Cargo.toml's `license`, which this crate does not declare.
         document
             .info
