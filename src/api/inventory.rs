@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{AppError, ErrorBody};
 use super::extract::{ExperiencePath, QueryParams};
-use crate::domain::{ExperienceId, Price, Seats};
-use crate::storage::{Posting, ServedPax, ServedSlot, SlotHistory};
+use crate::domain::{ExperienceId, PaxAvailability, Price, Seats};
+use crate::storage::{Posting, ServedSlot, SlotHistory};
 
 /// Money as JSON numbers with the partner's precision (212.14, 73).
 #[derive(Serialize, ToSchema)]
@@ -52,8 +52,8 @@ pub struct PaxBody {
     remaining: Seats,
 }
 
-impl From<&ServedPax> for PaxBody {
-    fn from(pax: &ServedPax) -> Self {
+impl From<&PaxAvailability> for PaxBody {
+    fn from(pax: &PaxAvailability) -> Self {
         Self {
             pax_type: pax.pax_type.clone(),
             name: pax.name.clone(),

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
 
-use crate::domain::{DayFetch, ExperienceId, Price, Seats};
+use crate::domain::{DayFetch, ExperienceId, PaxAvailability, Price, Seats};
 use crate::ledger::{
     self, AccountId, AccountKind, AccountState, Entry, PoolObservation, PostingError, Transfer,
     VerifyReport, Violation,
@@ -67,32 +67,19 @@ pub enum ApplyOutcome {
     Superseded,
 }
 
-/// One pax type of a served slot; `remaining` is the ledger's available balance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServedPax {
-    pub pax_type: String,
-    pub name: String,
-    pub description: String,
-    pub min: i64,
-    pub max: i64,
-    pub remaining: Seats,
-    pub is_primary: bool,
-    pub price: Price,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServedSlot {
     pub provider_slot_id: String,
     pub start_date: NaiveDate,
     pub start_time: NaiveTime,
     pub remaining: Seats,
-    /// In the partner's order.
-    pub pax: Vec<ServedPax>,
+    /// In the partner's order; each pax's `remaining` is its pool's available balance.
+    pub pax: Vec<PaxAvailability>,
 }
 
 impl ServedSlot {
     /// The pax whose price is the slot's price: the primary one, else the first.
-    pub fn primary_pax(&self) -> Option<&ServedPax> {
+    pub fn primary_pax(&self) -> Option<&PaxAvailability> {
         self.pax
             .iter()
             .find(|pax| pax.is_primary)
@@ -490,9 +477,9 @@ pub(crate) fn served_slots(
     slots: Vec<SlotRow>,
     pax: Vec<PaxRow>,
 ) -> Result<Vec<ServedSlot>, StoreError> {
-    let mut pax_by_slot: HashMap<i64, Vec<ServedPax>> = HashMap::new();
+    let mut pax_by_slot: HashMap<i64, Vec<PaxAvailability>> = HashMap::new();
     for row in pax {
-        let served = ServedPax {
+        let served = PaxAvailability {
             price: MinorUnits::from_stored(
                 row.final_price_minor,
                 row.original_price_minor,
