@@ -25,6 +25,19 @@ fn tuesday_slots(day: chrono::NaiveDate, adult_left: i64) -> Vec<invsync::domain
     ]
 }
 
+/// Applies product 14's Tuesday 2026-12-01 as first seen (1000 adults left at 04:30).
+async fn apply_first_tuesday(
+    backend: &TestStore,
+) -> (invsync::domain::ExperienceId, chrono::NaiveDate) {
+    let (id, day) = (experience(14), date("2026-12-01"));
+    backend
+        .store
+        .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)), None)
+        .await
+        .unwrap();
+    (id, day)
+}
+
 #[tokio::test]
 async fn applied_day_is_served_ordered_with_exact_prices() {
     for backend in backends().await {
@@ -99,12 +112,7 @@ async fn an_older_fetch_never_overwrites_a_newer_one() {
 #[tokio::test]
 async fn a_change_is_a_balanced_posting_traced_to_its_fetch() {
     for backend in backends().await {
-        let (id, day) = (experience(14), date("2026-12-01"));
-        backend
-            .store
-            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)), None)
-            .await
-            .unwrap();
+        let (id, day) = apply_first_tuesday(&backend).await;
         let sale = fetch_at(id, day, 60, tuesday_slots(day, 983));
         assert_eq!(
             backend.store.apply_fetch(&sale, None).await.unwrap(),
@@ -144,12 +152,7 @@ async fn a_change_is_a_balanced_posting_traced_to_its_fetch() {
 #[tokio::test]
 async fn a_vanished_slot_or_pax_goes_to_zero_and_is_no_longer_served() {
     for backend in backends().await {
-        let (id, day) = (experience(14), date("2026-12-01"));
-        backend
-            .store
-            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)), None)
-            .await
-            .unwrap();
+        let (id, day) = apply_first_tuesday(&backend).await;
         // 04:00 vanishes; 04:30 loses its child pax.
         let mut remaining = tuesday_slots(day, 1000);
         remaining.truncate(1);
@@ -191,12 +194,7 @@ async fn a_vanished_slot_or_pax_goes_to_zero_and_is_no_longer_served() {
 #[tokio::test]
 async fn an_empty_day_closes_everything() {
     for backend in backends().await {
-        let (id, day) = (experience(14), date("2026-12-01"));
-        backend
-            .store
-            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)), None)
-            .await
-            .unwrap();
+        let (id, day) = apply_first_tuesday(&backend).await;
         backend
             .store
             .apply_fetch(&fetch_at(id, day, 60, vec![]), None)
@@ -342,12 +340,7 @@ async fn two_processes_applying_the_same_fetches_at_once_agree() {
 #[tokio::test]
 async fn the_database_enforces_immutability_and_the_floor() {
     for backend in backends().await {
-        let (id, day) = (experience(14), date("2026-12-01"));
-        backend
-            .store
-            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)), None)
-            .await
-            .unwrap();
+        apply_first_tuesday(&backend).await;
         let raw = raw_connection(&backend).await;
         for statement in [
             "UPDATE entries SET amount = amount + 1",
@@ -371,12 +364,7 @@ async fn the_database_enforces_immutability_and_the_floor() {
 #[tokio::test]
 async fn verify_names_each_violation() {
     for backend in backends().await {
-        let (id, day) = (experience(14), date("2026-12-01"));
-        backend
-            .store
-            .apply_fetch(&fetch_at(id, day, 0, tuesday_slots(day, 1000)), None)
-            .await
-            .unwrap();
+        apply_first_tuesday(&backend).await;
         let raw = raw_connection(&backend).await;
         raw.execute("UPDATE accounts SET balance = balance + 7 WHERE kind = 'available' AND pax_type IS NULL")
             .await
