@@ -11,7 +11,7 @@ use invsync::partner::{PartnerClient, PartnerClientConfig, PartnerError};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::{date, experience, money, time};
+use common::{date, experience, money, start_times, time};
 
 const API_KEY: &str = "sk_live_7f3c9a1e5b";
 const THURSDAY_14: &str = include_str!("../fixtures/responses/14_2026-12-03_thursday.json");
@@ -102,13 +102,8 @@ async fn thursday_fixture_parses_with_exact_prices() {
 
     assert_eq!(day.experience, experience(14));
     assert_eq!(day.date, date("2026-12-03"));
-    let starts: Vec<String> = day
-        .slots
-        .iter()
-        .map(|slot| slot.start_time.format("%H:%M").to_string())
-        .collect();
     assert_eq!(
-        starts,
+        start_times(&day),
         [
             "04:00", "04:30", "05:00", "05:30", "06:00", "06:30", "07:00", "07:30", "08:00"
         ]

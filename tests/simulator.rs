@@ -12,7 +12,7 @@ use invsync::simulator::{Faults, SimError, Simulator, SimulatorConfig, Simulator
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use common::{date, experience, money, time};
+use common::{date, experience, money, start_times, time};
 
 const API_KEY: &str = "sim-key-0451";
 const THURSDAY_14: &str = include_str!("../fixtures/responses/14_2026-12-03_thursday.json");
@@ -88,13 +88,8 @@ async fn product_14_on_a_tuesday_has_nine_slots_with_the_partners_prices() {
 
     let day = fetch(&sim, 14, "2026-12-01").await.expect("fetches");
 
-    let starts: Vec<String> = day
-        .slots
-        .iter()
-        .map(|slot| slot.start_time.format("%H:%M").to_string())
-        .collect();
     assert_eq!(
-        starts,
+        start_times(&day),
         [
             "04:00", "04:30", "05:00", "05:30", "06:00", "06:30", "07:00", "07:30", "08:00"
         ]

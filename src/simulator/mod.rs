@@ -124,6 +124,17 @@ struct State {
     calls: VecDeque<CallRecord>,
 }
 
+/// The day as it may be changed: copied from its definition on its first change.
+fn changed_day<'a>(
+    changed_days: &'a mut HashMap<(ExperienceId, NaiveDate), Vec<WireSlot>>,
+    product: &ProductDefinition,
+    date: NaiveDate,
+) -> &'a mut Vec<WireSlot> {
+    changed_days
+        .entry((product.product_id, date))
+        .or_insert_with(|| product.day(date))
+}
+
 impl State {
     fn day(&self, product: &ProductDefinition, date: NaiveDate) -> Vec<WireSlot> {
         match self.changed_days.get(&(product.product_id, date)) {
@@ -292,10 +303,7 @@ impl Simulator {
     ) -> Result<WireSlot, SimError> {
         let product = self.product(experience)?;
         let mut state = self.lock();
-        let day = state
-            .changed_days
-            .entry((experience, date))
-            .or_insert_with(|| product.day(date));
+        let day = changed_day(&mut state.changed_days, product, date);
         let index = slot_index(day, start_time).ok_or(SimError::NoSuchSlot {
             experience,
             date,
@@ -357,10 +365,7 @@ impl Simulator {
             .filter(|date| product.weekdays.contains(&date.weekday()))
             .collect();
         let date = *running_days.choose(&mut state.rng)?;
-        let day = state
-            .changed_days
-            .entry((product.product_id, date))
-            .or_insert_with(|| product.day(date));
+        let day = changed_day(&mut state.changed_days, product, date);
 
         let sellable: Vec<(usize, usize)> = day
             .iter()
@@ -411,10 +416,7 @@ impl Simulator {
     ) -> Result<WireSlot, SimError> {
         let product = self.product(experience)?;
         let mut state = self.lock();
-        let day = state
-            .changed_days
-            .entry((experience, date))
-            .or_insert_with(|| product.day(date));
+        let day = changed_day(&mut state.changed_days, product, date);
         let slot = slot_index(day, start_time)
             .and_then(|index| day.get_mut(index))
             .ok_or(SimError::NoSuchSlot {

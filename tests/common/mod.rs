@@ -785,3 +785,11 @@ pub fn invsync_command(
         .stderr(std::process::Stdio::null());
     command
 }
+
+/// The start times of a fetched day, as `HH:MM`, in the partner's order.
+pub fn start_times(day: &DayFetch) -> Vec<String> {
+    day.slots
+        .iter()
+        .map(|slot| slot.start_time.format("%H:%M").to_string())
+        .collect()
+}
