@@ -7,6 +7,9 @@
 use std::collections::HashSet;
 
 use chrono::{Datelike, NaiveDate, Weekday};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Number;
@@ -176,4 +179,78 @@ pub fn builtin_products() -> Result<Vec<ProductDefinition>, FixtureError> {
         .iter()
         .map(|(source_name, json)| ProductDefinition::from_json(source_name, json))
         .collect()
+}
+
+/// Where synthetic product ids start, clear of the real partner's small ids.
+pub const SYNTHETIC_FIRST_ID: i64 = 1_000;
+const WEEK: [Weekday; 7] = [
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+    Weekday::Sat,
+    Weekday::Sun,
+];
+
+/// `count` made-up products shaped like the real ones, for load and scale runs: each runs on
+/// 1 to 4 weekdays with 1 to 12 half-hourly slots of an adult and a child pax type. The same
+/// `seed` gives the same catalog. Ids are `SYNTHETIC_FIRST_ID..SYNTHETIC_FIRST_ID + count`.
+pub fn synthetic_products(count: usize, seed: u64) -> Vec<ProductDefinition> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..count)
+        .map(|index| {
+            let id = SYNTHETIC_FIRST_ID + index as i64;
+            synthetic_product(
+                ExperienceId::try_from(id).expect("synthetic ids are positive"),
+                &mut rng,
+            )
+        })
+        .collect()
+}
+
+fn synthetic_product(product_id: ExperienceId, rng: &mut StdRng) -> ProductDefinition {
+    let runs_on = rng.random_range(1..=4);
+    let mut weekdays: Vec<Weekday> = WEEK.choose_multiple(rng, runs_on).copied().collect();
+    weekdays.sort_by_key(|day| day.num_days_from_monday());
+    let pax_type = |pax_type: &str, name: &str, is_primary| PaxTypeDefinition {
+        pax_type: pax_type.into(),
+        name: name.into(),
+        description: format!("{name} ticket"),
+        min: 1,
+        max: 20,
+        is_primary,
+    };
+    let first_slot_minutes = rng.random_range(12..24) * 30;
+    let slots = (0..rng.random_range(1..=12))
+        .map(|index| {
+            let minutes = first_slot_minutes + index * 30;
+            let capacity = rng.random_range(1..=50) * 10;
+            let adult_cents: i64 = rng.random_range(1_000..40_000);
+            let child_cents = adult_cents / 2;
+            let pax = |pax_type: &str, cents: i64| SlotPaxDefinition {
+                pax_type: pax_type.into(),
+                remaining: capacity / 2,
+                final_price: Decimal::new(cents, 2),
+                original_price: Decimal::new(cents + 1_000, 2),
+            };
+            SlotDefinition {
+                start_time: format!("{:02}:{:02}", (minutes / 60) % 24, minutes % 60),
+                remaining: capacity,
+                pax: vec![pax("ADULT", adult_cents), pax("CHILD", child_cents)],
+            }
+        })
+        .collect();
+    ProductDefinition {
+        product_id,
+        variant_id: product_id.get(),
+        currency_code: "SGD".into(),
+        provider_slot_id_prefix: format!("syn{}", product_id.get()),
+        weekdays,
+        pax_types: vec![
+            pax_type("ADULT", "Adult", true),
+            pax_type("CHILD", "Child", false),
+        ],
+        slots,
+    }
 }
