@@ -1,13 +1,14 @@
-//! The daemon over HTTP: operator controls, authentication, and a backfill through partner
-//! faults, against the real server on port 0 and the simulator.
+//! The daemon over HTTP: operator controls, authentication, and backfills through partner
+//! faults (each kind alone, then all at once), against the real server on port 0 and the
+//! simulator.
 
 mod common;
 
 use std::time::Duration;
 
-use chrono::Days;
+use chrono::{Days, NaiveDate};
 use common::*;
-use invsync::simulator::Faults;
+use invsync::simulator::{CallRecord, Fault, Faults};
 use serde_json::{Value, json};
 
 fn drained(status: &Value) -> bool {
@@ -18,42 +19,197 @@ fn drained(status: &Value) -> bool {
             .is_some_and(|windows| windows.iter().all(|w| w["neverFetched"] == 0))
 }
 
-#[tokio::test]
-async fn the_daemon_backfills_through_faults_and_serves_what_the_partner_holds() {
-    for backend in backends().await {
-        // Faults are set before the daemon starts so the backfill meets them.
-        let app = spawn_app_with(backend, |settings| {
-            settings.sync.horizon_days =
-                serde_json::from_value(json!(DAEMON_HORIZON_DAYS)).unwrap();
-        })
-        .await;
-        app.sim
-            .sim
-            .set_faults(Faults {
-                server_error_percent: 10,
-                slow_percent: 5,
-                slow_delay_ms: 1_500,
-                garbage_percent: 5,
-                truncated_percent: 5,
-            })
-            .unwrap();
-        app.sim
-            .sim
-            .start_rate_limit_storm(Duration::from_millis(300));
-        let status = app.wait_for_status(Duration::from_secs(90), drained).await;
-        assert_eq!(status["state"], "running");
-        assert!(status["parked"].as_array().unwrap().is_empty(), "{status}");
-        let counters = &status["counters"];
-        assert!(counters["retries"].as_u64() > Some(0), "{counters}");
-        assert!(counters["calls"].as_u64() >= Some(2 * u64::from(DAEMON_HORIZON_DAYS)));
-        app.sim.sim.set_faults(Faults::default()).unwrap();
-        let today = app.today();
-        for offset in 0..u64::from(DAEMON_HORIZON_DAYS) {
-            app.assert_served_equals_simulator(today.checked_add_days(Days::new(offset)).unwrap())
+/// Share of calls spoiled by the fault under test: most days meet it, and one day meeting it
+/// on all six of its tries (retries exhausted) is a one in 4,000 chance per day.
+const FAULT_PERCENT: u8 = 25;
+
+/// The client gives up on a call after 1 s (`spawn_app_with`); a slow answer within that is
+/// waited for.
+const SLOW_BUT_IN_TIME_MS: u64 = 300;
+const TOO_SLOW_MS: u64 = 1_500;
+
+/// Backfills the daemon's horizon through `faults` (and a 429 storm of `storm`, if any), from
+/// its very first call, and checks that nothing was lost, skipped or doubled and that status
+/// counted every call. Returns the partner's call log, for the caller's own checks.
+async fn backfill_through(
+    backend: TestStore,
+    faults: Faults,
+    storm: Option<Duration>,
+) -> Vec<CallRecord> {
+    let app = spawn_daemon(backend).await;
+    // The daemon makes no call before this test first awaits: the very first call meets these.
+    app.sim.sim.set_faults(faults.clone()).unwrap();
+    if let Some(storm) = storm {
+        app.sim.sim.start_rate_limit_storm(storm);
+    }
+    let status = app.wait_for_status(Duration::from_secs(90), drained).await;
+    let name = app.backend.name;
+    let calls = app.sim.sim.calls();
+    assert_eq!(status["state"], "running", "{name}");
+    assert!(
+        status["parked"].as_array().unwrap().is_empty(),
+        "{name}: {status}"
+    );
+
+    // Every call is counted: each spoiled or refused one as a retry or a 429, each good one as
+    // exactly one applied day.
+    let slow_fails = faults.slow_delay_ms >= app.settings.partner.request_timeout_seconds * 1_000;
+    let failed = |call: &&CallRecord| match call.fault {
+        Some(Fault::Slow) => slow_fails,
+        fault => fault.is_some(),
+    };
+    let refused = |call: &&CallRecord| call.status == 429;
+    let counter = |name: &str| status["counters"][name].as_u64().unwrap();
+    let counted = ["calls", "retries", "rateLimited", "failures", "daysApplied"].map(counter);
+    let (failed, refused) = (
+        calls.iter().filter(failed).count() as u64,
+        calls.iter().filter(refused).count() as u64,
+    );
+    let total = calls.len() as u64;
+    assert_eq!(
+        counted,
+        [total, failed, refused, 0, total - failed - refused],
+        "{name}: [calls, retries, rateLimited, failures, daysApplied] against the partner's log"
+    );
+
+    // Nothing skipped, nothing doubled: every day is served as the partner holds it, and the
+    // ledger holds exactly one opening per pool.
+    let today = app.today();
+    let mut openings = 0;
+    for offset in 0..u64::from(DAEMON_HORIZON_DAYS) {
+        let day = today.checked_add_days(Days::new(offset)).unwrap();
+        app.assert_served_equals_simulator(day).await;
+        openings += assert_one_opening_per_pool(&app, day).await;
+    }
+    assert_eq!(counter("transfersPosted"), openings, "{name}");
+    let (_, report) = app.get("/api/v1/ledger/verify").await;
+    assert_eq!(report["ok"], true, "{name}: {report}");
+    calls
+}
+
+/// Asserts that every pool with seats on `day` has exactly one posting, its opening for the
+/// seats served, and returns how many there are.
+async fn assert_one_opening_per_pool(app: &TestApp, day: NaiveDate) -> u64 {
+    let mut openings = 0;
+    for &id in &app.settings.partner.experiences {
+        let (_, slots) = app
+            .get(&format!("/api/v1/experience/{id}/slots?date={day}"))
+            .await;
+        for slot in slots.as_array().unwrap() {
+            let start = slot["startTime"].as_str().unwrap();
+            let (status, history) = app
+                .get(&format!(
+                    "/api/v1/experience/{id}/slots/history?date={day}&startTime={start}"
+                ))
                 .await;
+            assert_eq!(status, 200, "{history}");
+            let pools = std::iter::once((Value::Null, &slot["remaining"])).chain(
+                slot["paxAvailability"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|pax| (pax["type"].clone(), &pax["remaining"])),
+            );
+            let mut expected: Vec<String> = pools
+                .filter(|(_, seats)| seats.as_i64() != Some(0))
+                .map(|(pool, seats)| format!("{pool}: +{seats} = {seats}"))
+                .collect();
+            let mut posted: Vec<String> = history["postings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| format!("{}: +{} = {}", p["paxType"], p["amount"], p["balanceAfter"]))
+                .collect();
+            expected.sort();
+            posted.sort();
+            assert_eq!(posted, expected, "{}: {id} {day} {start}", app.backend.name);
+            openings += posted.len() as u64;
         }
-        let (_, report) = app.get("/api/v1/ledger/verify").await;
-        assert_eq!(report["ok"], true, "{report}");
+    }
+    openings
+}
+
+/// Backfills through one fault kind at [`FAULT_PERCENT`] and checks the partner did inject it.
+async fn backfill_through_one(fault: Fault, faults: Faults) {
+    for backend in backends().await {
+        let calls = backfill_through(backend, faults.clone(), None).await;
+        assert!(
+            calls.iter().any(|call| call.fault == Some(fault)),
+            "no {fault:?} was injected"
+        );
+    }
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_counted_and_lose_nothing() {
+    let faults = Faults {
+        server_error_percent: FAULT_PERCENT,
+        ..Faults::default()
+    };
+    backfill_through_one(Fault::ServerError, faults).await;
+}
+
+#[tokio::test]
+async fn timeouts_are_retried_counted_and_lose_nothing() {
+    let faults = Faults {
+        slow_percent: FAULT_PERCENT,
+        slow_delay_ms: TOO_SLOW_MS,
+        ..Faults::default()
+    };
+    backfill_through_one(Fault::Slow, faults).await;
+}
+
+#[tokio::test]
+async fn slow_answers_within_the_timeout_are_waited_for_not_retried() {
+    let faults = Faults {
+        slow_percent: FAULT_PERCENT,
+        slow_delay_ms: SLOW_BUT_IN_TIME_MS,
+        ..Faults::default()
+    };
+    backfill_through_one(Fault::Slow, faults).await;
+}
+
+#[tokio::test]
+async fn garbage_bodies_are_retried_counted_and_lose_nothing() {
+    let faults = Faults {
+        garbage_percent: FAULT_PERCENT,
+        ..Faults::default()
+    };
+    backfill_through_one(Fault::Garbage, faults).await;
+}
+
+#[tokio::test]
+async fn truncated_bodies_are_retried_counted_and_lose_nothing() {
+    let faults = Faults {
+        truncated_percent: FAULT_PERCENT,
+        ..Faults::default()
+    };
+    backfill_through_one(Fault::Truncated, faults).await;
+}
+
+#[tokio::test]
+async fn a_429_storm_holds_every_caller_until_the_reset_and_loses_nothing() {
+    for backend in backends().await {
+        let calls =
+            backfill_through(backend, Faults::default(), Some(Duration::from_secs(2))).await;
+        let refused = calls.iter().filter(|call| call.status == 429).count();
+        // Only the calls already past the pacer when the first 429 came back are refused.
+        assert!((1..=3).contains(&refused), "{refused} calls refused");
+    }
+}
+
+#[tokio::test]
+async fn all_faults_at_once_and_a_429_storm_lose_nothing() {
+    for backend in backends().await {
+        let faults = Faults {
+            server_error_percent: 10,
+            slow_percent: 5,
+            slow_delay_ms: TOO_SLOW_MS,
+            garbage_percent: 5,
+            truncated_percent: 5,
+        };
+        let calls = backfill_through(backend, faults, Some(Duration::from_millis(300))).await;
+        assert!(calls.iter().any(|call| call.fault.is_some()));
     }
 }
 

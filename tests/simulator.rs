@@ -8,7 +8,10 @@ use std::time::Duration;
 use chrono::{Datelike, Utc};
 use invsync::domain::{DayFetch, Secret};
 use invsync::partner::{PartnerClient, PartnerClientConfig, PartnerError};
-use invsync::simulator::{Faults, SimError, Simulator, SimulatorConfig, SimulatorHandle};
+use invsync::simulator::{
+    Faults, SYNTHETIC_FIRST_ID, SimError, Simulator, SimulatorConfig, SimulatorHandle,
+    synthetic_products,
+};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -149,6 +152,37 @@ async fn a_monday_has_no_slots() {
     let sim = start(config(1000)).await;
     let day = fetch(&sim, 14, "2026-11-30").await.expect("fetches");
     assert!(day.slots.is_empty());
+}
+
+#[tokio::test]
+async fn synthetic_products_run_one_to_four_days_a_week_and_parse() {
+    let products = synthetic_products(40, 3);
+    assert_eq!(
+        products,
+        synthetic_products(40, 3),
+        "a seed replays the catalog"
+    );
+    let sim = start(SimulatorConfig {
+        products,
+        ..config(100_000)
+    })
+    .await;
+    let week = date("2026-11-30").iter_days().take(7);
+    for id in SYNTHETIC_FIRST_ID..SYNTHETIC_FIRST_ID + 40 {
+        let mut running_days = 0;
+        for day in week.clone() {
+            let fetched = fetch(&sim, id, &day.to_string()).await.expect("fetches");
+            if !fetched.slots.is_empty() {
+                running_days += 1;
+                assert!(fetched.slots.len() <= 12);
+                assert!(fetched.slots.iter().all(|slot| slot.pax.len() == 2));
+            }
+        }
+        assert!(
+            (1..=4).contains(&running_days),
+            "product {id} runs {running_days} days"
+        );
+    }
 }
 
 #[tokio::test]

@@ -101,10 +101,11 @@ impl PartnerClient {
         experience: ExperienceId,
         date: NaiveDate,
     ) -> Result<DayFetch, PartnerError> {
-        self.inner.pacer.until_ready().await;
-
+        let permit = self.inner.pacer.until_ready().await;
         let started = Instant::now();
         let (status, result) = self.exchange(experience, date).await;
+        // The answer (or the timeout) is in: the partner has counted this call by now.
+        drop(permit);
         if let Err(PartnerError::RateLimited { reset_at }) = &result {
             self.inner.pacer.hold_for_reset(*reset_at);
         }

@@ -1,65 +1,97 @@
 //! The one outbound pacer per partner key: every call waits here first.
 //!
-//! Calls are spaced evenly (GCRA with a burst of one) instead of bunched at the start of each
-//! minute, and a 429 holds *every* caller until the partner's reset. It runs on tokio's clock,
-//! so schedule tests with a paused clock exercise the real pacing.
+//! Calls go out at evenly spaced slots, one period apart, instead of bunched at the start of
+//! each minute, and a 429 holds *every* caller until the partner's reset. It runs on tokio's
+//! clock, so schedule tests with a paused clock exercise the real pacing.
+//!
+//! Two rules keep the partner's 60-second window safe while a backlog drains at 99.5 % of the
+//! quota:
+//! - **Slots, not gaps.** Each slot is one period after the previous *slot*, not after the
+//!   previous call's actual start: tokio's timers fire up to a millisecond late (more on a busy
+//!   machine), and carrying that forward would stretch every period (≈1 % at 600 rpm). A call
+//!   that waited for its slot and started late keeps it, up to half a period late, so starts
+//!   are never closer than half a period; a call that finds the pacer idle starts now.
+//! - **The window guard.** The partner counts a call at some moment between our sending it
+//!   and our receiving its answer. So a call never starts before the call `limit` calls
+//!   earlier was answered a full window ago: then no 60-second window at the partner can hold
+//!   more than `limit` calls, whatever the network's latency. The period leaves
+//!   [`ANSWER_BUDGET`] spare per window, so the guard delays nothing while each answer comes
+//!   within that long of its slot.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use governor::clock::Clock;
-use governor::middleware::NoOpMiddleware;
-use governor::nanos::Nanos;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// The pacer runs this much slower than the quota, so clock skew between us and the partner
-/// cannot push a 60-second window over it, while a backlog still drains at 99.5 % of the rate.
-const SAFETY_MARGIN_PER_MILLE: u64 = 5;
+/// The partner's rate-limit window.
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// `limit` periods span the window plus this: a call answered within this long after its slot
+/// never delays the call `limit` slots later (the window guard), and the pacer still drains a
+/// backlog at 60 / 60.3 = 99.5 % of the quota, at any rate.
+const ANSWER_BUDGET: Duration = Duration::from_millis(300);
 
 /// The longest a 429's reset may hold the sync; a later reset is treated as a partner bug.
 const MAX_RESET_WAIT: Duration = Duration::from_secs(300);
 
-/// Time since the pacer was created, on tokio's (pausable) clock.
-#[derive(Debug, Clone)]
-struct TokioClock {
-    start: Instant,
-}
-
-impl Clock for TokioClock {
-    type Instant = Nanos;
-    fn now(&self) -> Nanos {
-        Nanos::from(self.start.elapsed())
-    }
-}
-
 pub struct Pacer {
-    limiter: RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>,
-    clock: TokioClock,
     rate_limit_per_minute: NonZeroU32,
-    /// Set by a 429: nobody calls before this instant.
-    hold_until: Mutex<Option<Instant>>,
+    period: Duration,
+    schedule: Mutex<Schedule>,
+    /// Signalled whenever a call is answered, for a caller held by the window guard.
+    answered: Notify,
     /// Callers wait their turn in arrival order (tokio's mutex is fair), so the most urgent
     /// day, which the engine hands out first, is also called first.
     turn: tokio::sync::Mutex<()>,
 }
 
+struct Schedule {
+    /// The next call's slot: no call starts before it.
+    next_slot: Instant,
+    /// Set by a 429: nobody calls before this instant.
+    hold_until: Option<Instant>,
+    /// The latest calls (at most `limit`), oldest first: when each was answered, `None` while
+    /// it is in flight.
+    recent: VecDeque<Option<Instant>>,
+    /// The sequence number of `recent[0]`.
+    first_seq: u64,
+}
+
+/// The window guard waits for an answer that is not in yet.
+struct InFlight;
+
+/// One call's permission to go. Hold it until the call's answer is in (or the call is
+/// abandoned): dropping it marks the call answered, which is what the window guard counts on.
+pub struct CallPermit<'a> {
+    pacer: &'a Pacer,
+    seq: u64,
+}
+
+impl Drop for CallPermit<'_> {
+    fn drop(&mut self) {
+        self.pacer
+            .lock_schedule()
+            .mark_answered(self.seq, Instant::now());
+        self.pacer.answered.notify_one();
+    }
+}
+
 impl Pacer {
     pub fn new(rate_limit_per_minute: NonZeroU32) -> Self {
-        let clock = TokioClock {
-            start: Instant::now(),
-        };
         Self {
-            limiter: RateLimiter::direct_with_clock(
-                pacing_quota(rate_limit_per_minute),
-                clock.clone(),
-            ),
-            clock,
             rate_limit_per_minute,
-            hold_until: Mutex::new(None),
+            period: pacing_period(rate_limit_per_minute),
+            schedule: Mutex::new(Schedule {
+                next_slot: Instant::now(),
+                hold_until: None,
+                recent: VecDeque::new(),
+                first_seq: 0,
+            }),
+            answered: Notify::new(),
             turn: tokio::sync::Mutex::new(()),
         }
     }
@@ -70,23 +102,32 @@ impl Pacer {
 
     /// The spacing between two calls.
     pub fn period(&self) -> Duration {
-        pacing_quota(self.rate_limit_per_minute).replenish_interval()
+        self.period
     }
 
-    /// Waits for the hold (if any) and then for this call's turn. Cancel-safe: a caller dropped
-    /// while waiting spends no budget.
-    pub async fn until_ready(&self) {
+    /// Waits for the hold (if any), this call's slot and the window guard. Cancel-safe: a
+    /// caller dropped while waiting spends no budget.
+    pub async fn until_ready(&self) -> CallPermit<'_> {
         let _turn = self.turn.lock().await;
+        // A call that finds the pacer idle starts now: only one that waited keeps its slot.
+        let arrived = Instant::now();
+        let limit = usize::try_from(self.rate_limit_per_minute.get()).unwrap_or(usize::MAX);
         loop {
-            if let Some(until) = self.held_until() {
-                tokio::time::sleep_until(until).await;
-                continue;
-            }
-            match self.limiter.check() {
-                Ok(()) => return,
-                Err(not_until) => {
-                    tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+            let now = Instant::now();
+            let wait = {
+                let mut schedule = self.lock_schedule();
+                match schedule.earliest_start(limit) {
+                    Ok(start) if start <= now => {
+                        let seq = schedule.start_call(start.max(arrived), now, self.period, limit);
+                        return CallPermit { pacer: self, seq };
+                    }
+                    wait => wait,
                 }
+            };
+            match wait {
+                Ok(start) => tokio::time::sleep_until(start).await,
+                // A stale wake-up from an earlier answer only costs another look.
+                Err(InFlight) => self.answered.notified().await,
             }
         }
     }
@@ -94,9 +135,9 @@ impl Pacer {
     /// Holds every caller until `until` (a 429's reset); an earlier hold never shortens a
     /// later one.
     pub fn hold_until(&self, until: Instant) {
-        let mut hold = self.lock_hold();
-        if hold.is_none_or(|current| current < until) {
-            *hold = Some(until);
+        let mut schedule = self.lock_schedule();
+        if schedule.hold_until.is_none_or(|current| current < until) {
+            schedule.hold_until = Some(until);
         }
     }
 
@@ -113,75 +154,134 @@ impl Pacer {
         self.hold_until(Instant::now() + wait + jitter);
     }
 
-    fn held_until(&self) -> Option<Instant> {
-        let mut hold = self.lock_hold();
-        match *hold {
-            Some(until) if until > Instant::now() => Some(until),
-            _ => {
-                *hold = None;
-                None
-            }
-        }
-    }
-
-    fn lock_hold(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        // An Option<Instant> cannot be left half-written by a panic.
-        self.hold_until
+    fn lock_schedule(&self) -> MutexGuard<'_, Schedule> {
+        // Every update of the schedule is a few assignments that cannot panic halfway.
+        self.schedule
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// One call per `60 s / rpm`, stretched by the safety margin, with a burst of one.
-fn pacing_quota(rate_limit_per_minute: NonZeroU32) -> Quota {
-    let nanos_per_minute_with_margin: u64 =
-        60_000_000_000 * (1000 + SAFETY_MARGIN_PER_MILLE) / 1000;
-    let period =
-        Duration::from_nanos(nanos_per_minute_with_margin / u64::from(rate_limit_per_minute.get()));
-    Quota::with_period(period)
-        .expect("period is at least 14 ns even at u32::MAX requests per minute")
+impl Schedule {
+    /// The earliest instant the next call may start: its slot, the hold, and one window after
+    /// the answer to the call `limit` calls before it.
+    fn earliest_start(&self, limit: usize) -> Result<Instant, InFlight> {
+        let mut earliest = self.next_slot;
+        if let Some(hold) = self.hold_until {
+            earliest = earliest.max(hold);
+        }
+        if self.recent.len() >= limit
+            && let Some(oldest) = self.recent.front()
+        {
+            earliest = earliest.max(oldest.ok_or(InFlight)? + WINDOW);
+        }
+        Ok(earliest)
+    }
+
+    /// Records a call starting `now` for the slot `start`, and returns its sequence number.
+    fn start_call(&mut self, start: Instant, now: Instant, period: Duration, limit: usize) -> u64 {
+        let late = now.saturating_duration_since(start);
+        self.next_slot = now + period - late.min(period / 2);
+        self.recent.push_back(None);
+        if self.recent.len() > limit {
+            self.recent.pop_front();
+            self.first_seq += 1;
+        }
+        self.first_seq + (self.recent.len() as u64 - 1)
+    }
+
+    fn mark_answered(&mut self, seq: u64, at: Instant) {
+        let index = seq
+            .checked_sub(self.first_seq)
+            .and_then(|index| usize::try_from(index).ok());
+        if let Some(answered) = index.and_then(|index| self.recent.get_mut(index)) {
+            *answered = Some(at);
+        }
+    }
+}
+
+/// `(60 s + ANSWER_BUDGET) / rpm`, rounded up so that `rpm` periods never span less.
+fn pacing_period(rate_limit_per_minute: NonZeroU32) -> Duration {
+    let span = (WINDOW + ANSWER_BUDGET).as_nanos();
+    let period = span.div_ceil(u128::from(rate_limit_per_minute.get()));
+    Duration::from_nanos(u64::try_from(period).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn pacer(rpm: u32) -> Pacer {
+        Pacer::new(NonZeroU32::new(rpm).expect("non-zero"))
+    }
+
     #[test]
-    fn pacing_never_exceeds_the_quota_in_a_minute() {
-        for rpm in [1, 2, 29, 30, 31, 600, 10_000] {
-            let rpm = NonZeroU32::new(rpm).expect("non-zero");
-            let period = pacing_quota(rpm).replenish_interval();
-            // Calls at least `period` apart: a closed 60 s window holds at most 60/period + 1.
-            let max_in_window = (Duration::from_secs(60).as_nanos() / period.as_nanos()) + 1;
+    fn limit_periods_span_the_window_plus_the_answer_budget() {
+        for rpm in [1, 2, 29, 30, 31, 600, 6_000, 60_000] {
+            let limit_periods = pacer(rpm).period().as_nanos() * u128::from(rpm);
             assert!(
-                max_in_window <= u128::from(rpm.get()),
-                "rpm {rpm}: {max_in_window}"
+                limit_periods >= (WINDOW + ANSWER_BUDGET).as_nanos(),
+                "rpm {rpm}"
             );
-            // ...while draining at no less than 99 % of the quota.
-            let minute = Duration::from_secs(60).as_nanos();
+            // 60 / 60.3 of the quota, within a nanosecond per period of rounding.
+            let rounding = u128::from(rpm);
             assert!(
-                period.as_nanos() * u128::from(rpm.get()) * 99 <= minute * 100,
+                limit_periods <= (WINDOW + ANSWER_BUDGET).as_nanos() + rounding,
                 "rpm {rpm}"
             );
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_backlog_drains_at_the_rate_and_a_hold_stops_everyone() {
-        let pacer = Pacer::new(NonZeroU32::new(30).expect("non-zero"));
+    /// Starts `calls` calls one after the other, each answered at once; returns the time taken.
+    async fn drain(pacer: &Pacer, calls: u32) -> Duration {
         let start = Instant::now();
-        for _ in 0..31 {
-            pacer.until_ready().await;
+        for _ in 0..calls {
+            drop(pacer.until_ready().await);
         }
-        // 31 calls: the first at once, then 30 periods of 2.01 s.
-        let elapsed = start.elapsed();
-        assert!(elapsed >= Duration::from_secs(60), "{elapsed:?}");
-        assert!(elapsed <= Duration::from_millis(60_400), "{elapsed:?}");
+        start.elapsed()
+    }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_drains_at_exactly_one_call_per_period() {
+        // 100.5 ms is not a whole number of tokio's 1 ms timer ticks, so every wake-up is late;
+        // the slots must not drift by it.
+        let pacer = pacer(600);
+        let elapsed = drain(&pacer, 601).await;
+        let expected = pacer.period() * 600;
+        assert!(
+            elapsed >= expected && elapsed <= expected + Duration::from_millis(2),
+            "{elapsed:?} for 600 periods of {:?}",
+            pacer.period()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_stops_everyone_and_an_earlier_hold_does_not_shorten_it() {
+        let pacer = pacer(30);
+        drain(&pacer, 2).await;
         let hold = Instant::now() + Duration::from_secs(45);
         pacer.hold_until(hold);
         pacer.hold_until(Instant::now() + Duration::from_secs(5));
-        pacer.until_ready().await;
+        drop(pacer.until_ready().await);
         assert!(Instant::now() >= hold);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_answer_holds_back_the_call_a_full_limit_later() {
+        let pacer = pacer(30);
+        let first = pacer.until_ready().await;
+        let answer_late = async {
+            tokio::time::sleep(Duration::from_secs(70)).await;
+            drop(first);
+            Instant::now()
+        };
+        let next_limit_calls = async {
+            drain(&pacer, 29).await;
+            drop(pacer.until_ready().await);
+            Instant::now()
+        };
+        let (answered, thirtieth_later_started) = tokio::join!(answer_late, next_limit_calls);
+        assert!(thirtieth_later_started >= answered + WINDOW);
+        assert!(thirtieth_later_started <= answered + WINDOW + Duration::from_millis(1));
     }
 }

@@ -34,12 +34,13 @@ impl Default for Faults {
     }
 }
 
-/// What one call suffers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Fault {
-    None,
+/// How the simulator spoiled one call, as its call log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Fault {
     ServerError,
-    Slow(Duration),
+    /// The answer was held back `slow_delay_ms`.
+    Slow,
     Garbage,
     Truncated,
 }
@@ -58,14 +59,11 @@ impl Faults {
     }
 
     /// One roll of the seeded RNG decides the call's fate, so a seed replays the same run.
-    pub(super) fn roll(&self, rng: &mut StdRng) -> Fault {
+    pub(super) fn roll(&self, rng: &mut StdRng) -> Option<Fault> {
         let roll: u16 = rng.random_range(0..100);
         let bands = [
             (self.server_error_percent, Fault::ServerError),
-            (
-                self.slow_percent,
-                Fault::Slow(Duration::from_millis(self.slow_delay_ms)),
-            ),
+            (self.slow_percent, Fault::Slow),
             (self.garbage_percent, Fault::Garbage),
             (self.truncated_percent, Fault::Truncated),
         ];
@@ -73,9 +71,13 @@ impl Faults {
         for (percent, fault) in bands {
             upper += u16::from(percent);
             if roll < upper {
-                return fault;
+                return Some(fault);
             }
         }
-        Fault::None
+        None
+    }
+
+    pub(super) fn slow_delay(&self) -> Duration {
+        Duration::from_millis(self.slow_delay_ms)
     }
 }

@@ -123,17 +123,19 @@ impl Simulator {
         let mut guard = self.lock();
         let state = &mut *guard;
         let arrived = Instant::now();
-        let answer = if api_key != Some(self.shared.api_key.expose()) {
-            PartnerAnswer::error(
+        let (answer, fault) = if api_key != Some(self.shared.api_key.expose()) {
+            let answer = PartnerAnswer::error(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
                 "missing or invalid x-api-key",
-            )
+            );
+            (answer, None)
         } else if let Some(reset_in) = self.rate_limit_wait(state, arrived) {
-            PartnerAnswer::rate_limited(reset_in, self.shared.rate_limit_per_minute.get())
+            let limit = self.shared.rate_limit_per_minute.get();
+            (PartnerAnswer::rate_limited(reset_in, limit), None)
         } else {
             let fault = state.faults.roll(&mut state.rng);
-            let answer = if fault == Fault::ServerError {
+            let answer = if fault == Some(Fault::ServerError) {
                 PartnerAnswer::error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "INTERNAL_SERVER_ERROR",
@@ -142,7 +144,7 @@ impl Simulator {
             } else {
                 self.inventory_answer(state, product_id, experience, parsed_date)
             };
-            apply_fault(fault, answer)
+            (apply_fault(fault, state.faults.slow_delay(), answer), fault)
         };
 
         if state.calls.len() >= MAX_CALL_LOG {
@@ -154,6 +156,7 @@ impl Simulator {
             experience,
             date: parsed_date,
             status: answer.status.as_u16(),
+            fault,
         });
         answer
     }
@@ -212,21 +215,21 @@ impl Simulator {
     }
 }
 
-fn apply_fault(fault: Fault, answer: PartnerAnswer) -> PartnerAnswer {
+fn apply_fault(fault: Option<Fault>, slow_delay: Duration, answer: PartnerAnswer) -> PartnerAnswer {
     match fault {
-        Fault::None | Fault::ServerError => answer,
-        Fault::Slow(delay) => PartnerAnswer {
-            delay: Some(delay),
+        None | Some(Fault::ServerError) => answer,
+        Some(Fault::Slow) => PartnerAnswer {
+            delay: Some(slow_delay),
             ..answer
         },
-        Fault::Garbage => PartnerAnswer {
+        Some(Fault::Garbage) => PartnerAnswer {
             status: StatusCode::OK,
             content_type: "text/html",
             body: b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
                 .to_vec(),
             delay: None,
         },
-        Fault::Truncated => {
+        Some(Fault::Truncated) => {
             let mut body = answer.body;
             body.truncate(body.len() / 2);
             PartnerAnswer { body, ..answer }

@@ -55,10 +55,10 @@ use crate::domain::{ExperienceId, Secret};
 use crate::partner::wire::WireSlot;
 
 pub use catalog::{
-    FixtureError, PaxTypeDefinition, ProductDefinition, SlotDefinition, SlotPaxDefinition,
-    builtin_products,
+    FixtureError, PaxTypeDefinition, ProductDefinition, SYNTHETIC_FIRST_ID, SlotDefinition,
+    SlotPaxDefinition, builtin_products, synthetic_products,
 };
-pub use faults::Faults;
+pub use faults::{Fault, Faults};
 pub use in_process::InProcessPartner;
 
 /// The length of the partner's rate-limit window.
@@ -158,6 +158,9 @@ pub struct CallRecord {
     pub date: Option<NaiveDate>,
     /// The status sent (for a slow response, the one the client may not have waited for).
     pub status: u16,
+    /// The fault injected into this call, if any (a 429 shows in `status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
 }
 
 /// Seats taken by one churn step.
