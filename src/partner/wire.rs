@@ -226,6 +226,14 @@ impl WireSlot {
                 if amount < Decimal::ZERO {
                     return Err(invalid(&at(field), format!("is negative: {amount}")));
                 }
+                if amount.normalize().scale() > MAX_PRICE_DECIMALS {
+                    let problem = format!("has more than {MAX_PRICE_DECIMALS} decimals: {amount}");
+                    return Err(invalid(&at(field), problem));
+                }
+                if amount >= Decimal::from(MAX_PRICE) {
+                    let problem = format!("is implausibly large: {amount}");
+                    return Err(invalid(&at(field), problem));
+                }
             }
             // The slot's served price and the "from" price compare pax prices with each
             // other; a pax priced in another currency than its slot would make that
@@ -280,11 +288,22 @@ pub fn parse_hh_mm(text: &str) -> Option<NaiveTime> {
     NaiveTime::parse_from_str(text, "%H:%M").ok()
 }
 
+/// Prices are stored exactly, as integers in minor units at one scale per price: these bounds
+/// keep any accepted price within 64 bits (below 10^12 at 10^-6 precision).
+const MAX_PRICE_DECIMALS: u32 = 6;
+const MAX_PRICE: i64 = 1_000_000_000_000;
+
+/// The largest seat count believed: far beyond any real capacity, and far enough below
+/// `i64::MAX` that an experience's partner account (minus the sum of all its pools) can never
+/// overflow.
+const MAX_SEATS: Seats = 1_000_000_000;
+
 /// A JSON number that must be a non-negative integer (`12.0` and `1e3` are rejected too:
 /// the partner never sends them, so seeing one means something upstream changed).
 fn seat_count(number: &Number) -> Result<Seats, String> {
     match number.as_i64() {
-        Some(count) if count >= 0 => Ok(count),
+        Some(count) if (0..=MAX_SEATS).contains(&count) => Ok(count),
+        Some(count) if count > MAX_SEATS => Err(format!("is implausibly large: {count}")),
         Some(count) => Err(format!("is negative: {count}")),
         None => Err(format!("is not an integer seat count: {number}")),
     }
