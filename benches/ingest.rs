@@ -1,23 +1,34 @@
 //! Ingest throughput: product-days per second applied to the store with the ledger on, on
-//! SQLite and on PostgreSQL, in one run on one machine.
+//! SQLite and on PostgreSQL, beside a baseline measured in the same run that applies the same
+//! days without ledger postings.
 //!
 //! `cargo bench --bench ingest` (PostgreSQL from `TEST_POSTGRES_URL`, default
-//! `postgres://postgres@127.0.0.1:5432/postgres`; a fresh database is created and dropped).
-//! Three passes over the same product-days, each timed `ROUNDS` times (median reported):
+//! `postgres://postgres@127.0.0.1:5432/postgres`; fresh databases are created and dropped).
+//!
+//! The days come from the built-in simulator (products 14 and 15, unthrottled, in this
+//! process), built before the clock starts, so only applying is timed: `Store::apply_fetch`,
+//! one transaction per day, exactly as the sync calls it. Each round takes dates neither store
+//! has seen and applies three passes over them, each timed:
 //! - first sight: every slot, pax and account is new, every pool gets an opening posting;
 //! - changed: every pool lost one seat since the last fetch (one posting per pool);
 //! - unchanged: the same numbers again (no posting).
+//!
+//! The baseline is a second store of the same backend built `without_postings`: the same
+//! days, the same transaction (fetch record, mirror, pool accounts, checkpoint), minus the
+//! ledger's pool read, journal, transfers, entries and balance updates. The two stores take
+//! turns within each round so drift on a shared machine hits both. Medians of `ROUNDS`.
 
 use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate};
 use invsync::domain::{DayFetch, ExperienceId, Secret};
 use invsync::simulator::{Simulator, SimulatorConfig};
-use invsync::storage::{self, Store};
+use invsync::storage::{ApplyOutcome, PostgresStore, SqliteStore, Store};
 use sqlx::Connection;
 
 const DAYS_PER_PASS: usize = 400;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
+const PASSES: [&str; 3] = ["first sight", "changed", "unchanged"];
 
 fn product_days(first: NaiveDate) -> Vec<DayFetch> {
     let sim = Simulator::new(SimulatorConfig::new(Secret::new("bench")));
@@ -57,13 +68,13 @@ fn seen_again(days: &[DayFetch], sold: i64) -> Vec<DayFetch> {
 async fn apply_all(store: &dyn Store, days: &[DayFetch]) -> Duration {
     let start = Instant::now();
     for day in days {
-        store.apply_fetch(day, None).await.expect("apply");
+        let outcome = store.apply_fetch(day, None).await.expect("apply");
+        assert!(
+            matches!(outcome, ApplyOutcome::Applied { .. }),
+            "every day is applied, got {outcome:?}"
+        );
     }
     start.elapsed()
-}
-
-fn per_second(days: usize, elapsed: Duration) -> f64 {
-    days as f64 / elapsed.as_secs_f64()
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -71,66 +82,139 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Returns (first sight, changed, unchanged) product-days per second, medians of `ROUNDS`.
-async fn measure(url: &str) -> (f64, f64, f64) {
-    let (mut first, mut changed, mut unchanged) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let store = storage::connect(url).await.expect("store");
-        // Each round starts on dates the store has never seen.
-        let start = NaiveDate::from_ymd_opt(2030, 1, 1).expect("date")
-            + Days::new((round * 3 * DAYS_PER_PASS) as u64);
-        let days = product_days(start);
-        first.push(per_second(
-            days.len(),
-            apply_all(store.as_ref(), &days).await,
-        ));
-        let sold = seen_again(&days, 1);
-        changed.push(per_second(
-            sold.len(),
-            apply_all(store.as_ref(), &sold).await,
-        ));
-        let same = seen_again(&days, 1);
-        unchanged.push(per_second(
-            same.len(),
-            apply_all(store.as_ref(), &same).await,
-        ));
-        assert!(store.verify().await.expect("verify").ok);
-    }
-    (median(first), median(changed), median(unchanged))
+/// Seconds each store took for each pass of each round.
+#[derive(Default)]
+struct Timings {
+    ledger: [Vec<f64>; 3],
+    baseline: [Vec<f64>; 3],
 }
 
-fn report(backend: &str, (first, changed, unchanged): (f64, f64, f64)) {
+async fn measure(ledger: &dyn Store, baseline: &dyn Store) -> Timings {
+    let mut timings = Timings::default();
+    for round in 0..ROUNDS {
+        let start = NaiveDate::from_ymd_opt(2030, 1, 1).expect("date")
+            + Days::new((round * 3 * DAYS_PER_PASS) as u64);
+        let first = product_days(start);
+        let changed = seen_again(&first, 1);
+        let unchanged = seen_again(&first, 1);
+        for (pass, days) in [&first, &changed, &unchanged].into_iter().enumerate() {
+            let mut turns = [
+                (ledger, &mut timings.ledger[pass]),
+                (baseline, &mut timings.baseline[pass]),
+            ];
+            if round % 2 == 1 {
+                turns.reverse();
+            }
+            for (store, seconds) in turns {
+                seconds.push(apply_all(store, days).await.as_secs_f64());
+            }
+        }
+    }
+    let report = ledger.verify().await.expect("verify");
+    assert!(report.ok, "the ledger verifies: {report:?}");
+    timings
+}
+
+fn report(backend: &str, timings: &Timings) {
+    let rate = |seconds: &[f64]| DAYS_PER_PASS as f64 / median(seconds.to_vec());
+    let per_day = |seconds: &[f64]| median(seconds.to_vec()) * 1e3 / DAYS_PER_PASS as f64;
+    let mut ledger_total = 0.0;
+    let mut baseline_total = 0.0;
+    for (pass, name) in PASSES.iter().enumerate() {
+        let (ledger, baseline) = (&timings.ledger[pass], &timings.baseline[pass]);
+        ledger_total += per_day(ledger);
+        baseline_total += per_day(baseline);
+        println!(
+            "{backend:<9} {name:<12} ledger {:>7.0}/s   baseline {:>7.0}/s   overhead {:>5.1} %",
+            rate(ledger),
+            rate(baseline),
+            100.0 * (1.0 - rate(ledger) / rate(baseline)),
+        );
+    }
     println!(
-        "{backend:<10} first sight {first:>8.0}/s   changed {changed:>8.0}/s   unchanged {unchanged:>8.0}/s"
+        "{backend:<9} {:<12} ledger {:>7.0}/s   baseline {:>7.0}/s   overhead {:>5.1} %",
+        "all passes",
+        3e3 / ledger_total,
+        3e3 / baseline_total,
+        100.0 * (1.0 - baseline_total / ledger_total),
     );
+}
+
+fn shape() -> String {
+    let days = product_days(NaiveDate::from_ymd_opt(2030, 1, 1).expect("date"));
+    let slots: usize = days.iter().map(|day| day.slots.len()).sum();
+    let pax: usize = days
+        .iter()
+        .flat_map(|day| &day.slots)
+        .map(|slot| slot.pax.len())
+        .sum();
+    let per_day = |n: usize| n as f64 / days.len() as f64;
+    format!(
+        "{} product-days a pass, {:.1} slots and {:.1} pools a day on average",
+        days.len(),
+        per_day(slots),
+        per_day(slots + pax)
+    )
+}
+
+async fn sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+    let ledger = SqliteStore::connect(&url("ledger.db"))
+        .await
+        .expect("SQLite store");
+    let baseline = SqliteStore::connect(&url("baseline.db"))
+        .await
+        .expect("SQLite store")
+        .without_postings();
+    report("sqlite", &measure(&ledger, &baseline).await);
+}
+
+async fn postgres() {
+    let admin_url = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
+        Ok(admin) => admin,
+        Err(error) => {
+            println!("postgres  skipped: {admin_url} unreachable ({error})");
+            return;
+        }
+    };
+    let names =
+        ["ledger", "baseline"].map(|role| format!("invsync_bench_{role}_{}", std::process::id()));
+    let mut urls = Vec::new();
+    for name in &names {
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create bench database");
+        let mut url = reqwest::Url::parse(&admin_url).expect("PostgreSQL URL");
+        url.set_path(name);
+        urls.push(url);
+    }
+    let ledger = PostgresStore::connect(urls[0].as_str())
+        .await
+        .expect("PostgreSQL store");
+    let baseline = PostgresStore::connect(urls[1].as_str())
+        .await
+        .expect("PostgreSQL store")
+        .without_postings();
+    report("postgres", &measure(&ledger, &baseline).await);
+    drop((ledger, baseline));
+    for name in &names {
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .expect("drop bench database");
+    }
 }
 
 #[tokio::main]
 async fn main() {
     println!(
-        "ingest: product-days applied per second (ledger on), {DAYS_PER_PASS} product-days a pass, median of {ROUNDS}"
+        "ingest: product-days applied per second, ledger on vs baseline without postings, median of {ROUNDS} rounds; {}",
+        shape()
     );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-    report("sqlite", measure(&sqlite).await);
-
-    let admin_url = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match sqlx::PgConnection::connect(&admin_url).await {
-        Ok(mut admin) => {
-            let name = format!("invsync_bench_{}", std::process::id());
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .expect("create bench database");
-            let mut url = reqwest::Url::parse(&admin_url).expect("PostgreSQL URL");
-            url.set_path(&name);
-            report("postgres", measure(url.as_str()).await);
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .expect("drop bench database");
-        }
-        Err(error) => println!("postgres   skipped: {admin_url} unreachable ({error})"),
-    }
+    sqlite().await;
+    postgres().await;
 }

@@ -192,6 +192,28 @@ async fn a_vanished_slot_or_pax_goes_to_zero_and_is_no_longer_served() {
 }
 
 #[tokio::test]
+async fn partner_text_and_large_numbers_are_stored_exactly() {
+    for backend in backends().await {
+        let (id, day) = (experience(14), date("2026-12-01"));
+        // Not representable as a double: a float anywhere on the way would round it.
+        let huge = (1i64 << 53) + 1;
+        let mut adult = pax("ADULT_12~99", huge, "1234567.891", true);
+        adult.name = r#"Adult "VIP" \ Erwachsene – 大人 🎟"#.into();
+        adult.description = "line one\nline two\t'quoted' NULL".into();
+        let slots = vec![slot(day, "04:00", huge, vec![adult.clone()])];
+        backend
+            .store
+            .apply_fetch(&fetch_at(id, day, 0, slots), None)
+            .await
+            .unwrap();
+        let served = backend.store.slots_on(id, day).await.unwrap();
+        assert_eq!(served[0].remaining, huge, "{}", backend.name);
+        assert_eq!(served[0].pax, vec![adult], "{}", backend.name);
+        assert!(backend.store.verify().await.unwrap().ok);
+    }
+}
+
+#[tokio::test]
 async fn an_empty_day_closes_everything() {
     for backend in backends().await {
         let (id, day) = apply_first_tuesday(&backend).await;

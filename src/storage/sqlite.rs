@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use super::{
     ApplyOutcome, DatePrice, DayPool, DayPosting, DuringExt, Fence, LastFetch, Lease, MinorUnits,
-    PaxRow, Posting, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow, Store,
-    StoreError, SyncControl, SyncRequest, day_transfers, sellable_dates_from_rows, served_slots,
-    verify_ledger,
+    PaxRow, Posting, Postings, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow,
+    Store, StoreError, SyncControl, SyncRequest, day_transfers, sellable_dates_from_rows,
+    served_slots, verify_ledger,
 };
 use crate::domain::{DayFetch, ExperienceId};
 use crate::ledger::{AccountId, VerifyReport};
@@ -28,6 +29,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    postings: Postings,
 }
 
 impl SqliteStore {
@@ -66,8 +68,30 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .during("opening the SQLite database for reading")?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            postings: Postings::On,
+        })
     }
+
+    /// This store without ledger postings: only to measure what the ledger costs.
+    pub fn without_postings(self) -> Self {
+        Self {
+            postings: Postings::Off,
+            ..self
+        }
+    }
+}
+
+/// What the store knows about a day before applying a fetch of it.
+#[derive(sqlx::FromRow)]
+struct DayCheckpoint {
+    /// This very fetch was applied before.
+    seen: bool,
+    /// When the newest applied fetch of the day was made.
+    newest: Option<DateTime<Utc>>,
+    partner: Option<AccountId>,
 }
 
 fn format_time(time: NaiveTime) -> String {
@@ -96,99 +120,174 @@ async fn ensure_experience(
         .during("reading the partner account")
 }
 
+/// A fetched slot as one element of the JSON array a statement reads with `json_each`.
+#[derive(Serialize)]
+struct SlotJson<'a> {
+    provider_slot_id: &'a str,
+    service_date: NaiveDate,
+    start_time: String,
+    end_time: String,
+    currency: &'a str,
+    variant_id: i64,
+    remaining: i64,
+}
+
+/// A fetched pax, named by its slot's provider id (the slot's row id may not exist yet).
+#[derive(Serialize)]
+struct PaxJson<'a> {
+    provider_slot_id: &'a str,
+    pax_type: &'a str,
+    position: usize,
+    name: &'a str,
+    description: &'a str,
+    min_pax: i64,
+    max_pax: i64,
+    is_primary: bool,
+    currency: &'a str,
+    price_scale: u32,
+    final_price_minor: i64,
+    original_price_minor: i64,
+    remaining: i64,
+}
+
+/// A fetched day as two JSON arrays, so each table is written by one statement whatever the
+/// day's size: every statement is a round trip to the connection's worker thread, and one
+/// per slot and pax used to dominate an apply.
+struct DayJson {
+    slots: String,
+    pax: String,
+}
+
+impl DayJson {
+    fn new(fetch: &DayFetch) -> Result<Self, StoreError> {
+        let mut slots = Vec::with_capacity(fetch.slots.len());
+        let mut pax_rows = Vec::new();
+        for slot in &fetch.slots {
+            slots.push(SlotJson {
+                provider_slot_id: &slot.provider_slot_id,
+                service_date: slot.start_date,
+                start_time: format_time(slot.start_time),
+                end_time: format_time(slot.end_time),
+                currency: &slot.currency,
+                variant_id: slot.variant_id,
+                remaining: slot.remaining,
+            });
+            for (position, pax) in slot.pax.iter().enumerate() {
+                let price = MinorUnits::from_price(&pax.price)?;
+                pax_rows.push(PaxJson {
+                    provider_slot_id: &slot.provider_slot_id,
+                    pax_type: &pax.pax_type,
+                    position,
+                    name: &pax.name,
+                    description: &pax.description,
+                    min_pax: pax.min,
+                    max_pax: pax.max,
+                    is_primary: pax.is_primary,
+                    currency: &pax.price.currency,
+                    price_scale: price.scale,
+                    final_price_minor: price.final_price,
+                    original_price_minor: price.original_price,
+                    remaining: pax.remaining,
+                });
+            }
+        }
+        Ok(Self {
+            slots: to_json(&slots)?,
+            pax: to_json(&pax_rows)?,
+        })
+    }
+}
+
+fn to_json(rows: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(rows)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode rows as JSON: {e}")))
+}
+
 /// Writes the day's slots and pax into the mirror tables, marking the ones the partner no
 /// longer returns as closed / absent, and makes sure every pool has an available account.
-async fn write_mirror(conn: &mut SqliteConnection, fetch: &DayFetch) -> Result<(), StoreError> {
-    let fetch_id = fetch.id.to_string();
+async fn write_mirror(
+    conn: &mut SqliteConnection,
+    fetch: &DayFetch,
+    fetch_id: &str,
+    day: &DayJson,
+) -> Result<(), StoreError> {
     let experience = fetch.experience.get();
-    for slot in &fetch.slots {
-        let slot_id: i64 = sqlx::query_scalar(
-            "INSERT INTO slots (experience_id, provider_slot_id, service_date, start_time,
-                                end_time, currency, variant_id, observed_remaining, is_open,
-                                last_fetch_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
-             ON CONFLICT (experience_id, provider_slot_id) DO UPDATE SET
-                service_date = excluded.service_date, start_time = excluded.start_time,
-                end_time = excluded.end_time, currency = excluded.currency,
-                variant_id = excluded.variant_id,
-                observed_remaining = excluded.observed_remaining, is_open = 1,
-                last_fetch_id = excluded.last_fetch_id
-             RETURNING id",
-        )
-        .bind(experience)
-        .bind(&slot.provider_slot_id)
-        .bind(slot.start_date)
-        .bind(format_time(slot.start_time))
-        .bind(format_time(slot.end_time))
-        .bind(&slot.currency)
-        .bind(slot.variant_id)
-        .bind(slot.remaining)
-        .bind(&fetch_id)
-        .fetch_one(&mut *conn)
-        .await
-        .during("upserting a slot")?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO accounts (experience_id, kind, slot_id) VALUES (?, 'available', ?)",
-        )
-        .bind(experience)
-        .bind(slot_id)
-        .execute(&mut *conn)
-        .await
-        .during("opening a slot's available account")?;
-        for (position, pax) in slot.pax.iter().enumerate() {
-            let price = MinorUnits::from_price(&pax.price)?;
-            sqlx::query(
-                "INSERT INTO slot_pax (slot_id, pax_type, position, name, description, min_pax,
-                                       max_pax, is_primary, currency, price_scale,
-                                       final_price_minor, original_price_minor,
-                                       observed_remaining, is_present, last_fetch_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
-                 ON CONFLICT (slot_id, pax_type) DO UPDATE SET
-                    position = excluded.position, name = excluded.name,
-                    description = excluded.description, min_pax = excluded.min_pax,
-                    max_pax = excluded.max_pax, is_primary = excluded.is_primary,
-                    currency = excluded.currency, price_scale = excluded.price_scale,
-                    final_price_minor = excluded.final_price_minor,
-                    original_price_minor = excluded.original_price_minor,
-                    observed_remaining = excluded.observed_remaining, is_present = 1,
-                    last_fetch_id = excluded.last_fetch_id",
-            )
-            .bind(slot_id)
-            .bind(&pax.pax_type)
-            .bind(position as i64)
-            .bind(&pax.name)
-            .bind(&pax.description)
-            .bind(pax.min)
-            .bind(pax.max)
-            .bind(pax.is_primary)
-            .bind(&pax.price.currency)
-            .bind(price.scale)
-            .bind(price.final_price)
-            .bind(price.original_price)
-            .bind(pax.remaining)
-            .bind(&fetch_id)
-            .execute(&mut *conn)
-            .await
-            .during("upserting a slot's pax")?;
-            sqlx::query(
-                "INSERT OR IGNORE INTO accounts (experience_id, kind, slot_id, pax_type)
-                 VALUES (?, 'available', ?, ?)",
-            )
-            .bind(experience)
-            .bind(slot_id)
-            .bind(&pax.pax_type)
-            .execute(&mut *conn)
-            .await
-            .during("opening a pax pool's available account")?;
-        }
-    }
+    sqlx::query(
+        "INSERT INTO slots (experience_id, provider_slot_id, service_date, start_time,
+                            end_time, currency, variant_id, observed_remaining, is_open,
+                            last_fetch_id)
+         SELECT ?1, s.value ->> 'provider_slot_id', s.value ->> 'service_date',
+                s.value ->> 'start_time', s.value ->> 'end_time', s.value ->> 'currency',
+                s.value ->> 'variant_id', s.value ->> 'remaining', 1, ?2
+         -- `WHERE true`: SQLite needs it to parse `INSERT … SELECT … ON CONFLICT`.
+         FROM json_each(?3) AS s WHERE true
+         ON CONFLICT (experience_id, provider_slot_id) DO UPDATE SET
+            service_date = excluded.service_date, start_time = excluded.start_time,
+            end_time = excluded.end_time, currency = excluded.currency,
+            variant_id = excluded.variant_id,
+            observed_remaining = excluded.observed_remaining, is_open = 1,
+            last_fetch_id = excluded.last_fetch_id",
+    )
+    .bind(experience)
+    .bind(fetch_id)
+    .bind(&day.slots)
+    .execute(&mut *conn)
+    .await
+    .during("upserting the day's slots")?;
+    sqlx::query(
+        "INSERT INTO slot_pax (slot_id, pax_type, position, name, description, min_pax,
+                               max_pax, is_primary, currency, price_scale,
+                               final_price_minor, original_price_minor,
+                               observed_remaining, is_present, last_fetch_id)
+         SELECT s.id, p.value ->> 'pax_type', p.value ->> 'position', p.value ->> 'name',
+                p.value ->> 'description', p.value ->> 'min_pax', p.value ->> 'max_pax',
+                p.value ->> 'is_primary', p.value ->> 'currency', p.value ->> 'price_scale',
+                p.value ->> 'final_price_minor', p.value ->> 'original_price_minor',
+                p.value ->> 'remaining', 1, ?2
+         FROM json_each(?3) AS p
+         -- CROSS JOIN keeps the day's pax as the outer loop: one index lookup each, never a
+         -- scan of the experience's slots.
+         CROSS JOIN slots s
+         WHERE s.experience_id = ?1 AND s.provider_slot_id = p.value ->> 'provider_slot_id'
+         ON CONFLICT (slot_id, pax_type) DO UPDATE SET
+            position = excluded.position, name = excluded.name,
+            description = excluded.description, min_pax = excluded.min_pax,
+            max_pax = excluded.max_pax, is_primary = excluded.is_primary,
+            currency = excluded.currency, price_scale = excluded.price_scale,
+            final_price_minor = excluded.final_price_minor,
+            original_price_minor = excluded.original_price_minor,
+            observed_remaining = excluded.observed_remaining, is_present = 1,
+            last_fetch_id = excluded.last_fetch_id",
+    )
+    .bind(experience)
+    .bind(fetch_id)
+    .bind(&day.pax)
+    .execute(&mut *conn)
+    .await
+    .during("upserting the day's pax")?;
+    sqlx::query(
+        "INSERT INTO accounts (experience_id, kind, slot_id, pax_type)
+         SELECT ?1, 'available', id, NULL FROM slots
+         WHERE experience_id = ?1 AND service_date = ?2 AND last_fetch_id = ?3
+         UNION ALL
+         SELECT ?1, 'available', p.slot_id, p.pax_type FROM slot_pax p
+         JOIN slots s ON s.id = p.slot_id
+         WHERE s.experience_id = ?1 AND s.service_date = ?2 AND p.last_fetch_id = ?3
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(experience)
+    .bind(fetch.date)
+    .bind(fetch_id)
+    .execute(&mut *conn)
+    .await
+    .during("opening the day's pool accounts")?;
     // Everything of this day that the fetch did not touch has vanished at the partner.
     sqlx::query(
         "UPDATE slot_pax SET is_present = 0, observed_remaining = 0, last_fetch_id = ?1
          WHERE is_present = 1 AND last_fetch_id <> ?1
            AND slot_id IN (SELECT id FROM slots WHERE experience_id = ?2 AND service_date = ?3)",
     )
-    .bind(&fetch_id)
+    .bind(fetch_id)
     .bind(experience)
     .bind(fetch.date)
     .execute(&mut *conn)
@@ -198,7 +297,7 @@ async fn write_mirror(conn: &mut SqliteConnection, fetch: &DayFetch) -> Result<(
         "UPDATE slots SET is_open = 0, observed_remaining = 0, last_fetch_id = ?1
          WHERE experience_id = ?2 AND service_date = ?3 AND is_open = 1 AND last_fetch_id <> ?1",
     )
-    .bind(&fetch_id)
+    .bind(fetch_id)
     .bind(experience)
     .bind(fetch.date)
     .execute(&mut *conn)
@@ -207,11 +306,40 @@ async fn write_mirror(conn: &mut SqliteConnection, fetch: &DayFetch) -> Result<(
     Ok(())
 }
 
+/// The partner account's running state and the last ids of the journal, read together.
+#[derive(sqlx::FromRow)]
+struct PostingStart {
+    balance: i64,
+    version: i64,
+    last_transaction: i64,
+    last_transfer: i64,
+}
+
+/// A transfer row with its id assigned up front.
+#[derive(Serialize)]
+struct TransferJson {
+    id: i64,
+    debit: AccountId,
+    credit: AccountId,
+    amount: i64,
+}
+
+/// An entry row naming its transfer by id.
+#[derive(Serialize)]
+struct EntryJson {
+    transfer_id: i64,
+    account: AccountId,
+    amount: i64,
+    balance_after: i64,
+    version: i64,
+}
+
 /// Posts the transfers that bring the day's pool accounts to what the mirror now says.
 /// Returns how many transfers were posted.
 async fn reconcile_ledger(
     conn: &mut SqliteConnection,
     fetch: &DayFetch,
+    fetch_id: &str,
     partner: AccountId,
 ) -> Result<usize, StoreError> {
     let pools: Vec<DayPool> = sqlx::query_as(
@@ -233,75 +361,103 @@ async fn reconcile_ledger(
     if transfers.is_empty() {
         return Ok(0);
     }
-    let partner_state: RunningBalance =
-        sqlx::query_as("SELECT balance, version FROM accounts WHERE id = ?")
-            .bind(partner)
-            .fetch_one(&mut *conn)
-            .await
-            .during("reading the partner balance")?;
-    let posting = DayPosting::post(&transfers, partner, partner_state, &pools)?;
-
-    let now = Utc::now();
-    let transaction_id: i64 = sqlx::query_scalar(
-        "INSERT INTO journal_transactions (experience_id, fetch_id, reason, created_at)
-         VALUES (?, ?, 'sync', ?) RETURNING id",
+    // The transaction holds the database's write lock, so nobody else can take the next ids:
+    // assigning them here lets entries name their transfer without a round trip per row.
+    let start: PostingStart = sqlx::query_as(
+        "SELECT balance, version,
+                (SELECT COALESCE(MAX(id), 0) FROM journal_transactions) AS last_transaction,
+                (SELECT COALESCE(MAX(id), 0) FROM transfers) AS last_transfer
+         FROM accounts WHERE id = ?",
     )
-    .bind(fetch.experience.get())
-    .bind(fetch.id.to_string())
-    .bind(now)
+    .bind(partner)
     .fetch_one(&mut *conn)
     .await
+    .during("reading the partner balance")?;
+    let partner_state = RunningBalance {
+        balance: start.balance,
+        version: start.version,
+    };
+    let posting = DayPosting::post(&transfers, partner, partner_state, &pools)?;
+    let transaction_id = start.last_transaction + 1;
+    let transfer_id = |index: usize| start.last_transfer + 1 + index as i64;
+    let transfer_rows: Vec<TransferJson> = transfers
+        .iter()
+        .enumerate()
+        .map(|(index, transfer)| TransferJson {
+            id: transfer_id(index),
+            debit: transfer.debit,
+            credit: transfer.credit,
+            amount: transfer.amount,
+        })
+        .collect();
+    let entry_rows: Vec<EntryJson> = posting
+        .entries
+        .iter()
+        .map(|entry| EntryJson {
+            transfer_id: transfer_id(entry.transfer),
+            account: entry.account,
+            amount: entry.amount,
+            balance_after: entry.balance_after,
+            version: entry.version,
+        })
+        .collect();
+
+    let now = Utc::now();
+    sqlx::query(
+        "INSERT INTO journal_transactions (id, experience_id, fetch_id, reason, created_at)
+         VALUES (?, ?, ?, 'sync', ?)",
+    )
+    .bind(transaction_id)
+    .bind(fetch.experience.get())
+    .bind(fetch_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
     .during("opening a journal transaction")?;
-    let mut transfer_ids = Vec::with_capacity(transfers.len());
-    for transfer in &transfers {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO transfers (transaction_id, debit_account_id, credit_account_id, amount)
-             VALUES (?, ?, ?, ?) RETURNING id",
-        )
-        .bind(transaction_id)
-        .bind(transfer.debit)
-        .bind(transfer.credit)
-        .bind(transfer.amount)
-        .fetch_one(&mut *conn)
-        .await
-        .during("recording a transfer")?;
-        transfer_ids.push(id);
-    }
-    for entry in &posting.entries {
-        sqlx::query(
-            "INSERT INTO entries (transaction_id, transfer_id, account_id, amount, balance_after,
-                                  version, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(transaction_id)
-        .bind(transfer_ids[entry.transfer])
-        .bind(entry.account)
-        .bind(entry.amount)
-        .bind(entry.balance_after)
-        .bind(entry.version)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .during("recording a ledger entry")?;
-    }
-    for update in &posting.updates {
-        // The version guard makes a concurrent writer's change fail loudly, never merge.
-        let updated = sqlx::query(
-            "UPDATE accounts SET balance = ?, version = ? WHERE id = ? AND version = ?",
-        )
-        .bind(update.balance)
-        .bind(update.version)
-        .bind(update.account)
-        .bind(update.read_version)
-        .execute(&mut *conn)
-        .await
-        .during("updating an account balance")?;
-        if updated.rows_affected() != 1 {
-            return Err(StoreError::Corrupt(format!(
-                "account {} changed while a fetch was being applied",
-                update.account
-            )));
-        }
+    sqlx::query(
+        "INSERT INTO transfers (id, transaction_id, debit_account_id, credit_account_id, amount)
+         SELECT t.value ->> 'id', ?1, t.value ->> 'debit', t.value ->> 'credit',
+                t.value ->> 'amount'
+         FROM json_each(?2) AS t ORDER BY t.key",
+    )
+    .bind(transaction_id)
+    .bind(to_json(&transfer_rows)?)
+    .execute(&mut *conn)
+    .await
+    .during("recording the transfers")?;
+    sqlx::query(
+        "INSERT INTO entries (transaction_id, transfer_id, account_id, amount, balance_after,
+                              version, created_at)
+         SELECT ?1, e.value ->> 'transfer_id', e.value ->> 'account', e.value ->> 'amount',
+                e.value ->> 'balance_after', e.value ->> 'version', ?2
+         FROM json_each(?3) AS e ORDER BY e.key",
+    )
+    .bind(transaction_id)
+    .bind(now)
+    .bind(to_json(&entry_rows)?)
+    .execute(&mut *conn)
+    .await
+    .during("recording the ledger entries")?;
+    // The version guard makes a concurrent writer's change fail loudly, never merge.
+    let updated = sqlx::query(
+        "UPDATE accounts SET balance = u.value ->> 'balance', version = u.value ->> 'version'
+         FROM json_each(?) AS u
+         WHERE accounts.id = u.value ->> 'account'
+           AND accounts.version = u.value ->> 'read_version'",
+    )
+    .bind(to_json(&posting.updates)?)
+    .execute(&mut *conn)
+    .await
+    .during("updating the account balances")?;
+    if updated.rows_affected() != posting.updates.len() as u64 {
+        return Err(StoreError::Corrupt(format!(
+            "accounts {:?} changed while a fetch was being applied",
+            posting
+                .updates
+                .iter()
+                .map(|u| u.account)
+                .collect::<Vec<_>>()
+        )));
     }
     Ok(transfers.len())
 }
@@ -335,27 +491,33 @@ impl Store for SqliteStore {
             fence.check(&read_lease(&mut tx).await?)?;
         }
         let fetch_id = fetch.id.to_string();
-        let seen: Option<i64> = sqlx::query_scalar("SELECT 1 FROM fetches WHERE id = ?")
-            .bind(&fetch_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .during("looking up the fetch")?;
-        if seen.is_some() {
-            return Ok(ApplyOutcome::AlreadyApplied);
-        }
-        let newest: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT last_fetched_at FROM product_dates WHERE experience_id = ? AND service_date = ?",
+        let checkpoint: DayCheckpoint = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM fetches WHERE id = ?1) AS seen,
+                    (SELECT last_fetched_at FROM product_dates
+                     WHERE experience_id = ?2 AND service_date = ?3) AS newest,
+                    (SELECT id FROM accounts WHERE experience_id = ?2 AND kind = 'partner')
+                        AS partner",
         )
+        .bind(&fetch_id)
         .bind(fetch.experience.get())
         .bind(fetch.date)
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
         .during("reading the day's checkpoint")?;
-        if newest.is_some_and(|newest| newest >= fetch.fetched_at) {
+        if checkpoint.seen {
+            return Ok(ApplyOutcome::AlreadyApplied);
+        }
+        if checkpoint
+            .newest
+            .is_some_and(|newest| newest >= fetch.fetched_at)
+        {
             return Ok(ApplyOutcome::Superseded);
         }
-
-        let partner = ensure_experience(&mut tx, fetch.experience).await?;
+        let partner = match checkpoint.partner {
+            Some(partner) => partner,
+            None => ensure_experience(&mut tx, fetch.experience).await?,
+        };
+        let day = DayJson::new(fetch)?;
         sqlx::query(
             "INSERT INTO fetches (id, experience_id, service_date, fetched_at, applied_at, slot_count)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -369,8 +531,11 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .during("recording the fetch")?;
-        write_mirror(&mut tx, fetch).await?;
-        let transfers = reconcile_ledger(&mut tx, fetch, partner).await?;
+        write_mirror(&mut tx, fetch, &fetch_id, &day).await?;
+        let transfers = match self.postings {
+            Postings::On => reconcile_ledger(&mut tx, fetch, &fetch_id, partner).await?,
+            Postings::Off => 0,
+        };
         sqlx::query(
             "INSERT INTO product_dates (experience_id, service_date, last_fetch_id, last_fetched_at,
                                         slot_count)
@@ -526,7 +691,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<LastFetch>, StoreError> {
         sqlx::query_as(
             "SELECT experience_id AS experience, service_date AS date,
-                    last_fetched_at AS fetched_at
+                    last_fetched_at AS fetched_at, slot_count
              FROM product_dates WHERE service_date BETWEEN ? AND ?",
         )
         .bind(from)
