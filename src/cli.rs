@@ -16,7 +16,7 @@ use crate::domain::{ExperienceId, Secret};
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::storage;
 use crate::sync::tiers::{self, Tier};
-use crate::sync::{self, RetryPolicy};
+use crate::sync::{self, RetryPolicy, quiet};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -63,6 +63,10 @@ enum Command {
         /// Sell a few random seats every N seconds, so a re-sync has changes to record.
         #[arg(long, value_name = "SECONDS")]
         churn_every: Option<u64>,
+        /// Also serve N made-up products (ids from 1000, 1 to 4 running days a week), for
+        /// scale runs.
+        #[arg(long, default_value_t = 0)]
+        synthetic_products: usize,
     },
     /// Run the built-in simulator and the daemon together on the embedded SQLite default.
     Demo {
@@ -73,6 +77,10 @@ enum Command {
     Plan {
         #[arg(long, default_value_t = 2)]
         products: u64,
+        /// Weekdays each product runs on, on average (1 to 7): the others are probed every
+        /// 48 h once learned quiet.
+        #[arg(long, default_value_t = 7.0, value_parser = running_weekdays)]
+        running_weekdays: f64,
     },
 }
 
@@ -98,12 +106,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             api_key,
             rate_limit_per_minute,
             churn_every,
+            synthetic_products,
         } => {
-            let simulator = Simulator::new(SimulatorConfig {
+            let mut config = SimulatorConfig {
                 rate_limit_per_minute,
                 churn_every: churn_every.map(Duration::from_secs),
                 ..SimulatorConfig::new(Secret::new(api_key))
-            });
+            };
+            config
+                .products
+                .extend(crate::simulator::synthetic_products(synthetic_products, 0));
+            let simulator = Simulator::new(config);
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
@@ -112,8 +125,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { listen } => demo(settings, listen).await,
-        Command::Plan { products } => {
-            print_plan(&settings, products);
+        Command::Plan {
+            products,
+            running_weekdays,
+        } => {
+            print_plan(&settings, products, running_weekdays);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -224,7 +240,14 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_plan(settings: &Settings, products: u64) {
+fn running_weekdays(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(days) if (1.0..=7.0).contains(&days) => Ok(days),
+        _ => Err(format!("{text:?} is not a number of weekdays from 1 to 7")),
+    }
+}
+
+fn print_plan(settings: &Settings, products: u64, running_weekdays: f64) {
     let tiers: Vec<Tier> = settings
         .sync
         .tiers()
@@ -233,19 +256,30 @@ fn print_plan(settings: &Settings, products: u64) {
         .collect();
     let rpm = u64::from(settings.partner.rate_limit_per_minute.get());
     let budget = rpm * 1440;
-    let plan = tiers::plan(&tiers, products, budget, chrono::Utc::now());
-    println!("{products} products, {rpm} requests/minute: {budget} calls/day");
+    let plan = tiers::plan(
+        &tiers,
+        products,
+        running_weekdays,
+        budget,
+        chrono::Utc::now(),
+    );
     println!(
-        "{:<10} {:>10} {:>10} {:>12} {:>9}",
-        "tier", "days", "runs/day", "calls/day", "covered"
+        "{products} products running {running_weekdays} of 7 weekdays, {rpm} requests/minute: \
+         {budget} calls/day; quiet weekdays probed every {} h",
+        quiet::PROBE_PERIOD.as_secs() / 3600
+    );
+    println!(
+        "{:<10} {:>10} {:>10} {:>12} {:>12} {:>9}",
+        "tier", "days", "runs/day", "calls/day", "quiet", "covered"
     );
     for tier in &plan {
         println!(
-            "{:<10} {:>10} {:>10.1} {:>12} {:>8.0}%",
+            "{:<10} {:>10} {:>10.1} {:>12} {:>12} {:>8.0}%",
             tier.name,
             tier.owned_days,
             tier.runs_per_day,
             tier.calls_per_day,
+            tier.quiet_calls_per_day,
             tier.covered * 100.0
         );
     }

@@ -226,7 +226,7 @@ pub struct CronSchedule {
 impl TryFrom<String> for CronSchedule {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        // The same dialect tokio-cron-scheduler uses, so what validates here also runs there.
+        // Seconds first, and day-of-month and day-of-week both must match, as in Quartz.
         let schedule = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Required)
             .dom_and_dow(true)

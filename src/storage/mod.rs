@@ -4,6 +4,7 @@
 //! the rules (which transfers a fetch implies, how the served price is chosen) live in shared
 //! code so both backends behave identically.
 
+mod cached;
 mod postgres;
 mod sqlite;
 
@@ -20,6 +21,7 @@ use crate::ledger::{
     VerifyReport, Violation,
 };
 
+pub use cached::{CachedStore, Rendered};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -52,6 +54,15 @@ impl<T> DuringExt<T> for Result<T, sqlx::Error> {
     fn during(self, action: &'static str) -> Result<T, StoreError> {
         self.map_err(|source| StoreError::Database { action, source })
     }
+}
+
+/// Whether applies post the ledger. Always on, except in the ingest benchmark's baseline,
+/// which measures what the postings cost by applying the same days without them (such a
+/// store's ledger no longer matches its mirror).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Postings {
+    On,
+    Off,
 }
 
 /// What applying one fetched day did.
@@ -294,6 +305,9 @@ pub struct LastFetch {
     pub experience: ExperienceId,
     pub date: NaiveDate,
     pub fetched_at: DateTime<Utc>,
+    /// Slots in that answer: 0 when the partner had nothing that day.
+    #[sqlx(try_from = "i64")]
+    pub slot_count: u32,
 }
 
 /// Whether operators (or a rejected API key) paused the sync, why, and since when.
@@ -564,7 +578,7 @@ pub(crate) fn day_transfers(partner: AccountId, pools: &[DayPool]) -> Vec<Transf
 
 /// An account's new running state, written only if it still has the version it was read at:
 /// a concurrent writer's change then fails loudly instead of merging.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub(crate) struct AccountUpdate {
     pub account: AccountId,
     pub balance: Seats,

@@ -26,7 +26,13 @@ impl Clock {
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        let elapsed = chrono::Duration::from_std(self.origin.elapsed()).unwrap_or_default();
+        self.at(Instant::now())
+    }
+
+    /// What this clock read (or will read) at `instant`.
+    pub fn at(&self, instant: Instant) -> DateTime<Utc> {
+        let elapsed = chrono::Duration::from_std(instant.saturating_duration_since(self.origin))
+            .unwrap_or_default();
         self.origin_utc + elapsed
     }
 

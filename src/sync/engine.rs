@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
 use super::queue::{Batch, Urgency, WorkQueue};
+use super::quiet::QuietWeekdays;
 use super::status::{Counters, Freshness, LastError, ParkedDay, SyncStatus, TierStatus};
-use super::tiers::Tier;
+use super::tiers::{Run, Tier, owner};
 use super::{ProductDate, RetryPolicy, fetch_with_retry, product_dates};
 use crate::config::Settings;
 use crate::domain::{DayFetch, ExperienceId};
@@ -184,7 +185,7 @@ impl Engine {
                         tracing::info!(instance = %inner.config.instance, "became the sync leader");
                         for index in 0..inner.config.tiers.len() {
                             let engine = self.clone();
-                            tokio::spawn(async move { engine.run_tier(index).await });
+                            tokio::spawn(async move { engine.run(index, Run::CatchUp).await });
                         }
                     }
                 }
@@ -231,6 +232,11 @@ impl Engine {
         self.inner.shutdown.cancel();
     }
 
+    /// Resolves once [`Engine::shutdown`] was called.
+    pub async fn stopped(&self) {
+        self.inner.shutdown.cancelled().await;
+    }
+
     pub fn tiers(&self) -> &[Tier] {
         &self.inner.config.tiers
     }
@@ -245,9 +251,13 @@ impl Engine {
         super::horizon(today, self.inner.config.horizon_days)
     }
 
-    /// One run of tier `index`: queue its due days and wait until they are done. Skipped (and
-    /// the tier marked behind) while the previous run is still going.
+    /// One scheduled run of tier `index`: queue its due days and wait until they are done.
+    /// Skipped (and the tier marked behind) while the previous run is still going.
     pub async fn run_tier(&self, index: usize) {
+        self.run(index, Run::Scheduled).await;
+    }
+
+    async fn run(&self, index: usize, run: Run) {
         let inner = &self.inner;
         let Some(tier) = inner.config.tiers.get(index) else {
             return;
@@ -268,7 +278,7 @@ impl Engine {
         };
         lock(&inner.tier_status)[index].last_start = Some(inner.clock.now());
         let batch = Arc::new(Batch::default());
-        let queued = match self.queue_due_days(tier, &batch).await {
+        let queued = match self.queue_due_days(index, run, &batch).await {
             Ok(queued) => queued,
             Err(error) => {
                 tracing::error!(tier = tier.name(), %error, "cannot read what is due");
@@ -276,7 +286,6 @@ impl Engine {
             }
         };
         lock(&inner.tier_status)[index].last_queued = queued;
-        tracing::info!(tier = tier.name(), queued, "tier run started");
         let failed = tokio::select! {
             failed = batch.finished() => failed,
             () = inner.shutdown.cancelled() => return,
@@ -291,26 +300,54 @@ impl Engine {
         tracing::info!(tier = tier.name(), queued, failed, "tier run finished");
     }
 
-    async fn queue_due_days(&self, tier: &Tier, batch: &Arc<Batch>) -> Result<usize, StoreError> {
+    /// Queues the due days of tier `index`: in a scheduled run only those it owns (more
+    /// frequent tiers keep the others fresh); in a catch-up run any stale day of its range.
+    async fn queue_due_days(
+        &self,
+        index: usize,
+        run: Run,
+        batch: &Arc<Batch>,
+    ) -> Result<usize, StoreError> {
         let inner = &self.inner;
+        let tiers = &inner.config.tiers;
+        let tier = &tiers[index];
         let (today, horizon_end) = self.horizon();
         let (from, to) = tier.dates(today);
         let to = to.min(horizon_end);
-        let last_fetched: HashMap<(ExperienceId, NaiveDate), _> = inner
-            .store
-            .last_fetches(from, to)
-            .await?
+        // The whole horizon: every date of a weekday tells whether the product runs on it.
+        let watch = lock(&inner.queue).watch_finishes();
+        let fetches = inner.store.last_fetches(today, horizon_end).await;
+        let fetched_meanwhile = lock(&inner.queue).finished_since(watch);
+        let fetches = fetches?;
+        let quiet = QuietWeekdays::learn(&fetches);
+        let last_fetched: HashMap<(ExperienceId, NaiveDate), _> = fetches
             .into_iter()
             .map(|fetch| ((fetch.experience, fetch.date), fetch.fetched_at))
             .collect();
         let now = inner.clock.now();
+        let due_age = tier.due_age(run, now);
+        let owned: Vec<bool> = (0..=tier.settings.last_day)
+            .map(|offset| run == Run::CatchUp || owner(tiers, offset, now) == Some(index))
+            .collect();
+        let owns = |date: NaiveDate| {
+            usize::try_from((date - today).num_days())
+                .ok()
+                .and_then(|offset| owned.get(offset))
+                .is_some_and(|&owned| owned)
+        };
         let mut queued = 0;
         {
             let mut queue = lock(&inner.queue);
             for day in product_dates(&inner.config.experiences, from, to) {
-                let due = last_fetched
-                    .get(&(day.experience, day.date))
-                    .is_none_or(|at| tier.is_due((now - *at).to_std().unwrap_or_default(), now));
+                // A day another run fetched after the snapshot was read is fresh.
+                let due = owns(day.date)
+                    && !fetched_meanwhile.contains(&day)
+                    && last_fetched
+                        .get(&(day.experience, day.date))
+                        .is_none_or(|at| {
+                            let age = (now - *at).to_std().unwrap_or_default();
+                            due_age.is_due(age, quiet.contains(day))
+                        });
                 if due {
                     queue.push(day, Urgency::Routine, Some(batch));
                     queued += 1;
@@ -318,6 +355,13 @@ impl Engine {
             }
         }
         inner.work_ready.notify_one();
+        tracing::info!(
+            tier = tier.name(),
+            ?run,
+            queued,
+            quiet_weekdays = quiet.count(),
+            "tier run started"
+        );
         Ok(queued)
     }
 

@@ -4,6 +4,8 @@
 pub mod clock;
 pub mod engine;
 pub mod queue;
+pub mod quiet;
+pub mod real_time_store;
 pub mod scheduler;
 pub mod status;
 pub mod tiers;

@@ -4,7 +4,7 @@
 //! Every queued day can carry the batches (tier runs, manual triggers) waiting for it, so a
 //! tier knows when all of its days are done even when another tier queued them first.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -83,7 +83,15 @@ struct Entry {
 pub struct WorkQueue {
     ordered: BTreeSet<(Urgency, ProductDate)>,
     entries: HashMap<ProductDate, Entry>,
+    /// Days finished while a tier read what is due from the store, per open watch: the tier's
+    /// snapshot may predate their fetch, so it must not queue them again.
+    watches: HashMap<u64, HashSet<ProductDate>>,
+    next_watch: u64,
 }
+
+/// An open [`WorkQueue::watch_finishes`].
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Watch(u64);
 
 impl WorkQueue {
     /// Queues `day` unless it is already queued at the same or a higher urgency; a day in
@@ -144,6 +152,23 @@ impl WorkQueue {
                 batch.settle(ok);
             }
         }
+        if ok {
+            for finished in self.watches.values_mut() {
+                finished.insert(day);
+            }
+        }
+    }
+
+    /// Starts recording the days finished from now on, until [`WorkQueue::finished_since`].
+    pub fn watch_finishes(&mut self) -> Watch {
+        self.next_watch += 1;
+        self.watches.insert(self.next_watch, HashSet::new());
+        Watch(self.next_watch)
+    }
+
+    /// The days finished since `watch` began; ends it.
+    pub fn finished_since(&mut self, watch: Watch) -> HashSet<ProductDate> {
+        self.watches.remove(&watch.0).unwrap_or_default()
     }
 
     pub fn pending(&self) -> usize {
@@ -197,6 +222,19 @@ mod tests {
         // ...unless that call is put back, at the most urgent level asked for meanwhile.
         queue.requeue(day(14, 3), Urgency::Routine);
         assert_eq!(queue.pop(), Some((day(14, 3), Urgency::Manual)));
+    }
+
+    #[test]
+    fn a_watch_sees_the_days_finished_while_it_was_open() {
+        let mut queue = WorkQueue::default();
+        queue.push(day(14, 3), Urgency::Routine, None);
+        queue.push(day(14, 4), Urgency::Routine, None);
+        let (before, _) = queue.pop().unwrap();
+        queue.finish(before, true);
+        let watch = queue.watch_finishes();
+        let (during, _) = queue.pop().unwrap();
+        queue.finish(during, true);
+        assert_eq!(queue.finished_since(watch), HashSet::from([day(14, 4)]));
     }
 
     #[tokio::test]

@@ -4,7 +4,30 @@ use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveDate, Timelike, Utc};
 
+use super::quiet;
 use crate::config::TierSettings;
+
+/// Why a tier runs: its cron fired, or this instance just became the leader and catches up
+/// on whatever went stale meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    Scheduled,
+    CatchUp,
+}
+
+/// The ages at which a day is due in one tier run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueAge {
+    pub running: Duration,
+    /// For a date on one of the product's quiet weekdays.
+    pub quiet: Duration,
+}
+
+impl DueAge {
+    pub fn is_due(&self, age: Duration, quiet: bool) -> bool {
+        age >= if quiet { self.quiet } else { self.running }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Tier {
@@ -47,10 +70,23 @@ impl Tier {
         )
     }
 
-    /// A day fetched `age` ago is due again for this tier. A little slack keeps a day fetched
-    /// just after the previous run from being skipped by the next one.
-    pub fn is_due(&self, age: Duration, now: DateTime<Utc>) -> bool {
-        age >= self.period(now).mul_f64(0.9)
+    /// How old a day must be to be due in a run of this tier starting at `now`: a period, or
+    /// [`quiet::PROBE_PERIOD`] on a quiet weekday. A run takes time to drain, so a scheduled
+    /// run (which queues only the days it owns) counts a day as due from a tenth of a period
+    /// old: one fetched late in the previous run (up to nine tenths of a period after it
+    /// fired) is still refreshed by this one; one just fetched by a trigger or a catch-up is
+    /// not. A catch-up run (start-up, new leader) fetches
+    /// nothing fresh.
+    pub fn due_age(&self, run: Run, now: DateTime<Utc>) -> DueAge {
+        let period = self.period(now);
+        let early = match run {
+            Run::Scheduled => period / 10 * 9,
+            Run::CatchUp => Duration::ZERO,
+        };
+        DueAge {
+            running: period.saturating_sub(early),
+            quiet: period.max(quiet::PROBE_PERIOD).saturating_sub(early),
+        }
     }
 
     pub fn covers(&self, offset: u32) -> bool {
@@ -65,7 +101,7 @@ fn whole_second(now: DateTime<Utc>) -> DateTime<Utc> {
 
 /// The tier that keeps the day at `offset` fresh: the most frequent one covering it (the first
 /// configured on a tie). The others find it fresh and skip it.
-fn owner(tiers: &[Tier], offset: u32, now: DateTime<Utc>) -> Option<usize> {
+pub fn owner(tiers: &[Tier], offset: u32, now: DateTime<Utc>) -> Option<usize> {
     tiers
         .iter()
         .enumerate()
@@ -81,15 +117,19 @@ pub struct TierPlan {
     pub owned_days: usize,
     pub runs_per_day: f64,
     pub calls_per_day: u64,
+    /// Of those, the probes of quiet weekdays' dates.
+    pub quiet_calls_per_day: u64,
     /// Share of the tier's wanted calls the budget left for it (nearer tiers go first).
     pub covered: f64,
 }
 
 /// The daily budget split over the tiers, nearest tier first: each product-date costs one call
-/// per run of the most frequent tier that covers it.
+/// per run of the most frequent tier that covers it, or one per [`quiet::PROBE_PERIOD`] on a
+/// quiet weekday (products run on `running_weekdays` of 7 on average).
 pub fn plan(
     tiers: &[Tier],
     products: u64,
+    running_weekdays: f64,
     budget_per_day: u64,
     now: DateTime<Utc>,
 ) -> Vec<TierPlan> {
@@ -103,8 +143,13 @@ pub fn plan(
             let owned_days = (tier.settings.first_day..=tier.settings.last_day)
                 .filter(|&offset| owner(tiers, offset, now) == Some(index))
                 .count();
-            let runs_per_day = day.as_secs_f64() / tier.period(now).as_secs_f64().max(1.0);
-            let calls_per_day = (products as f64 * owned_days as f64 * runs_per_day).ceil() as u64;
+            let per_day = |period: Duration| day.as_secs_f64() / period.as_secs_f64().max(1.0);
+            let runs_per_day = per_day(tier.period(now));
+            let product_days = products as f64 * owned_days as f64;
+            let running = product_days * running_weekdays / 7.0 * runs_per_day;
+            let quiet = product_days * (7.0 - running_weekdays) / 7.0
+                * per_day(tier.period(now).max(quiet::PROBE_PERIOD));
+            let calls_per_day = (running + quiet).ceil() as u64;
             let granted = calls_per_day.min(left);
             left -= granted;
             TierPlan {
@@ -112,6 +157,7 @@ pub fn plan(
                 owned_days,
                 runs_per_day,
                 calls_per_day,
+                quiet_calls_per_day: quiet.ceil() as u64,
                 covered: if calls_per_day == 0 {
                     1.0
                 } else {
@@ -141,7 +187,7 @@ mod tests {
         let tiers = default_tiers();
         let periods: Vec<u64> = tiers.iter().map(|t| t.period(now).as_secs()).collect();
         assert_eq!(periods, [900, 14_400, 86_400, 86_400]);
-        let owned: Vec<usize> = plan(&tiers, 1, u64::MAX, now)
+        let owned: Vec<usize> = plan(&tiers, 1, 7.0, u64::MAX, now)
             .iter()
             .map(|t| t.owned_days)
             .collect();
@@ -150,15 +196,42 @@ mod tests {
     }
 
     #[test]
+    fn scheduled_runs_refresh_days_from_the_previous_run_and_catch_up_fetches_nothing_fresh() {
+        let now: DateTime<Utc> = "2026-11-22T05:07:00Z".parse().unwrap();
+        let tiers = default_tiers();
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        let today = tiers[0].due_age(Run::Scheduled, now);
+        // Fetched 13 minutes into the previous run, 2 minutes before this one.
+        assert!(today.is_due(minutes(2), false));
+        // Fetched by a trigger a minute ago.
+        assert!(!today.is_due(minutes(1), false));
+        let catch_up = tiers[0].due_age(Run::CatchUp, now);
+        assert!(!catch_up.is_due(minutes(14), false));
+        assert!(catch_up.is_due(minutes(15), false));
+        // A quiet weekday's date waits for the probe period, whichever tier looks at it.
+        assert!(!today.is_due(minutes(47 * 60), true));
+        assert!(today.is_due(minutes(48 * 60 - 10), true));
+        // Probed late in yesterday's drain, or at any time the day before.
+        let horizon = tiers[3].due_age(Run::Scheduled, now);
+        assert!(!horizon.is_due(minutes(24 * 60), true));
+        assert!(horizon.is_due(minutes(27 * 60), true));
+    }
+
+    #[test]
     fn the_contract_budget_covers_two_products_but_not_450() {
         let now: DateTime<Utc> = "2026-11-22T05:07:00Z".parse().unwrap();
         let tiers = default_tiers();
         let budget = 30 * 1440;
-        let small = plan(&tiers, 2, budget, now);
+        let small = plan(&tiers, 2, 7.0, budget, now);
         assert!(small.iter().all(|tier| tier.covered == 1.0));
-        let large = plan(&tiers, 450, budget, now);
+        let large = plan(&tiers, 450, 7.0, budget, now);
         assert_eq!(large[0].calls_per_day, 450 * 96);
         assert_eq!(large[0].covered, 1.0);
         assert!(large[1..].iter().all(|tier| tier.covered == 0.0));
+        // Running 2.5 days a week, the rest probed every 48 h: it all fits.
+        let weekly = plan(&tiers, 450, 2.5, budget, now);
+        let wanted: u64 = weekly.iter().map(|tier| tier.calls_per_day).sum();
+        assert!((38_000..41_000).contains(&wanted), "{weekly:?}");
+        assert!(weekly.iter().all(|tier| tier.covered == 1.0));
     }
 }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use invsync::domain::{DayFetch, ExperienceId, PaxAvailability, Price, Slot};
 use invsync::storage::{self, Store};
+pub use invsync::sync::real_time_store::RealTimeStore;
 use rust_decimal::Decimal;
 use sqlx::{Connection, Executor};
 use tempfile::TempDir;
@@ -512,7 +513,9 @@ pub async fn start_engine_with(
     sim: invsync::simulator::Simulator,
     horizon_days: u32,
 ) -> EngineHarness {
-    let store = RealTimeStore::connect(&backend.url).await;
+    let store = RealTimeStore::connect(&backend.url)
+        .await
+        .expect("store connects");
     // A fixed morning in the partner's zone, so hours of simulated time never cross midnight.
     let clock =
         invsync::sync::clock::Clock::starting_at("2026-12-01T00:00:00Z".parse().expect("instant"));
@@ -588,173 +591,6 @@ impl EngineHarness {
     pub fn finish(self) {
         self.engine.shutdown();
         tokio::time::resume();
-    }
-}
-
-/// A store whose every call runs on a runtime of its own with a real clock, awaited through
-/// `spawn_blocking`. Tokio does not auto-advance a paused clock while a blocking task runs, so
-/// simulated time moves only while the engine really waits (pacer, backoff, schedule), never
-/// because a database round trip took real time.
-pub struct RealTimeStore {
-    runtime: Option<tokio::runtime::Runtime>,
-    inner: Arc<dyn Store>,
-}
-
-impl RealTimeStore {
-    pub async fn connect(url: &str) -> Arc<dyn Store> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("store runtime");
-        let url = url.to_string();
-        let inner = runtime
-            .spawn(async move { storage::connect(&url).await })
-            .await
-            .expect("connect task")
-            .expect("store connects");
-        Arc::new(Self {
-            runtime: Some(runtime),
-            inner,
-        })
-    }
-
-    async fn call<T, F>(&self, operation: impl FnOnce(Arc<dyn Store>) -> F + Send + 'static) -> T
-    where
-        T: Send + 'static,
-        F: std::future::Future<Output = T> + Send + 'static,
-    {
-        let handle = self
-            .runtime
-            .as_ref()
-            .expect("runtime lives as long as the store")
-            .handle()
-            .clone();
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || handle.block_on(operation(inner)))
-            .await
-            .expect("store call")
-    }
-}
-
-impl Drop for RealTimeStore {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for RealTimeStore {
-    async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), storage::StoreError> {
-        let ids = ids.to_vec();
-        self.call(move |s| async move { s.ensure_experiences(&ids).await })
-            .await
-    }
-    async fn apply_fetch(
-        &self,
-        fetch: &DayFetch,
-        fence: Option<&storage::Fence>,
-    ) -> Result<storage::ApplyOutcome, storage::StoreError> {
-        let fetch = fetch.clone();
-        let fence = fence.cloned();
-        self.call(move |s| async move { s.apply_fetch(&fetch, fence.as_ref()).await })
-            .await
-    }
-    async fn experience_exists(&self, id: ExperienceId) -> Result<bool, storage::StoreError> {
-        self.call(move |s| async move { s.experience_exists(id).await })
-            .await
-    }
-    async fn slots_on(
-        &self,
-        id: ExperienceId,
-        date: NaiveDate,
-    ) -> Result<Vec<storage::ServedSlot>, storage::StoreError> {
-        self.call(move |s| async move { s.slots_on(id, date).await })
-            .await
-    }
-    async fn sellable_dates(
-        &self,
-        id: ExperienceId,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<storage::DatePrice>, storage::StoreError> {
-        self.call(move |s| async move { s.sellable_dates(id, from, to).await })
-            .await
-    }
-    async fn slot_history(
-        &self,
-        id: ExperienceId,
-        date: NaiveDate,
-        start: NaiveTime,
-    ) -> Result<Option<storage::SlotHistory>, storage::StoreError> {
-        self.call(move |s| async move { s.slot_history(id, date, start).await })
-            .await
-    }
-    async fn verify(&self) -> Result<invsync::ledger::VerifyReport, storage::StoreError> {
-        self.call(|s| async move { s.verify().await }).await
-    }
-    async fn last_fetches(
-        &self,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<storage::LastFetch>, storage::StoreError> {
-        self.call(move |s| async move { s.last_fetches(from, to).await })
-            .await
-    }
-    async fn sync_control(&self) -> Result<storage::SyncControl, storage::StoreError> {
-        self.call(|s| async move { s.sync_control().await }).await
-    }
-    async fn pause_sync(
-        &self,
-        reason: &str,
-        at: DateTime<Utc>,
-    ) -> Result<storage::SyncControl, storage::StoreError> {
-        let reason = reason.to_string();
-        self.call(move |s| async move { s.pause_sync(&reason, at).await })
-            .await
-    }
-    async fn acquire_lease(
-        &self,
-        holder: &str,
-        now: DateTime<Utc>,
-        ttl: std::time::Duration,
-    ) -> Result<Option<storage::Lease>, storage::StoreError> {
-        let holder = holder.to_string();
-        self.call(move |s| async move { s.acquire_lease(&holder, now, ttl).await })
-            .await
-    }
-    async fn current_lease(&self) -> Result<storage::Lease, storage::StoreError> {
-        self.call(|s| async move { s.current_lease().await }).await
-    }
-    async fn request_sync(
-        &self,
-        request: &storage::SyncRequest,
-    ) -> Result<(), storage::StoreError> {
-        let request = request.clone();
-        self.call(move |s| async move { s.request_sync(&request).await })
-            .await
-    }
-    async fn take_sync_requests(&self) -> Result<Vec<storage::SyncRequest>, storage::StoreError> {
-        self.call(|s| async move { s.take_sync_requests().await })
-            .await
-    }
-    async fn release_lease(
-        &self,
-        lease: &storage::Lease,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), storage::StoreError> {
-        let lease = lease.clone();
-        self.call(move |s| async move { s.release_lease(&lease, expires_at).await })
-            .await
-    }
-    async fn resume_sync(
-        &self,
-        at: DateTime<Utc>,
-    ) -> Result<storage::SyncControl, storage::StoreError> {
-        self.call(move |s| async move { s.resume_sync(at).await })
-            .await
     }
 }
 
