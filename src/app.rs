@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::partner::{PartnerClient, PartnerClientConfig};
-use crate::storage::{self, Store};
+use crate::storage::{self, CachedStore, Store};
 use crate::sync::clock::Clock;
 use crate::sync::engine::{Engine, EngineConfig};
 use crate::sync::scheduler;
@@ -31,9 +31,11 @@ impl Application {
     /// Opens (and migrates) the database, registers the configured experiences, prepares the
     /// sync engine and binds the listener; `server.listen` with port 0 picks a free port.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = storage::connect(settings.database.url.expose())
+        let database = storage::connect(settings.database.url.expose())
             .await
             .context("opening the database (database.url)")?;
+        // Serves reads from memory only while this process holds the sync lease (see the type).
+        let store = Arc::new(CachedStore::new(database));
         store
             .ensure_experiences(&settings.partner.experiences)
             .await
@@ -92,9 +94,8 @@ impl Application {
             tracing::info!("sync.enabled = false: serving only, never calling the partner");
             tokio::task::JoinSet::new()
         };
-        let mut scheduler = scheduler::start(&engine)
-            .await
-            .context("starting the tier scheduler")?;
+        // Ends with the engine's shutdown.
+        let _schedule = scheduler::start(&engine);
         tracing::info!(addr = %self.local_addr(), "serving");
         let stopping = engine.clone();
         let not_ready = self.state.shutdown.clone();
@@ -112,9 +113,6 @@ impl Application {
             .await
             .context("serving HTTP");
         engine.shutdown();
-        if let Err(error) = scheduler.shutdown().await {
-            tracing::warn!(%error, "tier scheduler did not stop cleanly");
-        }
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while workers.join_next().await.is_some() {}
         })

@@ -41,7 +41,8 @@ pub enum AppError {
     Timeout(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A bug (a handler panicked); the details are logged where it happened.
+    /// A bug (a handler panicked, a body did not serialize); the details are logged where it
+    /// happened.
     #[error("internal error; the details are in the service log")]
     Internal,
 }

@@ -2,7 +2,10 @@
 //! history. Shapes follow the marketplace's reference types (camelCase, money as JSON numbers).
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -12,7 +15,7 @@ use super::AppState;
 use super::error::{AppError, ErrorBody};
 use super::extract::{ExperiencePath, QueryParams};
 use crate::domain::{ExperienceId, PaxAvailability, Price, Seats};
-use crate::storage::{Posting, ServedSlot, SlotHistory};
+use crate::storage::{Posting, Rendered, ServedSlot, SlotHistory, Store};
 
 /// Money as JSON numbers with the partner's precision (212.14, 73).
 #[derive(Serialize, ToSchema)]
@@ -174,6 +177,25 @@ async fn known_experience(state: &AppState, id: ExperienceId) -> Result<(), AppE
     }
 }
 
+/// A body serialized once, to be kept by the read cache and served as is.
+fn json_bytes(body: &impl Serialize) -> Result<Vec<u8>, AppError> {
+    serde_json::to_vec(body).map_err(|error| {
+        tracing::error!(%error, "a response body did not serialize");
+        AppError::Internal
+    })
+}
+
+fn json_response(body: Rendered) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        Bytes::from_owner(body),
+    )
+        .into_response()
+}
+
 /// The open slots of a day, by start time; `remaining` is the ledger's available balance and
 /// `price` the primary pax's price.
 #[utoipa::path(
@@ -194,12 +216,17 @@ pub async fn slots(
     State(state): State<AppState>,
     ExperiencePath(id): ExperiencePath,
     query: QueryParams,
-) -> Result<Json<Vec<SlotBody>>, AppError> {
+) -> Result<Response, AppError> {
     let date = query.date()?;
     state.horizon().check(date)?;
     known_experience(&state, id).await?;
-    let slots = state.store.slots_on(id, date).await?;
-    Ok(Json(slots.iter().map(SlotBody::from).collect()))
+    let body = state
+        .store
+        .rendered_slots(id, date, |slots| {
+            json_bytes(&slots.iter().map(SlotBody::from).collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(json_response(body))
 }
 
 /// Today … the end of the horizon, ascending, only dates with a slot with seats left, each
@@ -218,22 +245,24 @@ pub async fn slots(
 pub async fn dates(
     State(state): State<AppState>,
     ExperiencePath(id): ExperiencePath,
-) -> Result<Json<DatesBody>, AppError> {
+) -> Result<Response, AppError> {
     known_experience(&state, id).await?;
     let horizon = state.horizon();
-    let dates = state
+    let body = state
         .store
-        .sellable_dates(id, horizon.first, horizon.last)
-        .await?;
-    Ok(Json(DatesBody {
-        dates: dates
-            .into_iter()
-            .map(|day| DateBody {
-                date: day.date,
-                price: (&day.price).into(),
+        .rendered_dates(id, horizon.first, horizon.last, |dates| {
+            json_bytes(&DatesBody {
+                dates: dates
+                    .into_iter()
+                    .map(|day| DateBody {
+                        date: day.date,
+                        price: (&day.price).into(),
+                    })
+                    .collect(),
             })
-            .collect(),
-    }))
+        })
+        .await?;
+    Ok(json_response(body))
 }
 
 /// Every ledger posting on a slot's accounts (slot level and each pax type), oldest first,

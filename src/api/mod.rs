@@ -24,13 +24,14 @@ pub use error::{AppError, ErrorBody};
 
 use crate::config::Settings;
 use crate::ledger::VerifyReport;
-use crate::storage::Store;
+use crate::storage::{CachedStore, Store};
 use crate::sync::engine::Engine;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
+    /// Also serves `/slots` and `/dates` from memory where that is exact.
+    pub store: Arc<CachedStore>,
     pub engine: Engine,
     pub settings: Arc<Settings>,
     pub metrics: &'static Metrics,

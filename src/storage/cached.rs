@@ -1,0 +1,367 @@
+//! A read cache in front of a [`Store`]: the answers of `slots_on` and `sellable_dates` as the
+//! API renders them (the bodies of `/slots` and `/dates`, so a hit costs no serialization), and
+//! which experiences exist.
+//!
+//! Exactness rule: the cache serves only while this process holds the sync lease, as seen
+//! through this store (taken or renewed, not handed back, lost or past its expiry). Every
+//! apply in a deployment runs fenced by that lease (the daemon's and a one-shot `sync`'s), so
+//! while this process holds it, the only applies that can commit are this process's own, and
+//! they pass through [`CachedStore::apply_fetch`], which drops the day's answers. A follower
+//! or an API-only instance (`sync.enabled = false`) never holds the lease and always reads the
+//! database. Each new tenure starts with an empty cache. Like the lease itself, this relies
+//! on the instances' clocks agreeing.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use tokio::time::Instant;
+
+use super::{
+    ApplyOutcome, DatePrice, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError,
+    SyncControl, SyncRequest,
+};
+use crate::domain::{DayFetch, ExperienceId};
+use crate::ledger::VerifyReport;
+
+/// Days of slots kept; a few KB each. When full the cache starts over, so memory stays
+/// bounded whatever clients ask for; the hot days come back at their next read.
+const MAX_SLOT_DAYS: usize = 2048;
+/// `/dates` answers kept: one per experience and horizon.
+const MAX_DATE_RANGES: usize = 1024;
+
+type Day = (ExperienceId, NaiveDate);
+type DateRange = (ExperienceId, NaiveDate, NaiveDate);
+/// An answer as the API serves it.
+pub type Rendered = Arc<[u8]>;
+
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    tenure: Option<Tenure>,
+    /// Bumped whenever an apply starts or a tenure begins or ends: a read that began before
+    /// must not keep what it read, since it may predate that apply's commit.
+    generation: u64,
+    /// Days whose apply is under way (one entry per apply): their reads go to the database.
+    applying: Vec<Day>,
+    slots: HashMap<Day, Rendered>,
+    dates: HashMap<DateRange, Rendered>,
+    /// Experiences are never deleted: once seen, always there.
+    known_experiences: HashSet<ExperienceId>,
+}
+
+/// This process's hold on the sync lease.
+struct Tenure {
+    token: i64,
+    until: Instant,
+}
+
+fn covers(range: &DateRange, (experience, date): &Day) -> bool {
+    range.0 == *experience && (range.1..=range.2).contains(date)
+}
+
+impl State {
+    fn serving(&self) -> bool {
+        self.tenure
+            .as_ref()
+            .is_some_and(|tenure| tenure.until > Instant::now())
+    }
+
+    /// Renews the tenure, or starts a new one (empty) when the token changed or it had run out.
+    fn hold(&mut self, lease: &Lease, until: Instant) {
+        let continues = self.serving()
+            && self
+                .tenure
+                .as_ref()
+                .is_some_and(|tenure| tenure.token == lease.token);
+        if !continues {
+            self.forget_everything();
+        }
+        self.tenure = Some(Tenure {
+            token: lease.token,
+            until,
+        });
+    }
+
+    fn end_tenure(&mut self) {
+        self.tenure = None;
+        self.forget_everything();
+    }
+
+    fn forget_everything(&mut self) {
+        self.generation += 1;
+        self.slots.clear();
+        self.dates.clear();
+    }
+
+    fn start_apply(&mut self, day: Day) {
+        self.generation += 1;
+        self.applying.push(day);
+        self.slots.remove(&day);
+        self.dates.retain(|range, _| !covers(range, &day));
+    }
+
+    fn finish_apply(&mut self, day: Day) {
+        if let Some(index) = self.applying.iter().position(|applying| *applying == day) {
+            self.applying.swap_remove(index);
+        }
+    }
+}
+
+/// Marks a day as being applied until dropped, also when the apply fails or is cancelled.
+struct Applying<'a> {
+    store: &'a CachedStore,
+    day: Day,
+}
+
+impl Drop for Applying<'_> {
+    fn drop(&mut self) {
+        self.store.lock().finish_apply(self.day);
+    }
+}
+
+impl CachedStore {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            state: Mutex::default(),
+        }
+    }
+
+    /// The state holds plain data that a panic cannot leave half-updated.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn applying(&self, day: Day) -> Applying<'_> {
+        self.lock().start_apply(day);
+        Applying { store: self, day }
+    }
+
+    /// `slots_on`'s answer rendered by `render` (the API's one rendering of it), from memory
+    /// when that is exact.
+    pub async fn rendered_slots<E: From<StoreError>>(
+        &self,
+        id: ExperienceId,
+        date: NaiveDate,
+        render: impl FnOnce(Vec<ServedSlot>) -> Result<Vec<u8>, E>,
+    ) -> Result<Rendered, E> {
+        let day = (id, date);
+        self.read_through(
+            day,
+            |applying| *applying == day,
+            |state| &mut state.slots,
+            MAX_SLOT_DAYS,
+            async { Ok(render(self.inner.slots_on(id, date).await?)?.into()) },
+        )
+        .await
+    }
+
+    /// `sellable_dates`'s answer rendered by `render` (the API's one rendering of it), from
+    /// memory when that is exact.
+    pub async fn rendered_dates<E: From<StoreError>>(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+        render: impl FnOnce(Vec<DatePrice>) -> Result<Vec<u8>, E>,
+    ) -> Result<Rendered, E> {
+        let range = (id, from, to);
+        self.read_through(
+            range,
+            |applying| covers(&range, applying),
+            |state| &mut state.dates,
+            MAX_DATE_RANGES,
+            async { Ok(render(self.inner.sellable_dates(id, from, to).await?)?.into()) },
+        )
+        .await
+    }
+
+    /// The cached answer for `key`, else `load`'s, kept only if nothing that could change it
+    /// happened while it was read.
+    async fn read_through<K: Eq + Hash, E>(
+        &self,
+        key: K,
+        affected_by: impl Fn(&Day) -> bool,
+        answers: fn(&mut State) -> &mut HashMap<K, Rendered>,
+        capacity: usize,
+        load: impl Future<Output = Result<Rendered, E>>,
+    ) -> Result<Rendered, E> {
+        let generation = match self.lookup(&key, affected_by, answers) {
+            Lookup::Hit(hit) => return Ok(hit),
+            Lookup::Bypass => return load.await,
+            Lookup::Miss { generation } => generation,
+        };
+        let rendered = load.await?;
+        let mut state = self.lock();
+        if state.generation == generation && state.serving() {
+            let answers = answers(&mut state);
+            if answers.len() >= capacity {
+                answers.clear();
+            }
+            answers.insert(key, rendered.clone());
+        }
+        Ok(rendered)
+    }
+
+    fn lookup<K: Eq + Hash>(
+        &self,
+        key: &K,
+        affected_by: impl Fn(&Day) -> bool,
+        answers: fn(&mut State) -> &mut HashMap<K, Rendered>,
+    ) -> Lookup {
+        let mut state = self.lock();
+        if !state.serving() || state.applying.iter().any(affected_by) {
+            return Lookup::Bypass;
+        }
+        match answers(&mut state).get(key) {
+            Some(hit) => Lookup::Hit(hit.clone()),
+            None => Lookup::Miss {
+                generation: state.generation,
+            },
+        }
+    }
+}
+
+enum Lookup {
+    Hit(Rendered),
+    /// Read the database and keep nothing: not serving, or the key is being applied.
+    Bypass,
+    /// Read the database; keep the answer if `generation` has not moved meanwhile.
+    Miss {
+        generation: u64,
+    },
+}
+
+#[async_trait]
+impl Store for CachedStore {
+    async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
+        self.inner.ensure_experiences(ids).await
+    }
+
+    async fn apply_fetch(
+        &self,
+        fetch: &DayFetch,
+        fence: Option<&Fence>,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let _applying = self.applying((fetch.experience, fetch.date));
+        let outcome = self.inner.apply_fetch(fetch, fence).await;
+        if matches!(outcome, Err(StoreError::LeaseLost)) {
+            self.lock().end_tenure();
+        }
+        outcome
+    }
+
+    async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
+        if self.lock().known_experiences.contains(&id) {
+            return Ok(true);
+        }
+        let exists = self.inner.experience_exists(id).await?;
+        if exists {
+            self.lock().known_experiences.insert(id);
+        }
+        Ok(exists)
+    }
+
+    async fn slots_on(
+        &self,
+        id: ExperienceId,
+        date: NaiveDate,
+    ) -> Result<Vec<ServedSlot>, StoreError> {
+        self.inner.slots_on(id, date).await
+    }
+
+    async fn sellable_dates(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DatePrice>, StoreError> {
+        self.inner.sellable_dates(id, from, to).await
+    }
+
+    async fn slot_history(
+        &self,
+        id: ExperienceId,
+        date: NaiveDate,
+        start_time: NaiveTime,
+    ) -> Result<Option<SlotHistory>, StoreError> {
+        self.inner.slot_history(id, date, start_time).await
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        self.inner.verify().await
+    }
+
+    async fn last_fetches(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<LastFetch>, StoreError> {
+        self.inner.last_fetches(from, to).await
+    }
+
+    async fn sync_control(&self) -> Result<SyncControl, StoreError> {
+        self.inner.sync_control().await
+    }
+
+    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
+        self.inner.pause_sync(reason, at).await
+    }
+
+    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
+        self.inner.resume_sync(at).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        // Counted from before the call: the lease may have been written at its very start.
+        let asked = Instant::now();
+        let claimed = self.inner.acquire_lease(holder, now, ttl).await;
+        let mut state = self.lock();
+        match &claimed {
+            Ok(Some(lease)) => {
+                let left = (lease.expires_at - now).to_std().unwrap_or_default();
+                state.hold(lease, asked + left);
+            }
+            Ok(None) => state.end_tenure(),
+            // Unknown: the tenure runs out at its expiry unless a renewal gets through.
+            Err(_) => {}
+        }
+        claimed
+    }
+
+    async fn current_lease(&self) -> Result<Lease, StoreError> {
+        self.inner.current_lease().await
+    }
+
+    async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
+        self.inner.request_sync(request).await
+    }
+
+    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
+        self.inner.take_sync_requests().await
+    }
+
+    async fn release_lease(
+        &self,
+        lease: &Lease,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // Before the call: once handed back, a successor may write at any moment.
+        self.lock().end_tenure();
+        self.inner.release_lease(lease, expires_at).await
+    }
+}
