@@ -11,14 +11,6 @@ use common::*;
 use invsync::simulator::{CallRecord, Fault, Faults};
 use serde_json::{Value, json};
 
-fn drained(status: &Value) -> bool {
-    status["pending"] == 0
-        && status["inFlight"] == 0
-        && status["freshness"]
-            .as_array()
-            .is_some_and(|windows| windows.iter().all(|w| w["neverFetched"] == 0))
-}
-
 /// Share of calls spoiled by the fault under test: most days meet it, and one day meeting it
 /// on all six of its tries (retries exhausted) is a one in 4,000 chance per day.
 const FAULT_PERCENT: u8 = 25;

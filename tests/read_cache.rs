@@ -23,14 +23,16 @@ fn render<T: Debug>(answer: Vec<T>) -> Result<Vec<u8>, StoreError> {
 }
 
 /// The test rendering, once its read has reached the database: reports that on `reached`,
-/// then waits for `resume` (blocking its runtime thread, as a slow serialization would).
+/// then waits for `resume`, blocking as a slow serialization would. `block_in_place` hands the
+/// thread's other tasks to another worker meanwhile (the database pool's own tasks among
+/// them), as tokio would for a long computation.
 fn gated<T: Debug>(
     reached: tokio::sync::mpsc::UnboundedSender<()>,
     resume: std::sync::mpsc::Receiver<()>,
 ) -> impl FnOnce(Vec<T>) -> Result<Vec<u8>, StoreError> {
     move |answer| {
         reached.send(()).expect("the test waits");
-        resume.recv().expect("the test resumes the read");
+        tokio::task::block_in_place(|| resume.recv()).expect("the test resumes the read");
         render(answer)
     }
 }
@@ -188,8 +190,7 @@ async fn a_read_that_raced_an_apply_does_not_keep_its_older_answer() {
         );
 
         // Both reads miss, read the database, then wait inside their rendering (before the
-        // cache may keep the answer) while a newer day commits. They block two of the three
-        // runtime threads; the third drives the database.
+        // cache may keep the answer) while a newer day commits.
         let (reached_tx, mut reached) = tokio::sync::mpsc::unbounded_channel();
         let (resume_slots, slots_wait) = std::sync::mpsc::channel();
         let (resume_dates, dates_wait) = std::sync::mpsc::channel();
@@ -274,5 +275,64 @@ async fn only_the_lease_holder_serves_from_memory() {
         assert_eq!(served().await, remembered, "{name}: not from memory");
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(*served().await, *stored().await, "{name}");
+    }
+}
+
+/// Through the real daemon and HTTP: the leader serves `/slots` and `/dates` from memory, and
+/// a re-synced day shows at once. A stale answer would stay forever (the leader keeps its
+/// lease), so waiting for the change cannot pass by luck.
+#[tokio::test]
+async fn the_daemon_serves_a_resynced_day_at_once() {
+    for backend in backends().await {
+        let name = backend.name;
+        let app = spawn_daemon(backend).await;
+        app.wait_for_status(Duration::from_secs(30), drained).await;
+        let (_, dates) = app.get("/api/v1/experience/14/dates").await;
+        let day: NaiveDate = serde_json::from_value(dates["dates"][0]["date"].clone())
+            .expect("product 14 runs within the horizon");
+        // Read twice, so both answers are in memory before the partner changes.
+        for _ in 0..2 {
+            app.assert_served_equals_simulator(day).await;
+            let (_, again) = app.get("/api/v1/experience/14/dates").await;
+            assert_eq!(again, dates, "{name}");
+        }
+
+        // The partner cancels every slot of that day: it must vanish from both answers.
+        let id = experience(14);
+        for slot in app.sim.sim.inventory(id, day).expect("simulator day") {
+            app.sim
+                .sim
+                .remove_slot(id, day, time(&slot.start_time))
+                .expect("remove slot");
+        }
+        let (status, body) = app
+            .post(
+                "/api/v1/sync/trigger",
+                Some(ADMIN_TOKEN),
+                Some(serde_json::json!({"experience": 14, "from": day, "to": day})),
+            )
+            .await;
+        assert_eq!(status, 202, "{name}: {body}");
+        let started = std::time::Instant::now();
+        loop {
+            let (_, slots) = app
+                .get(&format!("/api/v1/experience/14/slots?date={day}"))
+                .await;
+            let (_, dates) = app.get("/api/v1/experience/14/dates").await;
+            let listed = dates["dates"]
+                .as_array()
+                .expect("dates")
+                .iter()
+                .any(|listed| listed["date"] == serde_json::json!(day));
+            if slots == serde_json::json!([]) && !listed {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{name}: {day} still served after its re-sync: {slots} {dates}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        app.assert_served_equals_simulator(day).await;
     }
 }

@@ -285,6 +285,16 @@ pub async fn spawn_daemon(backend: TestStore) -> TestApp {
     .await
 }
 
+/// Whether a daemon's status shows its backfill done: nothing queued or in flight, and every
+/// day of the horizon fetched.
+pub fn drained(status: &serde_json::Value) -> bool {
+    status["pending"] == 0
+        && status["inFlight"] == 0
+        && status["freshness"]
+            .as_array()
+            .is_some_and(|windows| windows.iter().all(|w| w["neverFetched"] == 0))
+}
+
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const DAEMON_HORIZON_DAYS: u32 = 7;
 
