@@ -215,6 +215,16 @@ async fn main() {
         "ingest: product-days applied per second, ledger on vs baseline without postings, median of {ROUNDS} rounds; {}",
         shape()
     );
-    sqlite().await;
-    postgres().await;
+    // `cargo bench --bench ingest -- postgres` runs one backend; no argument runs both.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let wanted = |backend: &str| only.is_empty() || only.iter().any(|arg| arg == backend);
+    if wanted("sqlite") {
+        sqlite().await;
+    }
+    if wanted("postgres") {
+        postgres().await;
+    }
 }
