@@ -461,8 +461,13 @@ impl Store for PostgresStore {
         // first, each with its own checkpoint and postings. The sync then simply sees those
         // days as not fetched yet and fetches them again; the ledger stays balanced. A crash
         // of invsync itself loses nothing the database acknowledged.
+        //
+        // Every statement of an apply reaches one day's rows by key. Without seq scans the
+        // planner keeps to the indexes even when the tables' statistics lag their growth (a
+        // first backfill): the balance update was planned as a scan of every account, 3 ms a
+        // day at 25,000 accounts and growing.
         let begin = format!(
-            "BEGIN; SET LOCAL synchronous_commit = off;
+            "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off;
              SELECT pg_advisory_xact_lock(
                  hashtextextended('invsync.apply_fetch:{}:{}', 0))",
             fetch.experience.get(),
