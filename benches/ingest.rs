@@ -18,13 +18,15 @@
 //! ledger's pool read, journal, transfers, entries and balance updates. The two stores take
 //! turns within each round so drift on a shared machine hits both. Medians of `ROUNDS`.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate};
 use invsync::domain::{DayFetch, ExperienceId, Secret};
 use invsync::simulator::{Simulator, SimulatorConfig};
 use invsync::storage::{ApplyOutcome, PostgresStore, SqliteStore, Store};
-use sqlx::Connection;
+use support::PostgresServer;
 
 const DAYS_PER_PASS: usize = 400;
 const ROUNDS: usize = 5;
@@ -171,41 +173,20 @@ async fn sqlite() {
 }
 
 async fn postgres() {
-    let admin_url = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
-        Ok(admin) => admin,
-        Err(error) => {
-            println!("postgres  skipped: {admin_url} unreachable ({error})");
-            return;
-        }
+    let Some(mut server) = PostgresServer::connect().await else {
+        return;
     };
-    let names =
-        ["ledger", "baseline"].map(|role| format!("invsync_bench_{role}_{}", std::process::id()));
-    let mut urls = Vec::new();
-    for name in &names {
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create bench database");
-        let mut url = reqwest::Url::parse(&admin_url).expect("PostgreSQL URL");
-        url.set_path(name);
-        urls.push(url);
-    }
-    let ledger = PostgresStore::connect(urls[0].as_str())
+    let ledger = PostgresStore::connect(&server.create_database("ledger").await)
         .await
         .expect("PostgreSQL store");
-    let baseline = PostgresStore::connect(urls[1].as_str())
+    let baseline = PostgresStore::connect(&server.create_database("baseline").await)
         .await
         .expect("PostgreSQL store")
         .without_postings();
     report("postgres", &measure(&ledger, &baseline).await);
     drop((ledger, baseline));
-    for name in &names {
-        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await
-            .expect("drop bench database");
+    for role in ["ledger", "baseline"] {
+        server.drop_database(role).await;
     }
 }
 

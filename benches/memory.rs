@@ -9,6 +9,8 @@
 //! pool and migrations, no sync work). Peak RSS is the child's `ru_maxrss`, taken by a small
 //! re-executed copy of this bench (see `REPORTER_ENV`).
 
+mod support;
+
 use std::io;
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -22,7 +24,7 @@ use invsync::simulator::{
     SYNTHETIC_FIRST_ID, Simulator, SimulatorConfig, SimulatorHandle, synthetic_products,
 };
 use invsync::storage;
-use sqlx::Connection;
+use support::PostgresServer;
 
 const PRODUCTS: usize = 450;
 const HORIZONS: [u32; 2] = [60, 120];
@@ -267,29 +269,16 @@ async fn bench() {
     }
     print_flatness("sqlite", &sqlite);
 
-    let admin_url = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match sqlx::PgConnection::connect(&admin_url).await {
-        Ok(mut admin) => {
-            let mut postgres = Vec::new();
-            for horizon in HORIZONS {
-                let name = format!("invsync_memory_{}_{horizon}", std::process::id());
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin)
-                    .await
-                    .expect("create bench database");
-                let mut url = reqwest::Url::parse(&admin_url).expect("PostgreSQL URL");
-                url.set_path(&name);
-                let row = run(dir.path(), url.as_str(), horizon).await;
-                row.print("postgres");
-                postgres.push(row);
-                sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await
-                    .expect("drop bench database");
-            }
-            print_flatness("postgres", &postgres);
+    if let Some(mut server) = PostgresServer::connect().await {
+        let mut postgres = Vec::new();
+        for horizon in HORIZONS {
+            let role = format!("memory_{horizon}");
+            let url = server.create_database(&role).await;
+            let row = run(dir.path(), &url, horizon).await;
+            row.print("postgres");
+            postgres.push(row);
+            server.drop_database(&role).await;
         }
-        Err(error) => println!("postgres  skipped: {admin_url} unreachable ({error})"),
+        print_flatness("postgres", &postgres);
     }
 }

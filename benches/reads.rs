@@ -7,6 +7,8 @@
 //! backfill of products 14 and 15 × 60 days from the built-in simulator. Request logging is
 //! off (no log subscriber), as with `RUST_LOG=warn`; metrics are recorded as in production.
 
+mod support;
+
 use std::num::NonZeroU32;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -15,7 +17,7 @@ use invsync::app::Application;
 use invsync::config::{BaseUrl, Settings};
 use invsync::domain::Secret;
 use invsync::simulator::{Simulator, SimulatorConfig, SimulatorHandle};
-use sqlx::Connection;
+use support::PostgresServer;
 use tokio::sync::oneshot;
 
 const CONNECTIONS: u32 = 64;
@@ -193,24 +195,10 @@ async fn main() -> ExitCode {
     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
     let mut ok = measure("sqlite", &sqlite).await;
 
-    let admin_url = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match sqlx::PgConnection::connect(&admin_url).await {
-        Ok(mut admin) => {
-            let name = format!("invsync_bench_reads_{}", std::process::id());
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .expect("create bench database");
-            let mut url = reqwest::Url::parse(&admin_url).expect("PostgreSQL URL");
-            url.set_path(&name);
-            ok &= measure("postgres", url.as_str()).await;
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .expect("drop bench database");
-        }
-        Err(error) => println!("postgres  skipped: {admin_url} unreachable ({error})"),
+    if let Some(mut server) = PostgresServer::connect().await {
+        let url = server.create_database("reads").await;
+        ok &= measure("postgres", &url).await;
+        server.drop_database("reads").await;
     }
     if ok {
         ExitCode::SUCCESS
