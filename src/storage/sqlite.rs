@@ -84,7 +84,8 @@ impl SqliteStore {
     }
 }
 
-/// What the store knows about a day before applying a fetch of it.
+/// What the store knows about a day before applying a fetch of it, and where a posting for
+/// it would start.
 #[derive(sqlx::FromRow)]
 struct DayCheckpoint {
     /// This very fetch was applied before.
@@ -92,6 +93,8 @@ struct DayCheckpoint {
     /// When the newest applied fetch of the day was made.
     newest: Option<DateTime<Utc>>,
     partner: Option<AccountId>,
+    #[sqlx(flatten)]
+    start: PostingStart,
 }
 
 fn format_time(time: NaiveTime) -> String {
@@ -203,8 +206,14 @@ fn to_json(rows: &impl Serialize) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("cannot encode rows as JSON: {e}")))
 }
 
-/// Writes the day's slots and pax into the mirror tables, marking the ones the partner no
-/// longer returns as closed / absent, and makes sure every pool has an available account.
+/// Records the fetch, writes the day's slots and pax into the mirror tables (marking the ones
+/// the partner no longer returns as closed / absent), makes sure every pool has an available
+/// account, and moves the day's checkpoint to this fetch.
+///
+/// All in one multi-statement round trip: each round trip hands the connection's worker
+/// thread a command and waits for its answer, and with one per statement those hand-offs
+/// were a third of an apply. sqlx binds the `?`s of consecutive statements from one argument
+/// list in order, so each statement's values are bound right after the previous one's.
 async fn write_mirror(
     conn: &mut SqliteConnection,
     fetch: &DayFetch,
@@ -212,30 +221,27 @@ async fn write_mirror(
     day: &DayJson,
 ) -> Result<(), StoreError> {
     let experience = fetch.experience.get();
+    let slot_count = fetch.slots.len() as i64;
     sqlx::query(
-        "INSERT INTO slots (experience_id, provider_slot_id, service_date, start_time,
+        "INSERT INTO fetches (id, experience_id, service_date, fetched_at, applied_at, slot_count)
+         VALUES (?, ?, ?, ?, ?, ?);
+
+         INSERT INTO slots (experience_id, provider_slot_id, service_date, start_time,
                             end_time, currency, variant_id, observed_remaining, is_open,
                             last_fetch_id)
-         SELECT ?1, s.value ->> 'provider_slot_id', s.value ->> 'service_date',
+         SELECT ?, s.value ->> 'provider_slot_id', s.value ->> 'service_date',
                 s.value ->> 'start_time', s.value ->> 'end_time', s.value ->> 'currency',
-                s.value ->> 'variant_id', s.value ->> 'remaining', 1, ?2
+                s.value ->> 'variant_id', s.value ->> 'remaining', 1, ?
          -- `WHERE true`: SQLite needs it to parse `INSERT … SELECT … ON CONFLICT`.
-         FROM json_each(?3) AS s WHERE true
+         FROM json_each(?) AS s WHERE true
          ON CONFLICT (experience_id, provider_slot_id) DO UPDATE SET
             service_date = excluded.service_date, start_time = excluded.start_time,
             end_time = excluded.end_time, currency = excluded.currency,
             variant_id = excluded.variant_id,
             observed_remaining = excluded.observed_remaining, is_open = 1,
-            last_fetch_id = excluded.last_fetch_id",
-    )
-    .bind(experience)
-    .bind(fetch_id)
-    .bind(&day.slots)
-    .execute(&mut *conn)
-    .await
-    .during("upserting the day's slots")?;
-    sqlx::query(
-        "INSERT INTO slot_pax (slot_id, pax_type, position, name, description, min_pax,
+            last_fetch_id = excluded.last_fetch_id;
+
+         INSERT INTO slot_pax (slot_id, pax_type, position, name, description, min_pax,
                                max_pax, is_primary, currency, price_scale,
                                final_price_minor, original_price_minor,
                                observed_remaining, is_present, last_fetch_id)
@@ -243,12 +249,12 @@ async fn write_mirror(
                 p.value ->> 'description', p.value ->> 'min_pax', p.value ->> 'max_pax',
                 p.value ->> 'is_primary', p.value ->> 'currency', p.value ->> 'price_scale',
                 p.value ->> 'final_price_minor', p.value ->> 'original_price_minor',
-                p.value ->> 'remaining', 1, ?2
-         FROM json_each(?3) AS p
+                p.value ->> 'remaining', 1, ?
+         FROM json_each(?) AS p
          -- CROSS JOIN keeps the day's pax as the outer loop: one index lookup each, never a
          -- scan of the experience's slots.
          CROSS JOIN slots s
-         WHERE s.experience_id = ?1 AND s.provider_slot_id = p.value ->> 'provider_slot_id'
+         WHERE s.experience_id = ? AND s.provider_slot_id = p.value ->> 'provider_slot_id'
          ON CONFLICT (slot_id, pax_type) DO UPDATE SET
             position = excluded.position, name = excluded.name,
             description = excluded.description, min_pax = excluded.min_pax,
@@ -257,52 +263,73 @@ async fn write_mirror(
             final_price_minor = excluded.final_price_minor,
             original_price_minor = excluded.original_price_minor,
             observed_remaining = excluded.observed_remaining, is_present = 1,
-            last_fetch_id = excluded.last_fetch_id",
+            last_fetch_id = excluded.last_fetch_id;
+
+         INSERT INTO accounts (experience_id, kind, slot_id, pax_type)
+         SELECT experience_id, 'available', id, NULL FROM slots
+         WHERE experience_id = ? AND service_date = ? AND last_fetch_id = ?
+         UNION ALL
+         SELECT s.experience_id, 'available', p.slot_id, p.pax_type FROM slot_pax p
+         JOIN slots s ON s.id = p.slot_id
+         WHERE s.experience_id = ? AND s.service_date = ? AND p.last_fetch_id = ?
+         ON CONFLICT DO NOTHING;
+
+         -- Everything of this day that the fetch did not touch has vanished at the partner.
+         UPDATE slot_pax SET is_present = 0, observed_remaining = 0, last_fetch_id = ?
+         WHERE is_present = 1 AND last_fetch_id <> ?
+           AND slot_id IN (SELECT id FROM slots WHERE experience_id = ? AND service_date = ?);
+
+         UPDATE slots SET is_open = 0, observed_remaining = 0, last_fetch_id = ?
+         WHERE experience_id = ? AND service_date = ? AND is_open = 1 AND last_fetch_id <> ?;
+
+         INSERT INTO product_dates (experience_id, service_date, last_fetch_id, last_fetched_at,
+                                    slot_count)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (experience_id, service_date) DO UPDATE SET
+            last_fetch_id = excluded.last_fetch_id,
+            last_fetched_at = excluded.last_fetched_at, slot_count = excluded.slot_count",
     )
+    // fetches
+    .bind(fetch_id)
     .bind(experience)
+    .bind(fetch.date)
+    .bind(fetch.fetched_at)
+    .bind(Utc::now())
+    .bind(slot_count)
+    // slots
+    .bind(experience)
+    .bind(fetch_id)
+    .bind(&day.slots)
+    // slot_pax
     .bind(fetch_id)
     .bind(&day.pax)
-    .execute(&mut *conn)
-    .await
-    .during("upserting the day's pax")?;
-    sqlx::query(
-        "INSERT INTO accounts (experience_id, kind, slot_id, pax_type)
-         SELECT ?1, 'available', id, NULL FROM slots
-         WHERE experience_id = ?1 AND service_date = ?2 AND last_fetch_id = ?3
-         UNION ALL
-         SELECT ?1, 'available', p.slot_id, p.pax_type FROM slot_pax p
-         JOIN slots s ON s.id = p.slot_id
-         WHERE s.experience_id = ?1 AND s.service_date = ?2 AND p.last_fetch_id = ?3
-         ON CONFLICT DO NOTHING",
-    )
+    .bind(experience)
+    // accounts: the slots' pools, then the pax pools
     .bind(experience)
     .bind(fetch.date)
     .bind(fetch_id)
-    .execute(&mut *conn)
-    .await
-    .during("opening the day's pool accounts")?;
-    // Everything of this day that the fetch did not touch has vanished at the partner.
-    sqlx::query(
-        "UPDATE slot_pax SET is_present = 0, observed_remaining = 0, last_fetch_id = ?1
-         WHERE is_present = 1 AND last_fetch_id <> ?1
-           AND slot_id IN (SELECT id FROM slots WHERE experience_id = ?2 AND service_date = ?3)",
-    )
+    .bind(experience)
+    .bind(fetch.date)
+    .bind(fetch_id)
+    // vanished pax
+    .bind(fetch_id)
     .bind(fetch_id)
     .bind(experience)
     .bind(fetch.date)
-    .execute(&mut *conn)
-    .await
-    .during("marking vanished pax")?;
-    sqlx::query(
-        "UPDATE slots SET is_open = 0, observed_remaining = 0, last_fetch_id = ?1
-         WHERE experience_id = ?2 AND service_date = ?3 AND is_open = 1 AND last_fetch_id <> ?1",
-    )
+    // vanished slots
     .bind(fetch_id)
     .bind(experience)
     .bind(fetch.date)
+    .bind(fetch_id)
+    // product_dates
+    .bind(experience)
+    .bind(fetch.date)
+    .bind(fetch_id)
+    .bind(fetch.fetched_at)
+    .bind(slot_count)
     .execute(&mut *conn)
     .await
-    .during("closing vanished slots")?;
+    .during("writing the fetched day")?;
     Ok(())
 }
 
@@ -334,13 +361,15 @@ struct EntryJson {
     version: i64,
 }
 
-/// Posts the transfers that bring the day's pool accounts to what the mirror now says.
-/// Returns how many transfers were posted.
+/// Posts the transfers that bring the day's pool accounts to what the mirror now says,
+/// starting from `start` (read with the checkpoint, under the same write lock). Returns how
+/// many transfers were posted.
 async fn reconcile_ledger(
     conn: &mut SqliteConnection,
     fetch: &DayFetch,
     fetch_id: &str,
     partner: AccountId,
+    start: &PostingStart,
 ) -> Result<usize, StoreError> {
     let pools: Vec<DayPool> = sqlx::query_as(
         "SELECT a.id AS account, a.balance, a.version,
@@ -361,23 +390,13 @@ async fn reconcile_ledger(
     if transfers.is_empty() {
         return Ok(0);
     }
-    // The transaction holds the database's write lock, so nobody else can take the next ids:
-    // assigning them here lets entries name their transfer without a round trip per row.
-    let start: PostingStart = sqlx::query_as(
-        "SELECT balance, version,
-                (SELECT COALESCE(MAX(id), 0) FROM journal_transactions) AS last_transaction,
-                (SELECT COALESCE(MAX(id), 0) FROM transfers) AS last_transfer
-         FROM accounts WHERE id = ?",
-    )
-    .bind(partner)
-    .fetch_one(&mut *conn)
-    .await
-    .during("reading the partner balance")?;
     let partner_state = RunningBalance {
         balance: start.balance,
         version: start.version,
     };
     let posting = DayPosting::post(&transfers, partner, partner_state, &pools)?;
+    // The transaction holds the database's write lock, so nobody else can take the next ids:
+    // assigning them here lets entries name their transfer without a round trip per row.
     let transaction_id = start.last_transaction + 1;
     let transfer_id = |index: usize| start.last_transfer + 1 + index as i64;
     let transfer_rows: Vec<TransferJson> = transfers
@@ -402,54 +421,49 @@ async fn reconcile_ledger(
         })
         .collect();
 
+    // One round trip, bound in order (see `write_mirror`). The version guard of the last statement makes a concurrent writer's change fail
+    // loudly, never merge.
     let now = Utc::now();
-    sqlx::query(
+    let written = sqlx::query(
         "INSERT INTO journal_transactions (id, experience_id, fetch_id, reason, created_at)
-         VALUES (?, ?, ?, 'sync', ?)",
-    )
-    .bind(transaction_id)
-    .bind(fetch.experience.get())
-    .bind(fetch_id)
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .during("opening a journal transaction")?;
-    sqlx::query(
-        "INSERT INTO transfers (id, transaction_id, debit_account_id, credit_account_id, amount)
-         SELECT t.value ->> 'id', ?1, t.value ->> 'debit', t.value ->> 'credit',
+         VALUES (?, ?, ?, 'sync', ?);
+
+         INSERT INTO transfers (id, transaction_id, debit_account_id, credit_account_id, amount)
+         SELECT t.value ->> 'id', ?, t.value ->> 'debit', t.value ->> 'credit',
                 t.value ->> 'amount'
-         FROM json_each(?2) AS t ORDER BY t.key",
-    )
-    .bind(transaction_id)
-    .bind(to_json(&transfer_rows)?)
-    .execute(&mut *conn)
-    .await
-    .during("recording the transfers")?;
-    sqlx::query(
-        "INSERT INTO entries (transaction_id, transfer_id, account_id, amount, balance_after,
+         FROM json_each(?) AS t ORDER BY t.key;
+
+         INSERT INTO entries (transaction_id, transfer_id, account_id, amount, balance_after,
                               version, created_at)
-         SELECT ?1, e.value ->> 'transfer_id', e.value ->> 'account', e.value ->> 'amount',
-                e.value ->> 'balance_after', e.value ->> 'version', ?2
-         FROM json_each(?3) AS e ORDER BY e.key",
-    )
-    .bind(transaction_id)
-    .bind(now)
-    .bind(to_json(&entry_rows)?)
-    .execute(&mut *conn)
-    .await
-    .during("recording the ledger entries")?;
-    // The version guard makes a concurrent writer's change fail loudly, never merge.
-    let updated = sqlx::query(
-        "UPDATE accounts SET balance = u.value ->> 'balance', version = u.value ->> 'version'
+         SELECT ?, e.value ->> 'transfer_id', e.value ->> 'account', e.value ->> 'amount',
+                e.value ->> 'balance_after', e.value ->> 'version', ?
+         FROM json_each(?) AS e ORDER BY e.key;
+
+         UPDATE accounts SET balance = u.value ->> 'balance', version = u.value ->> 'version'
          FROM json_each(?) AS u
          WHERE accounts.id = u.value ->> 'account'
            AND accounts.version = u.value ->> 'read_version'",
     )
+    // journal_transactions
+    .bind(transaction_id)
+    .bind(fetch.experience.get())
+    .bind(fetch_id)
+    .bind(now)
+    // transfers
+    .bind(transaction_id)
+    .bind(to_json(&transfer_rows)?)
+    // entries
+    .bind(transaction_id)
+    .bind(now)
+    .bind(to_json(&entry_rows)?)
+    // balances
     .bind(to_json(&posting.updates)?)
     .execute(&mut *conn)
     .await
-    .during("updating the account balances")?;
-    if updated.rows_affected() != posting.updates.len() as u64 {
+    .during("posting the day's transfers")?;
+    // The inserts write every row or fail, so a short count is the version guard refusing.
+    let expected = 1 + transfer_rows.len() + entry_rows.len() + posting.updates.len();
+    if written.rows_affected() != expected as u64 {
         return Err(StoreError::Corrupt(format!(
             "accounts {:?} changed while a fetch was being applied",
             posting
@@ -491,12 +505,20 @@ impl Store for SqliteStore {
             fence.check(&read_lease(&mut tx).await?)?;
         }
         let fetch_id = fetch.id.to_string();
+        // An experience seen for the first time gets its partner account below, at balance
+        // and version 0 (the columns' defaults), which is what the COALESCEs read.
         let checkpoint: DayCheckpoint = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM fetches WHERE id = ?1) AS seen,
                     (SELECT last_fetched_at FROM product_dates
                      WHERE experience_id = ?2 AND service_date = ?3) AS newest,
-                    (SELECT id FROM accounts WHERE experience_id = ?2 AND kind = 'partner')
-                        AS partner",
+                    partner.id AS partner, COALESCE(partner.balance, 0) AS balance,
+                    COALESCE(partner.version, 0) AS version,
+                    (SELECT COALESCE(MAX(id), 0) FROM journal_transactions)
+                        AS last_transaction,
+                    (SELECT COALESCE(MAX(id), 0) FROM transfers) AS last_transfer
+             FROM (SELECT 1)
+             LEFT JOIN accounts partner ON partner.experience_id = ?2
+                                       AND partner.kind = 'partner'",
         )
         .bind(&fetch_id)
         .bind(fetch.experience.get())
@@ -518,40 +540,13 @@ impl Store for SqliteStore {
             None => ensure_experience(&mut tx, fetch.experience).await?,
         };
         let day = DayJson::new(fetch)?;
-        sqlx::query(
-            "INSERT INTO fetches (id, experience_id, service_date, fetched_at, applied_at, slot_count)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&fetch_id)
-        .bind(fetch.experience.get())
-        .bind(fetch.date)
-        .bind(fetch.fetched_at)
-        .bind(Utc::now())
-        .bind(fetch.slots.len() as i64)
-        .execute(&mut *tx)
-        .await
-        .during("recording the fetch")?;
         write_mirror(&mut tx, fetch, &fetch_id, &day).await?;
         let transfers = match self.postings {
-            Postings::On => reconcile_ledger(&mut tx, fetch, &fetch_id, partner).await?,
+            Postings::On => {
+                reconcile_ledger(&mut tx, fetch, &fetch_id, partner, &checkpoint.start).await?
+            }
             Postings::Off => 0,
         };
-        sqlx::query(
-            "INSERT INTO product_dates (experience_id, service_date, last_fetch_id, last_fetched_at,
-                                        slot_count)
-             VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (experience_id, service_date) DO UPDATE SET
-                last_fetch_id = excluded.last_fetch_id,
-                last_fetched_at = excluded.last_fetched_at, slot_count = excluded.slot_count",
-        )
-        .bind(fetch.experience.get())
-        .bind(fetch.date)
-        .bind(&fetch_id)
-        .bind(fetch.fetched_at)
-        .bind(fetch.slots.len() as i64)
-        .execute(&mut *tx)
-        .await
-        .during("saving the day's checkpoint")?;
         tx.commit().await.during("committing the fetched day")?;
         Ok(ApplyOutcome::Applied {
             slots: fetch.slots.len(),
