@@ -385,9 +385,10 @@ async fn write_posting(
              VALUES ($1, $2::uuid, 'sync', $3)
              RETURNING id
          ), numbered AS MATERIALIZED (
-             SELECT t.position, nextval(pg_get_serial_sequence('transfers', 'id')) AS id,
-                    t.debit, t.credit, t.amount
-             FROM UNNEST($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY
+             -- The sequence is looked up once (an init plan), not once per transfer.
+             SELECT t.position, nextval(sequence.id) AS id, t.debit, t.credit, t.amount
+             FROM (SELECT pg_get_serial_sequence('transfers', 'id')::regclass AS id) sequence,
+                  UNNEST($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY
                       AS t (debit, credit, amount, position)
          ), moved AS (
              INSERT INTO transfers (id, transaction_id, debit_account_id, credit_account_id,
