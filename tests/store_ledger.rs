@@ -369,6 +369,7 @@ async fn the_database_enforces_immutability_and_the_floor() {
             "DELETE FROM entries",
             "UPDATE transfers SET amount = 1",
             "DELETE FROM journal_transactions",
+            "DELETE FROM accounts",
             "UPDATE accounts SET balance = -1 WHERE kind = 'available'",
         ] {
             let result = raw.execute(statement).await;
@@ -379,6 +380,41 @@ async fn the_database_enforces_immutability_and_the_floor() {
             );
         }
         assert!(backend.store.verify().await.unwrap().ok);
+    }
+}
+
+/// The journal's references are checked by the verifier rather than by foreign keys (they
+/// cost half a posting): a transfer naming nothing that exists is named.
+#[tokio::test]
+async fn verify_names_a_dangling_journal_reference() {
+    for backend in backends().await {
+        apply_first_tuesday(&backend).await;
+        let raw = raw_connection(&backend).await;
+        raw.execute(
+            "INSERT INTO transfers (id, transaction_id, debit_account_id, credit_account_id, amount)
+             VALUES (900000, 900000, 900001, 900002, 1)",
+        )
+        .await
+        .unwrap();
+        let report = backend.store.verify().await.unwrap();
+        let named: Vec<String> = report
+            .violations
+            .iter()
+            .filter(|v| {
+                serde_json::to_string(&v.invariant)
+                    .unwrap()
+                    .contains("references_resolve")
+            })
+            .map(|v| v.detail.clone())
+            .collect();
+        assert!(!report.ok);
+        assert!(
+            named
+                .iter()
+                .any(|detail| detail.contains("transfer 900000")),
+            "{}: {report:?}",
+            backend.name
+        );
     }
 }
 

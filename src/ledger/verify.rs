@@ -17,6 +17,7 @@ pub enum Invariant {
     FloorRespected,
     BalancesSumToZero,
     ServedEqualsObserved,
+    ReferencesResolve,
 }
 
 /// `(invariant, query)`: each query yields one TEXT column describing one violation per row.
@@ -101,6 +102,24 @@ pub const CHECKS: &[(Invariant, &str)] = &[
          WHERE a.id IS NULL
             OR a.balance <> CASE WHEN s.is_open AND p.is_present THEN p.observed_remaining
                                  ELSE 0 END",
+    ),
+    (
+        // PostgreSQL leaves these to this check rather than to foreign keys (migration 0004).
+        Invariant::ReferencesResolve,
+        "SELECT 'transfer ' || CAST(t.id AS TEXT)
+                || ' names a missing journal transaction or account'
+         FROM transfers t
+         LEFT JOIN journal_transactions j ON j.id = t.transaction_id
+         LEFT JOIN accounts d ON d.id = t.debit_account_id
+         LEFT JOIN accounts c ON c.id = t.credit_account_id
+         WHERE j.id IS NULL OR d.id IS NULL OR c.id IS NULL
+         UNION ALL
+         SELECT 'entry ' || CAST(e.id AS TEXT)
+                || ' names a missing account or a transfer outside its transaction'
+         FROM entries e
+         LEFT JOIN transfers t ON t.id = e.transfer_id
+         LEFT JOIN accounts a ON a.id = e.account_id
+         WHERE t.id IS NULL OR a.id IS NULL OR t.transaction_id <> e.transaction_id",
     ),
 ];
 
