@@ -316,7 +316,9 @@ async fn reconcile_ledger(
     fetch_id: &str,
     partner: AccountId,
 ) -> Result<usize, StoreError> {
-    // Locked so that any other writer of these accounts waits for this posting.
+    // Not locked: the day's advisory lock already queues every apply that writes these pools,
+    // and the balance update's version guard refuses a change made any other way. Locking
+    // them wrote a row lock per pool, on unchanged days too.
     let pools: Vec<DayPool> = sqlx::query_as(
         "SELECT a.id AS account, a.balance, a.version,
                 CASE WHEN s.is_open AND (a.pax_type IS NULL OR p.is_present)
@@ -326,8 +328,7 @@ async fn reconcile_ledger(
          JOIN accounts a ON a.slot_id = s.id AND a.kind = 'available'
          LEFT JOIN slot_pax p ON p.slot_id = s.id AND p.pax_type = a.pax_type
          WHERE s.experience_id = $1 AND s.service_date = $2
-         ORDER BY a.id
-         FOR NO KEY UPDATE OF a",
+         ORDER BY a.id",
     )
     .bind(fetch.experience.get())
     .bind(fetch.date)
