@@ -383,6 +383,31 @@ async fn the_database_enforces_immutability_and_the_floor() {
     }
 }
 
+/// A third entry slipped into a posted transfer unpairs it, and the verifier names it.
+#[tokio::test]
+async fn verify_names_an_unpaired_transfer() {
+    for backend in backends().await {
+        apply_first_tuesday(&backend).await;
+        let raw = raw_connection(&backend).await;
+        raw.execute(
+            "INSERT INTO entries (transaction_id, transfer_id, account_id, amount, balance_after,
+                                  version, created_at)
+             SELECT e.transaction_id, e.transfer_id, e.account_id, e.amount, e.balance_after,
+                    1000000, e.created_at
+             FROM entries e WHERE e.id = (SELECT MIN(id) FROM entries)",
+        )
+        .await
+        .unwrap();
+        let report = backend.store.verify().await.unwrap();
+        let unpaired = report.violations.iter().any(|v| {
+            serde_json::to_string(&v.invariant)
+                .unwrap()
+                .contains("transfer_paired")
+        });
+        assert!(unpaired, "{}: {report:?}", backend.name);
+    }
+}
+
 /// The journal's references are checked by the verifier rather than by foreign keys (they
 /// cost half a posting): a transfer naming nothing that exists is named.
 #[tokio::test]
