@@ -578,7 +578,7 @@ pub(crate) fn day_transfers(partner: AccountId, pools: &[DayPool]) -> Vec<Transf
 
 /// An account's new running state, written only if it still has the version it was read at:
 /// a concurrent writer's change then fails loudly instead of merging.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AccountUpdate {
     pub account: AccountId,
     pub balance: Seats,

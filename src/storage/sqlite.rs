@@ -342,24 +342,20 @@ struct PostingStart {
     last_transfer: i64,
 }
 
-/// A transfer row with its id assigned up front.
+/// A transfer row with its id assigned up front: `[id, debit, credit, amount]`. The posting's
+/// rows are JSON arrays, not objects: `json_each` hands each element to `->>` as text to parse
+/// again, and positions are a fraction of the text that names would be.
 #[derive(Serialize)]
-struct TransferJson {
-    id: i64,
-    debit: AccountId,
-    credit: AccountId,
-    amount: i64,
-}
+struct TransferJson(i64, AccountId, AccountId, i64);
 
-/// An entry row naming its transfer by id.
+/// An entry row naming its transfer by id: `[transfer_id, account, amount, balance_after,
+/// version]`.
 #[derive(Serialize)]
-struct EntryJson {
-    transfer_id: i64,
-    account: AccountId,
-    amount: i64,
-    balance_after: i64,
-    version: i64,
-}
+struct EntryJson(i64, AccountId, i64, i64, i64);
+
+/// An account's new running state: `[account, balance, version, read_version]`.
+#[derive(Serialize)]
+struct UpdateJson(AccountId, i64, i64, i64);
 
 /// Posts the transfers that bring the day's pool accounts to what the mirror now says,
 /// starting from `start` (read with the checkpoint, under the same write lock). Returns how
@@ -402,22 +398,38 @@ async fn reconcile_ledger(
     let transfer_rows: Vec<TransferJson> = transfers
         .iter()
         .enumerate()
-        .map(|(index, transfer)| TransferJson {
-            id: transfer_id(index),
-            debit: transfer.debit,
-            credit: transfer.credit,
-            amount: transfer.amount,
+        .map(|(index, transfer)| {
+            TransferJson(
+                transfer_id(index),
+                transfer.debit,
+                transfer.credit,
+                transfer.amount,
+            )
         })
         .collect();
     let entry_rows: Vec<EntryJson> = posting
         .entries
         .iter()
-        .map(|entry| EntryJson {
-            transfer_id: transfer_id(entry.transfer),
-            account: entry.account,
-            amount: entry.amount,
-            balance_after: entry.balance_after,
-            version: entry.version,
+        .map(|entry| {
+            EntryJson(
+                transfer_id(entry.transfer),
+                entry.account,
+                entry.amount,
+                entry.balance_after,
+                entry.version,
+            )
+        })
+        .collect();
+    let update_rows: Vec<UpdateJson> = posting
+        .updates
+        .iter()
+        .map(|update| {
+            UpdateJson(
+                update.account,
+                update.balance,
+                update.version,
+                update.read_version,
+            )
         })
         .collect();
 
@@ -429,20 +441,17 @@ async fn reconcile_ledger(
          VALUES (?, ?, ?, 'sync', ?);
 
          INSERT INTO transfers (id, transaction_id, debit_account_id, credit_account_id, amount)
-         SELECT t.value ->> 'id', ?, t.value ->> 'debit', t.value ->> 'credit',
-                t.value ->> 'amount'
+         SELECT t.value ->> 0, ?, t.value ->> 1, t.value ->> 2, t.value ->> 3
          FROM json_each(?) AS t ORDER BY t.key;
 
          INSERT INTO entries (transaction_id, transfer_id, account_id, amount, balance_after,
                               version, created_at)
-         SELECT ?, e.value ->> 'transfer_id', e.value ->> 'account', e.value ->> 'amount',
-                e.value ->> 'balance_after', e.value ->> 'version', ?
+         SELECT ?, e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4, ?
          FROM json_each(?) AS e ORDER BY e.key;
 
-         UPDATE accounts SET balance = u.value ->> 'balance', version = u.value ->> 'version'
+         UPDATE accounts SET balance = u.value ->> 1, version = u.value ->> 2
          FROM json_each(?) AS u
-         WHERE accounts.id = u.value ->> 'account'
-           AND accounts.version = u.value ->> 'read_version'",
+         WHERE accounts.id = u.value ->> 0 AND accounts.version = u.value ->> 3",
     )
     // journal_transactions
     .bind(transaction_id)
@@ -457,12 +466,12 @@ async fn reconcile_ledger(
     .bind(now)
     .bind(to_json(&entry_rows)?)
     // balances
-    .bind(to_json(&posting.updates)?)
+    .bind(to_json(&update_rows)?)
     .execute(&mut *conn)
     .await
     .during("posting the day's transfers")?;
     // The inserts write every row or fail, so a short count is the version guard refusing.
-    let expected = 1 + transfer_rows.len() + entry_rows.len() + posting.updates.len();
+    let expected = 1 + transfer_rows.len() + entry_rows.len() + update_rows.len();
     if written.rows_affected() != expected as u64 {
         return Err(StoreError::Corrupt(format!(
             "accounts {:?} changed while a fetch was being applied",
