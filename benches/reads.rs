@@ -6,6 +6,9 @@
 //! Each backend gets the real daemon in this process, leading the sync, after its start-up
 //! backfill of products 14 and 15 × 60 days from the built-in simulator. Request logging is
 //! off (no log subscriber), as with `RUST_LOG=warn`; metrics are recorded as in production.
+//! The same two routes are then measured on a second, API-only instance over the same
+//! database: it never holds the sync lease, so it reads the database on every request, as
+//! every follower does.
 
 mod support;
 
@@ -25,6 +28,7 @@ const WRK_THREADS: u32 = 2;
 const SECONDS_PER_ROUTE: u32 = 10;
 const SIM_KEY: &str = "bench-sim-key";
 const BACKFILL_LIMIT: Duration = Duration::from_secs(120);
+const UNTHROTTLED: NonZeroU32 = NonZeroU32::new(60_000).expect("non-zero");
 
 /// What wrk measured on one route.
 struct Measured {
@@ -89,33 +93,42 @@ fn wrk_duration(text: &str) -> Option<Duration> {
     ))
 }
 
-/// The daemon on port 0 over `database_url`, leading the sync against a local simulator with
-/// the rate limit lifted, once its backfill is done. Dropping the sender stops it.
-async fn synced_daemon(database_url: &str) -> (String, SimulatorHandle, oneshot::Sender<()>) {
-    let unthrottled = NonZeroU32::new(60_000).expect("non-zero");
-    let sim = Simulator::new(SimulatorConfig {
-        rate_limit_per_minute: unthrottled,
-        ..SimulatorConfig::new(Secret::new(SIM_KEY))
-    })
-    .spawn_local()
-    .await
-    .expect("simulator starts");
+/// A running daemon on port 0: its base URL; dropping it stops the daemon.
+struct Daemon {
+    base: String,
+    _stop: oneshot::Sender<()>,
+}
+
+fn settings(database_url: &str, sim: &SimulatorHandle) -> Settings {
     let mut settings = Settings::default();
     settings.database.url = Secret::new(database_url.to_string());
     settings.server.listen = "127.0.0.1:0".parse().expect("address");
     settings.partner.base_url = BaseUrl(sim.base_url().parse().expect("simulator URL"));
     settings.partner.api_key = Some(Secret::new(SIM_KEY));
-    settings.partner.rate_limit_per_minute = unthrottled;
-    let products = settings.partner.experiences.len();
-    let app = Application::build(settings)
-        .await
-        .expect("application builds");
+    settings.partner.rate_limit_per_minute = UNTHROTTLED;
+    settings
+}
+
+/// Starts the built `app`; dropping the returned daemon stops it.
+fn run(app: Application) -> Daemon {
     let base = format!("http://{}", app.local_addr());
-    let (store, engine) = (app.store(), app.engine());
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
+    Daemon { base, _stop: stop }
+}
+
+/// The daemon over `database_url`, leading the sync against a local simulator with the rate
+/// limit lifted, once its backfill is done.
+async fn synced_daemon(database_url: &str, sim: &SimulatorHandle) -> Daemon {
+    let settings = settings(database_url, sim);
+    let products = settings.partner.experiences.len();
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let (store, engine) = (app.store(), app.engine());
+    let daemon = run(app);
     let (first, last) = engine.horizon();
     let wanted = products * first.iter_days().take_while(|day| *day <= last).count();
     let started = Instant::now();
@@ -129,7 +142,17 @@ async fn synced_daemon(database_url: &str) -> (String, SimulatorHandle, oneshot:
         assert!(started.elapsed() < BACKFILL_LIMIT, "backfill not done");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    (base, sim, stop)
+    daemon
+}
+
+/// A second instance on the same database with the sync off: it never holds the lease, so,
+/// like a follower, it answers every read from the database, never from the leader's cache.
+async fn api_only_daemon(database_url: &str, sim: &SimulatorHandle) -> Daemon {
+    let mut settings = settings(database_url, sim);
+    settings.sync.enabled = false;
+    run(Application::build(settings)
+        .await
+        .expect("application builds"))
 }
 
 /// The first day of the horizon on which product 14 runs.
@@ -147,8 +170,17 @@ async fn running_day(base: &str) -> String {
 }
 
 async fn measure(backend: &str, database_url: &str) -> bool {
-    let (base, _sim, _stop) = synced_daemon(database_url).await;
-    let day = running_day(&base).await;
+    let sim = Simulator::new(SimulatorConfig {
+        rate_limit_per_minute: UNTHROTTLED,
+        ..SimulatorConfig::new(Secret::new(SIM_KEY))
+    })
+    .spawn_local()
+    .await
+    .expect("simulator starts");
+    let leader = synced_daemon(database_url, &sim).await;
+    let api_only = api_only_daemon(database_url, &sim).await;
+    let (base, uncached) = (&leader.base, &api_only.base);
+    let day = running_day(base).await;
     let routes = [
         ("/healthz", format!("{base}/healthz")),
         (
@@ -156,6 +188,14 @@ async fn measure(backend: &str, database_url: &str) -> bool {
             format!("{base}/api/v1/experience/14/slots?date={day}"),
         ),
         ("/dates", format!("{base}/api/v1/experience/14/dates")),
+        (
+            "/slots?date= (API-only)",
+            format!("{uncached}/api/v1/experience/14/slots?date={day}"),
+        ),
+        (
+            "/dates (API-only)",
+            format!("{uncached}/api/v1/experience/14/dates"),
+        ),
     ];
     let mut results = Vec::new();
     for (route, url) in routes {
@@ -171,7 +211,7 @@ async fn measure(backend: &str, database_url: &str) -> bool {
     let healthz = results[0].requests_per_second;
     for result in &results {
         println!(
-            "{backend:<9} {:<14} {:>9.0} req/s {:>7.0} % of /healthz   p50 {:>6.2} ms   p99 {:>6.2} ms",
+            "{backend:<9} {:<24} {:>9.0} req/s {:>7.0} % of /healthz   p50 {:>6.2} ms   p99 {:>6.2} ms",
             result.route,
             result.requests_per_second,
             100.0 * result.requests_per_second / healthz,
