@@ -108,7 +108,7 @@ pub const CHECKS: &[(Invariant, &str)] = &[
                                  ELSE 0 END",
     ),
     (
-        // PostgreSQL leaves these to this check rather than to foreign keys (migration 0004).
+        // Both backends leave these to this check rather than to foreign keys (migration 0004).
         Invariant::ReferencesResolve,
         "SELECT 'transfer ' || CAST(t.id AS TEXT)
                 || ' names a missing journal transaction or account'
