@@ -358,6 +358,118 @@ async fn two_processes_applying_the_same_fetches_at_once_agree() {
     }
 }
 
+/// Several days applied in one call: each is applied exactly as alone and in order (a replay
+/// of a fetch earlier in the same call is already applied, an older fetch is superseded), and
+/// a call with one bad day writes none of its days.
+#[tokio::test]
+async fn days_applied_together_behave_as_applied_alone_and_fail_together() {
+    for backend in backends().await {
+        let id = experience(14);
+        let (tuesday, thursday) = (date("2026-12-01"), date("2026-12-03"));
+        let first = fetch_at(id, tuesday, 10, tuesday_slots(tuesday, 1000));
+        let batch = [
+            first.clone(),
+            fetch_at(id, thursday, 10, tuesday_slots(thursday, 990)),
+            first,
+            fetch_at(id, tuesday, 5, tuesday_slots(tuesday, 900)),
+        ];
+        let outcomes = backend.store.apply_fetches(&batch, None).await.unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                ApplyOutcome::Applied {
+                    slots: 2,
+                    transfers: 5
+                },
+                ApplyOutcome::Applied {
+                    slots: 2,
+                    transfers: 5
+                },
+                ApplyOutcome::AlreadyApplied,
+                ApplyOutcome::Superseded,
+            ],
+            "{}",
+            backend.name
+        );
+        let served = backend.store.slots_on(id, thursday).await.unwrap();
+        assert_eq!(served[1].pax[0].remaining, 990, "{}", backend.name);
+
+        let saturday = date("2026-12-05");
+        let mut bad = fetch_at(
+            id,
+            date("2026-12-06"),
+            10,
+            tuesday_slots(date("2026-12-06"), 1),
+        );
+        bad.slots[0].remaining = -1;
+        let failing = [
+            fetch_at(id, saturday, 10, tuesday_slots(saturday, 1000)),
+            bad,
+        ];
+        assert!(
+            backend.store.apply_fetches(&failing, None).await.is_err(),
+            "{}: the database refuses a negative remaining",
+            backend.name
+        );
+        assert!(
+            backend
+                .store
+                .slots_on(id, saturday)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}: the good day of the failed call was not applied either",
+            backend.name
+        );
+        let report = backend.store.verify().await.unwrap();
+        assert!(report.ok, "{}: {report:?}", backend.name);
+        assert_eq!(report.transactions, 2, "{}", backend.name);
+    }
+}
+
+/// Two processes applying the same days in opposite orders, several per call, neither
+/// deadlock nor post anything twice.
+#[tokio::test]
+async fn overlapping_calls_in_opposite_orders_do_not_deadlock() {
+    for backend in backends().await {
+        let other_process = invsync::storage::connect(&backend.url)
+            .await
+            .expect("second process connects");
+        let id = experience(14);
+        let days = ["2026-12-01", "2026-12-03", "2026-12-06", "2026-12-08"].map(date);
+        let fetches: Vec<_> = days
+            .iter()
+            .map(|&day| fetch_at(id, day, 10, tuesday_slots(day, 1000)))
+            .collect();
+        let reversed: Vec<_> = fetches.iter().rev().cloned().collect();
+        let (ours, theirs) = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            futures::future::join(
+                backend.store.apply_fetches(&fetches, None),
+                other_process.apply_fetches(&reversed, None),
+            ),
+        )
+        .await
+        .expect("no deadlock");
+        let applied = |outcomes: &[ApplyOutcome]| {
+            outcomes
+                .iter()
+                .filter(|o| matches!(o, ApplyOutcome::Applied { .. }))
+                .count()
+        };
+        let (ours, theirs) = (ours.unwrap(), theirs.unwrap());
+        assert_eq!(
+            applied(&ours) + applied(&theirs),
+            days.len(),
+            "{}: each day applied once: {ours:?} {theirs:?}",
+            backend.name
+        );
+        let report = backend.store.verify().await.unwrap();
+        assert!(report.ok, "{}: {report:?}", backend.name);
+        assert_eq!(report.transactions as usize, days.len(), "{}", backend.name);
+    }
+}
+
 /// The database itself, not only the code, refuses to rewrite history or overdraw a pool.
 #[tokio::test]
 async fn the_database_enforces_immutability_and_the_floor() {

@@ -6,6 +6,7 @@
 //! writer.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -55,9 +56,12 @@ impl SqliteStore {
         }
         // Generous: the single writer connection is shared by every write, and a test running
         // under tokio's paused clock must not see a spurious timeout.
+        // No ping before each use: an embedded connection cannot go stale, and every ping is a
+        // round trip to the connection's worker thread.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .during("opening the SQLite database")?;
@@ -65,6 +69,7 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .during("opening the SQLite database for reading")?;
@@ -209,21 +214,8 @@ fn to_json(rows: &impl Serialize) -> Result<String, StoreError> {
 /// Records the fetch, writes the day's slots and pax into the mirror tables (marking the ones
 /// the partner no longer returns as closed / absent), makes sure every pool has an available
 /// account, and moves the day's checkpoint to this fetch.
-///
-/// All in one multi-statement round trip: each round trip hands the connection's worker
-/// thread a command and waits for its answer, and with one per statement those hand-offs
-/// were a third of an apply. sqlx binds the `?`s of consecutive statements from one argument
-/// list in order, so each statement's values are bound right after the previous one's.
-async fn write_mirror(
-    conn: &mut SqliteConnection,
-    fetch: &DayFetch,
-    fetch_id: &str,
-    day: &DayJson,
-) -> Result<(), StoreError> {
-    let experience = fetch.experience.get();
-    let slot_count = fetch.slots.len() as i64;
-    sqlx::query(
-        "INSERT INTO fetches (id, experience_id, service_date, fetched_at, applied_at, slot_count)
+const WRITE_MIRROR: &str =
+    "INSERT INTO fetches (id, experience_id, service_date, fetched_at, applied_at, slot_count)
          VALUES (?, ?, ?, ?, ?, ?);
 
          INSERT INTO slots (experience_id, provider_slot_id, service_date, start_time,
@@ -287,50 +279,89 @@ async fn write_mirror(
          VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (experience_id, service_date) DO UPDATE SET
             last_fetch_id = excluded.last_fetch_id,
-            last_fetched_at = excluded.last_fetched_at, slot_count = excluded.slot_count",
-    )
-    // fetches
-    .bind(fetch_id)
-    .bind(experience)
-    .bind(fetch.date)
-    .bind(fetch.fetched_at)
-    .bind(Utc::now())
-    .bind(slot_count)
-    // slots
-    .bind(experience)
-    .bind(fetch_id)
-    .bind(&day.slots)
-    // slot_pax
-    .bind(fetch_id)
-    .bind(&day.pax)
-    .bind(experience)
-    // accounts: the slots' pools, then the pax pools
-    .bind(experience)
-    .bind(fetch.date)
-    .bind(fetch_id)
-    .bind(experience)
-    .bind(fetch.date)
-    .bind(fetch_id)
-    // vanished pax
-    .bind(fetch_id)
-    .bind(fetch_id)
-    .bind(experience)
-    .bind(fetch.date)
-    // vanished slots
-    .bind(fetch_id)
-    .bind(experience)
-    .bind(fetch.date)
-    .bind(fetch_id)
-    // product_dates
-    .bind(experience)
-    .bind(fetch.date)
-    .bind(fetch_id)
-    .bind(fetch.fetched_at)
-    .bind(slot_count)
-    .execute(&mut *conn)
-    .await
-    .during("writing the fetched day")?;
-    Ok(())
+            last_fetched_at = excluded.last_fetched_at, slot_count = excluded.slot_count";
+
+/// Every pool of the day as one JSON row of `[account, balance, version, observed]`: sqlx
+/// hands each row over from its worker thread separately, and a day has dozens of pools.
+const READ_POOLS: &str = "SELECT json_group_array(json_array(
+        a.id, a.balance, a.version,
+        CASE WHEN s.is_open AND (a.pax_type IS NULL OR p.is_present)
+             THEN COALESCE(p.observed_remaining, s.observed_remaining) ELSE 0 END))
+    FROM slots s
+    JOIN accounts a ON a.slot_id = s.id AND a.kind = 'available'
+    LEFT JOIN slot_pax p ON p.slot_id = s.id AND p.pax_type = a.pax_type
+    WHERE s.experience_id = ? AND s.service_date = ?";
+
+/// The mirror, then the pools as the mirror left them, for a posting.
+static WRITE_MIRROR_READ_POOLS: LazyLock<String> =
+    LazyLock::new(|| format!("{WRITE_MIRROR};\n{READ_POOLS}"));
+
+/// Writes the day's mirror (see [`WRITE_MIRROR`]) and, when the store posts, reads the day's
+/// pools back as JSON ([`READ_POOLS`]).
+///
+/// All in one multi-statement round trip: each round trip hands the connection's worker
+/// thread a command and waits for its answer, and with one per statement those hand-offs
+/// were a third of an apply. sqlx binds the `?`s of consecutive statements from one argument
+/// list in order, so each statement's values are bound right after the previous one's.
+async fn write_mirror(
+    conn: &mut SqliteConnection,
+    fetch: &DayFetch,
+    fetch_id: &str,
+    day: &DayJson,
+    postings: Postings,
+) -> Result<Option<String>, StoreError> {
+    let experience = fetch.experience.get();
+    let slot_count = fetch.slots.len() as i64;
+    let sql = match postings {
+        Postings::On => WRITE_MIRROR_READ_POOLS.as_str(),
+        Postings::Off => WRITE_MIRROR,
+    };
+    let pools = sqlx::query_scalar(sql)
+        // fetches
+        .bind(fetch_id)
+        .bind(experience)
+        .bind(fetch.date)
+        .bind(fetch.fetched_at)
+        .bind(Utc::now())
+        .bind(slot_count)
+        // slots
+        .bind(experience)
+        .bind(fetch_id)
+        .bind(&day.slots)
+        // slot_pax
+        .bind(fetch_id)
+        .bind(&day.pax)
+        .bind(experience)
+        // accounts: the slots' pools, then the pax pools
+        .bind(experience)
+        .bind(fetch.date)
+        .bind(fetch_id)
+        .bind(experience)
+        .bind(fetch.date)
+        .bind(fetch_id)
+        // vanished pax
+        .bind(fetch_id)
+        .bind(fetch_id)
+        .bind(experience)
+        .bind(fetch.date)
+        // vanished slots
+        .bind(fetch_id)
+        .bind(experience)
+        .bind(fetch.date)
+        .bind(fetch_id)
+        // product_dates
+        .bind(experience)
+        .bind(fetch.date)
+        .bind(fetch_id)
+        .bind(fetch.fetched_at)
+        .bind(slot_count)
+        // the pools, when read
+        .bind(experience)
+        .bind(fetch.date)
+        .fetch_optional(&mut *conn)
+        .await
+        .during("writing the fetched day")?;
+    Ok(pools)
 }
 
 /// The partner account's running state and the last ids of the journal, read together.
@@ -357,31 +388,27 @@ struct EntryJson(i64, AccountId, i64, i64, i64);
 #[derive(Serialize)]
 struct UpdateJson(AccountId, i64, i64, i64);
 
-/// Posts the transfers that bring the day's pool accounts to what the mirror now says,
-/// starting from `start` (read with the checkpoint, under the same write lock). Returns how
-/// many transfers were posted.
+/// Posts the transfers that bring the day's pool accounts to what the mirror now says
+/// (`pools_json`, read back by [`write_mirror`]), starting from `start` (read with the
+/// checkpoint, under the same write lock). Returns how many transfers were posted.
 async fn reconcile_ledger(
     conn: &mut SqliteConnection,
     fetch: &DayFetch,
     fetch_id: &str,
     partner: AccountId,
     start: &PostingStart,
+    pools_json: &str,
 ) -> Result<usize, StoreError> {
-    let pools: Vec<DayPool> = sqlx::query_as(
-        "SELECT a.id AS account, a.balance, a.version,
-                CASE WHEN s.is_open AND (a.pax_type IS NULL OR p.is_present)
-                     THEN COALESCE(p.observed_remaining, s.observed_remaining) ELSE 0 END
-                    AS observed
-         FROM slots s
-         JOIN accounts a ON a.slot_id = s.id AND a.kind = 'available'
-         LEFT JOIN slot_pax p ON p.slot_id = s.id AND p.pax_type = a.pax_type
-         WHERE s.experience_id = ? AND s.service_date = ?",
-    )
-    .bind(fetch.experience.get())
-    .bind(fetch.date)
-    .fetch_all(&mut *conn)
-    .await
-    .during("reading the day's pool balances")?;
+    let pools: Vec<DayPool> = serde_json::from_str::<Vec<(AccountId, i64, i64, i64)>>(pools_json)
+        .map_err(|e| StoreError::Corrupt(format!("the day's pools as read back: {e}")))?
+        .into_iter()
+        .map(|(account, balance, version, observed)| DayPool {
+            account,
+            balance,
+            version,
+            observed,
+        })
+        .collect();
     let transfers = day_transfers(partner, &pools);
     if transfers.is_empty() {
         return Ok(0);
@@ -440,18 +467,25 @@ async fn reconcile_ledger(
         "INSERT INTO journal_transactions (id, experience_id, fetch_id, reason, created_at)
          VALUES (?, ?, ?, 'sync', ?);
 
+         -- Each row is unpacked once (MATERIALIZED): `json_each` renders an element as text
+         -- every time its `value` is read.
+         WITH t (id, debit, credit, amount) AS MATERIALIZED (
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)
+             ORDER BY key)
          INSERT INTO transfers (id, transaction_id, debit_account_id, credit_account_id, amount)
-         SELECT t.value ->> 0, ?, t.value ->> 1, t.value ->> 2, t.value ->> 3
-         FROM json_each(?) AS t ORDER BY t.key;
+         SELECT id, ?, debit, credit, amount FROM t;
 
+         WITH e (transfer, account, amount, balance_after, version) AS MATERIALIZED (
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+             FROM json_each(?) ORDER BY key)
          INSERT INTO entries (transaction_id, transfer_id, account_id, amount, balance_after,
                               version, created_at)
-         SELECT ?, e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4, ?
-         FROM json_each(?) AS e ORDER BY e.key;
+         SELECT ?, transfer, account, amount, balance_after, version, ? FROM e;
 
-         UPDATE accounts SET balance = u.value ->> 1, version = u.value ->> 2
-         FROM json_each(?) AS u
-         WHERE accounts.id = u.value ->> 0 AND accounts.version = u.value ->> 3",
+         WITH u (id, balance, version, read_version) AS MATERIALIZED (
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?))
+         UPDATE accounts SET balance = u.balance, version = u.version
+         FROM u WHERE accounts.id = u.id AND accounts.version = u.read_version",
     )
     // journal_transactions
     .bind(transaction_id)
@@ -459,12 +493,12 @@ async fn reconcile_ledger(
     .bind(fetch_id)
     .bind(now)
     // transfers
-    .bind(transaction_id)
     .bind(to_json(&transfer_rows)?)
+    .bind(transaction_id)
     // entries
+    .bind(to_json(&entry_rows)?)
     .bind(transaction_id)
     .bind(now)
-    .bind(to_json(&entry_rows)?)
     // balances
     .bind(to_json(&update_rows)?)
     .execute(&mut *conn)
@@ -485,34 +519,14 @@ async fn reconcile_ledger(
     Ok(transfers.len())
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .during("starting a write transaction")?;
-        for &id in ids {
-            ensure_experience(&mut tx, id).await?;
-        }
-        tx.commit().await.during("committing the experiences")
-    }
-
-    async fn apply_fetch(
+impl SqliteStore {
+    /// Applies one fetched day inside the caller's write transaction: checkpoint, mirror and
+    /// postings, or nothing when this fetch (or a newer one) is already applied.
+    async fn apply_day(
         &self,
+        tx: &mut SqliteConnection,
         fetch: &DayFetch,
-        fence: Option<&Fence>,
     ) -> Result<ApplyOutcome, StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .during("starting the apply transaction")?;
-        if let Some(fence) = fence {
-            // BEGIN IMMEDIATE holds the write lock: no takeover can commit until this does.
-            fence.check(&read_lease(&mut tx).await?)?;
-        }
         let fetch_id = fetch.id.to_string();
         // An experience seen for the first time gets its partner account below, at balance
         // and version 0 (the columns' defaults), which is what the COALESCEs read.
@@ -546,21 +560,68 @@ impl Store for SqliteStore {
         }
         let partner = match checkpoint.partner {
             Some(partner) => partner,
-            None => ensure_experience(&mut tx, fetch.experience).await?,
+            None => ensure_experience(&mut *tx, fetch.experience).await?,
         };
         let day = DayJson::new(fetch)?;
-        write_mirror(&mut tx, fetch, &fetch_id, &day).await?;
+        let pools = write_mirror(&mut *tx, fetch, &fetch_id, &day, self.postings).await?;
         let transfers = match self.postings {
             Postings::On => {
-                reconcile_ledger(&mut tx, fetch, &fetch_id, partner, &checkpoint.start).await?
+                let pools = pools.ok_or_else(|| {
+                    StoreError::Corrupt("the day's pools were not read back".into())
+                })?;
+                reconcile_ledger(
+                    &mut *tx,
+                    fetch,
+                    &fetch_id,
+                    partner,
+                    &checkpoint.start,
+                    &pools,
+                )
+                .await?
             }
             Postings::Off => 0,
         };
-        tx.commit().await.during("committing the fetched day")?;
         Ok(ApplyOutcome::Applied {
             slots: fetch.slots.len(),
             transfers,
         })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .during("starting a write transaction")?;
+        for &id in ids {
+            ensure_experience(&mut tx, id).await?;
+        }
+        tx.commit().await.during("committing the experiences")
+    }
+
+    async fn apply_fetches(
+        &self,
+        fetches: &[DayFetch],
+        fence: Option<&Fence>,
+    ) -> Result<Vec<ApplyOutcome>, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .during("starting the apply transaction")?;
+        if let Some(fence) = fence {
+            // BEGIN IMMEDIATE holds the write lock: no takeover can commit until this does.
+            fence.check(&read_lease(&mut tx).await?)?;
+        }
+        let mut outcomes = Vec::with_capacity(fetches.len());
+        for fetch in fetches {
+            outcomes.push(self.apply_day(&mut tx, fetch).await?);
+        }
+        tx.commit().await.during("committing the fetched days")?;
+        Ok(outcomes)
     }
 
     async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
