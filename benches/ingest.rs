@@ -6,9 +6,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`; fresh databases are created and dropped).
 //!
 //! The days come from the built-in simulator (products 14 and 15, unthrottled, in this
-//! process), built before the clock starts, so only applying is timed: `Store::apply_fetches`,
-//! `BATCH` days per transaction, as the sync's group commit applies a backlog (its workers'
-//! fetched days share a commit when applying falls behind; see `src/sync/group_commit.rs`). Each round takes dates neither store
+//! process), built before the clock starts, so only applying is timed: `Store::apply_fetch`,
+//! one transaction per day, exactly as the sync calls it. Each round takes dates neither store
 //! has seen and applies three passes over them, each timed:
 //! - first sight: every slot, pax and account is new, every pool gets an opening posting;
 //! - changed: every pool lost one seat since the last fetch (one posting per pool);
@@ -27,14 +26,11 @@ use chrono::{Days, NaiveDate};
 use invsync::domain::{DayFetch, ExperienceId, Secret};
 use invsync::simulator::{Simulator, SimulatorConfig};
 use invsync::storage::{ApplyOutcome, PostgresStore, SqliteStore, Store};
-use invsync::sync::engine::WORKERS;
 use support::PostgresServer;
 
 const DAYS_PER_PASS: usize = 400;
 const ROUNDS: usize = 5;
 const PASSES: [&str; 3] = ["first sight", "changed", "unchanged"];
-/// Days per commit: what the sync's group commit gives a backlog, one day per worker.
-const BATCH: usize = WORKERS;
 
 fn product_days(first: NaiveDate) -> Vec<DayFetch> {
     let sim = Simulator::new(SimulatorConfig::new(Secret::new("bench")));
@@ -73,13 +69,12 @@ fn seen_again(days: &[DayFetch], sold: i64) -> Vec<DayFetch> {
 
 async fn apply_all(store: &dyn Store, days: &[DayFetch]) -> Duration {
     let start = Instant::now();
-    for batch in days.chunks(BATCH) {
-        for outcome in store.apply_fetches(batch, None).await.expect("apply") {
-            assert!(
-                matches!(outcome, ApplyOutcome::Applied { .. }),
-                "every day is applied, got {outcome:?}"
-            );
-        }
+    for day in days {
+        let outcome = store.apply_fetch(day, None).await.expect("apply");
+        assert!(
+            matches!(outcome, ApplyOutcome::Applied { .. }),
+            "every day is applied, got {outcome:?}"
+        );
     }
     start.elapsed()
 }
@@ -198,7 +193,7 @@ async fn postgres() {
 #[tokio::main]
 async fn main() {
     println!(
-        "ingest: product-days applied per second, ledger on vs baseline without postings, median of {ROUNDS} rounds, {BATCH} days a commit; {}",
+        "ingest: product-days applied per second, ledger on vs baseline without postings, median of {ROUNDS} rounds; {}",
         shape()
     );
     // `cargo bench --bench ingest -- postgres` runs one backend; no argument runs both.
