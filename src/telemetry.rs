@@ -44,7 +44,6 @@ pub mod names {
     pub const SYNC_RETRIES: &str = "invsync_sync_retries_total";
     pub const SYNC_FAILURES: &str = "invsync_sync_failures_total";
     pub const SYNC_DAYS_APPLIED: &str = "invsync_sync_days_applied_total";
-    pub const SYNC_COMMITS: &str = "invsync_sync_commits_total";
     pub const LEDGER_TRANSFERS_POSTED: &str = "invsync_ledger_transfers_posted_total";
     pub const TIER_LAST_SUCCESS: &str = "invsync_sync_tier_last_success_timestamp_seconds";
 }
@@ -181,11 +180,6 @@ fn describe() {
         SYNC_DAYS_APPLIED,
         Unit::Count,
         "Fetched days applied to the store"
-    );
-    describe_counter!(
-        SYNC_COMMITS,
-        Unit::Count,
-        "Store transactions that applied fetched days (days that arrive together share one)"
     );
     describe_counter!(
         LEDGER_TRANSFERS_POSTED,

@@ -43,7 +43,6 @@ fn record_sync_status(status: &SyncStatus) {
     counter!(names::SYNC_RETRIES).absolute(counters.retries);
     counter!(names::SYNC_FAILURES).absolute(counters.failures);
     counter!(names::SYNC_DAYS_APPLIED).absolute(counters.days_applied);
-    counter!(names::SYNC_COMMITS).absolute(counters.commits);
     counter!(names::LEDGER_TRANSFERS_POSTED).absolute(counters.transfers_posted);
     for tier in &status.tiers {
         let last_success = tier

@@ -14,7 +14,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
-use super::group_commit::GroupCommit;
 use super::queue::{Batch, Urgency, WorkQueue};
 use super::quiet::QuietWeekdays;
 use super::status::{Counters, Freshness, LastError, ParkedDay, SyncStatus, TierStatus};
@@ -29,9 +28,8 @@ use crate::storage::{ApplyOutcome, Fence, Lease, Store, StoreError, SyncControl,
 pub const KEY_REJECTED: &str = "partner rejected the API key";
 
 /// Workers waiting on the pacer at once: enough to hide one call's latency and one day's apply
-/// behind the next call's turn, so a backlog drains at the pacer's rate. Also the most days one
-/// commit carries (see `group_commit`), since each worker waits for its own day's commit.
-pub const WORKERS: usize = 3;
+/// behind the next call's turn, so a backlog drains at the pacer's rate.
+const WORKERS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -104,8 +102,6 @@ struct Inner {
     tier_runs: Vec<tokio::sync::Mutex<()>>,
     tier_status: Mutex<Vec<TierStatus>>,
     counters: Mutex<Counters>,
-    /// Where workers hand their fetched days to the store.
-    group_commit: GroupCommit,
     parked: Mutex<BTreeMap<ProductDate, ParkedDay>>,
     last_error: Mutex<Option<LastError>>,
 }
@@ -151,7 +147,6 @@ impl Engine {
                 lease: watch::Sender::new(None),
                 tier_status: Mutex::new(tier_status),
                 counters: Mutex::default(),
-                group_commit: GroupCommit::default(),
                 parked: Mutex::default(),
                 last_error: Mutex::default(),
             }),
@@ -602,12 +597,7 @@ impl Inner {
             lease,
             at: self.clock.now(),
         };
-        let (outcome, commits) = self
-            .group_commit
-            .apply(self.store.as_ref(), fetch, fence)
-            .await;
-        lock(&self.counters).commits += commits as u64;
-        match outcome {
+        match self.store.apply_fetch(&fetch, Some(&fence)).await {
             Ok(outcome) => {
                 {
                     let mut counters = lock(&self.counters);

@@ -3,7 +3,6 @@
 
 pub mod clock;
 pub mod engine;
-mod group_commit;
 pub mod queue;
 pub mod quiet;
 pub mod real_time_store;

@@ -73,9 +73,6 @@ pub struct Counters {
     pub retries: u64,
     pub failures: u64,
     pub days_applied: u64,
-    /// Database transactions that applied them: fewer than the days when applying fell
-    /// behind and days that arrived together were committed together.
-    pub commits: u64,
     pub transfers_posted: u64,
 }
 
