@@ -6,7 +6,7 @@
 //! through this store (taken or renewed, not handed back, lost or past its expiry). Every
 //! apply in a deployment runs fenced by that lease (the daemon's and a one-shot `sync`'s), so
 //! while this process holds it, the only applies that can commit are this process's own, and
-//! they pass through [`CachedStore::apply_fetches`], which drops the days' answers. A follower
+//! they pass through [`CachedStore::apply_fetch`], which drops the day's answers. A follower
 //! or an API-only instance (`sync.enabled = false`) never holds the lease and always reads the
 //! database. Each new tenure starts with an empty cache. Like the lease itself, this relies
 //! on the instances' clocks agreeing.
@@ -247,20 +247,17 @@ impl Store for CachedStore {
         self.inner.ensure_experiences(ids).await
     }
 
-    async fn apply_fetches(
+    async fn apply_fetch(
         &self,
-        fetches: &[DayFetch],
+        fetch: &DayFetch,
         fence: Option<&Fence>,
-    ) -> Result<Vec<ApplyOutcome>, StoreError> {
-        let _applying: Vec<Applying<'_>> = fetches
-            .iter()
-            .map(|fetch| self.applying((fetch.experience, fetch.date)))
-            .collect();
-        let outcomes = self.inner.apply_fetches(fetches, fence).await;
-        if matches!(outcomes, Err(StoreError::LeaseLost)) {
+    ) -> Result<ApplyOutcome, StoreError> {
+        let _applying = self.applying((fetch.experience, fetch.date));
+        let outcome = self.inner.apply_fetch(fetch, fence).await;
+        if matches!(outcome, Err(StoreError::LeaseLost)) {
             self.lock().end_tenure();
         }
-        outcomes
+        outcome
     }
 
     async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {

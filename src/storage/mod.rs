@@ -136,15 +136,6 @@ pub trait Store: Send + Sync + 'static {
     /// Makes sure the experiences exist (with their partner accounts).
     async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError>;
 
-    /// Applies fetched days in one transaction, each day exactly as [`Store::apply_fetch`]
-    /// would, in order; all of them or (on any error) none. Committing several days at once
-    /// is what lets a backlog of fetched days drain faster than one commit each.
-    async fn apply_fetches(
-        &self,
-        fetches: &[DayFetch],
-        fence: Option<&Fence>,
-    ) -> Result<Vec<ApplyOutcome>, StoreError>;
-
     /// Applies one fetched day atomically: slots, pax, prices, ledger postings and checkpoint.
     /// With a `fence`, the apply is refused ([`StoreError::LeaseLost`]) unless that lease is
     /// still the current one, so a leader that stalled and lost its lease cannot write stale
@@ -153,15 +144,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         fetch: &DayFetch,
         fence: Option<&Fence>,
-    ) -> Result<ApplyOutcome, StoreError> {
-        let outcomes = self
-            .apply_fetches(std::slice::from_ref(fetch), fence)
-            .await?;
-        outcomes
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Corrupt("an apply of one day had no outcome".into()))
-    }
+    ) -> Result<ApplyOutcome, StoreError>;
 
     async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError>;
 

@@ -1,10 +1,11 @@
 //! The production PostgreSQL backend; several daemon instances may share one database.
 //!
-//! Fetched days are applied in one transaction per batch, with a fixed handful of statements
-//! per day whatever its size: each table is written by one statement over column arrays
-//! (`UNNEST`), never one round trip per slot or pax. Applies of the same day serialise on a
-//! transaction-scoped advisory lock, across processes; the experience's partner account, which
-//! every posting touches, is locked only once a day turns out to need postings.
+//! A fetched day is applied in one transaction of a fixed handful of statements whatever its
+//! size: each table is written by one statement over column arrays (`UNNEST`), never one round
+//! trip per slot or pax. Applies of the same day serialise on a transaction-scoped advisory
+//! lock, across processes; the experience's partner account, which every posting touches, is
+//! locked only once a day turns out to need postings, so days of one experience are mirrored
+//! in parallel and only their postings queue.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -439,17 +440,58 @@ async fn write_posting(
     Ok(())
 }
 
-impl PostgresStore {
-    /// Applies one fetched day inside the caller's transaction, which holds the day's lock:
-    /// checkpoint, mirror and postings, or nothing when this fetch (or a newer one) is already
-    /// applied.
-    async fn apply_day(
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
+        insert_experiences(&self.pool, ids).await
+    }
+
+    async fn apply_fetch(
         &self,
-        tx: &mut PgConnection,
         fetch: &DayFetch,
+        fence: Option<&Fence>,
     ) -> Result<ApplyOutcome, StoreError> {
         let day = DayColumns::new(fetch)?;
         let fetch_id = fetch.id.to_string();
+        // One round trip begins the transaction and queues it behind every other apply of
+        // this day, whichever process runs it; each statement after it sees everything the
+        // previous holder committed. The key is built from an integer and a date, never text
+        // from outside.
+        //
+        // The commit does not wait for the WAL flush: an OS or database crash can lose the
+        // last fraction of a second of applied days, but always whole transactions, newest
+        // first, each with its own checkpoint and postings. The sync then simply sees those
+        // days as not fetched yet and fetches them again; the ledger stays balanced. A crash
+        // of invsync itself loses nothing the database acknowledged.
+        //
+        // Every statement of an apply reaches one day's rows by key. Without seq scans the
+        // planner keeps to the indexes even when the tables' statistics lag their growth (a
+        // first backfill): the balance update was planned as a scan of every account, 3 ms a
+        // day at 25,000 accounts and growing. For the same reason, and so that they are not
+        // planned again for every day, the statements use their generic plans.
+        let begin = format!(
+            "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off;
+             SET LOCAL plan_cache_mode = force_generic_plan;
+             SELECT pg_advisory_xact_lock(
+                 hashtextextended('invsync.apply_fetch:{}:{}', 0))",
+            fetch.experience.get(),
+            fetch.date
+        );
+        let mut tx = self
+            .pool
+            .begin_with(begin)
+            .await
+            .during("starting the apply transaction")?;
+        if let Some(fence) = fence {
+            // FOR SHARE: a takeover's UPDATE waits until this apply has committed.
+            let current: Lease = sqlx::query_as(
+                "SELECT holder, token, expires_at FROM sync_lease WHERE id = 1 FOR SHARE",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .during("reading the sync lease")?;
+            fence.check(&current)?;
+        }
         let checkpoint: DayCheckpoint = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM fetches WHERE id = $1::uuid) AS seen,
                     COALESCE((SELECT last_fetched_at >= $4 FROM product_dates
@@ -465,11 +507,14 @@ impl PostgresStore {
         .fetch_one(&mut *tx)
         .await
         .during("reading the day's checkpoint")?;
-        if checkpoint.seen {
-            return Ok(ApplyOutcome::AlreadyApplied);
-        }
-        if checkpoint.superseded {
-            return Ok(ApplyOutcome::Superseded);
+        if checkpoint.seen || checkpoint.superseded {
+            // Ends the transaction now, releasing the day's lock for the next apply.
+            tx.rollback().await.during("ending the apply transaction")?;
+            return Ok(if checkpoint.seen {
+                ApplyOutcome::AlreadyApplied
+            } else {
+                ApplyOutcome::Superseded
+            });
         }
         let partner = match checkpoint.partner {
             Some(partner) => partner,
@@ -484,82 +529,17 @@ impl PostgresStore {
                 .during("reading the partner account")?
             }
         };
-        write_mirror(tx, fetch, &fetch_id, &day).await?;
-        close_vanished_and_checkpoint(tx, fetch, &fetch_id).await?;
+        write_mirror(&mut tx, fetch, &fetch_id, &day).await?;
+        close_vanished_and_checkpoint(&mut tx, fetch, &fetch_id).await?;
         let transfers = match self.postings {
-            Postings::On => reconcile_ledger(tx, fetch, &fetch_id, partner).await?,
+            Postings::On => reconcile_ledger(&mut tx, fetch, &fetch_id, partner).await?,
             Postings::Off => 0,
         };
+        tx.commit().await.during("committing the fetched day")?;
         Ok(ApplyOutcome::Applied {
             slots: fetch.slots.len(),
             transfers,
         })
-    }
-}
-
-#[async_trait]
-impl Store for PostgresStore {
-    async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
-        insert_experiences(&self.pool, ids).await
-    }
-
-    async fn apply_fetches(
-        &self,
-        fetches: &[DayFetch],
-        fence: Option<&Fence>,
-    ) -> Result<Vec<ApplyOutcome>, StoreError> {
-        // The commit does not wait for the WAL flush: an OS or database crash can lose the
-        // last fraction of a second of applied days, but always whole transactions, newest
-        // first, each with its own checkpoint and postings. The sync then simply sees those
-        // days as not fetched yet and fetches them again; the ledger stays balanced. A crash
-        // of invsync itself loses nothing the database acknowledged.
-        //
-        // Every statement of an apply reaches one day's rows by key. Without seq scans the
-        // planner keeps to the indexes even when the tables' statistics lag their growth (a
-        // first backfill): the balance update was planned as a scan of every account, 3 ms a
-        // day at 25,000 accounts and growing. For the same reason, and to skip planning them
-        // again for every day, the statements use their generic plans.
-        let mut tx = self
-            .pool
-            .begin_with(
-                "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off;
-                 SET LOCAL plan_cache_mode = force_generic_plan",
-            )
-            .await
-            .during("starting the apply transaction")?;
-        // Queues this transaction behind every other apply of the same days, whichever process
-        // runs it; each statement after it sees everything the previous holder committed. The
-        // locks are taken in key order, so two batches sharing days cannot deadlock.
-        let experiences: Vec<i64> = fetches.iter().map(|f| f.experience.get()).collect();
-        let dates: Vec<NaiveDate> = fetches.iter().map(|f| f.date).collect();
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(day.key)
-             FROM (SELECT DISTINCT hashtextextended(
-                          'invsync.apply_fetch:' || t.experience || ':' || t.date, 0) AS key
-                   FROM UNNEST($1::bigint[], $2::date[]) AS t (experience, date)
-                   ORDER BY key OFFSET 0) day",
-        )
-        .bind(&experiences)
-        .bind(&dates)
-        .execute(&mut *tx)
-        .await
-        .during("locking the fetched days")?;
-        if let Some(fence) = fence {
-            // FOR SHARE: a takeover's UPDATE waits until this apply has committed.
-            let current: Lease = sqlx::query_as(
-                "SELECT holder, token, expires_at FROM sync_lease WHERE id = 1 FOR SHARE",
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .during("reading the sync lease")?;
-            fence.check(&current)?;
-        }
-        let mut outcomes = Vec::with_capacity(fetches.len());
-        for fetch in fetches {
-            outcomes.push(self.apply_day(&mut tx, fetch).await?);
-        }
-        tx.commit().await.during("committing the fetched days")?;
-        Ok(outcomes)
     }
 
     async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {

@@ -520,8 +520,9 @@ async fn reconcile_ledger(
 }
 
 impl SqliteStore {
-    /// Applies one fetched day inside the caller's write transaction: checkpoint, mirror and
-    /// postings, or nothing when this fetch (or a newer one) is already applied.
+    /// Applies one fetched day inside the apply's write transaction: checkpoint, mirror and
+    /// postings, or nothing when this fetch (or a newer one) is already applied (the
+    /// transaction then simply ends without writing).
     async fn apply_day(
         &self,
         tx: &mut SqliteConnection,
@@ -602,11 +603,11 @@ impl Store for SqliteStore {
         tx.commit().await.during("committing the experiences")
     }
 
-    async fn apply_fetches(
+    async fn apply_fetch(
         &self,
-        fetches: &[DayFetch],
+        fetch: &DayFetch,
         fence: Option<&Fence>,
-    ) -> Result<Vec<ApplyOutcome>, StoreError> {
+    ) -> Result<ApplyOutcome, StoreError> {
         let mut tx = self
             .writer
             .begin_with("BEGIN IMMEDIATE")
@@ -616,12 +617,9 @@ impl Store for SqliteStore {
             // BEGIN IMMEDIATE holds the write lock: no takeover can commit until this does.
             fence.check(&read_lease(&mut tx).await?)?;
         }
-        let mut outcomes = Vec::with_capacity(fetches.len());
-        for fetch in fetches {
-            outcomes.push(self.apply_day(&mut tx, fetch).await?);
-        }
-        tx.commit().await.during("committing the fetched days")?;
-        Ok(outcomes)
+        let outcome = self.apply_day(&mut tx, fetch).await?;
+        tx.commit().await.during("committing the fetched day")?;
+        Ok(outcome)
     }
 
     async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {

@@ -70,14 +70,14 @@ impl Store for RealTimeStore {
         self.call(move |s| async move { s.ensure_experiences(&ids).await })
             .await
     }
-    async fn apply_fetches(
+    async fn apply_fetch(
         &self,
-        fetches: &[DayFetch],
+        fetch: &DayFetch,
         fence: Option<&Fence>,
-    ) -> Result<Vec<ApplyOutcome>, StoreError> {
-        let fetches = fetches.to_vec();
+    ) -> Result<ApplyOutcome, StoreError> {
+        let fetch = fetch.clone();
         let fence = fence.cloned();
-        self.call(move |s| async move { s.apply_fetches(&fetches, fence.as_ref()).await })
+        self.call(move |s| async move { s.apply_fetch(&fetch, fence.as_ref()).await })
             .await
     }
     async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
