@@ -8,6 +8,7 @@
 //! in parallel and only their postings queue.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -271,81 +272,112 @@ async fn write_mirror(
     Ok(())
 }
 
+/// Closes the pax the fetch no longer returns (they have vanished at the partner) and moves
+/// the day's checkpoint to this fetch; the statement this starts closes the vanished slots.
+const CLOSE_PAX_AND_CHECKPOINT: &str = "WITH vanished_pax AS (
+         UPDATE slot_pax SET is_present = FALSE, observed_remaining = 0, last_fetch_id = $1::uuid
+         WHERE is_present AND last_fetch_id <> $1::uuid
+           AND slot_id IN (SELECT id FROM slots WHERE experience_id = $2 AND service_date = $3)
+     ), checkpoint AS (
+         INSERT INTO product_dates (experience_id, service_date, last_fetch_id, last_fetched_at,
+                                    slot_count)
+         VALUES ($2, $3, $1::uuid, $4, $5)
+         ON CONFLICT (experience_id, service_date) DO UPDATE SET
+             last_fetch_id = EXCLUDED.last_fetch_id,
+             last_fetched_at = EXCLUDED.last_fetched_at, slot_count = EXCLUDED.slot_count
+     )";
+
+const CLOSE_SLOTS: &str = "UPDATE slots SET is_open = FALSE, observed_remaining = 0,
+                          last_fetch_id = $1::uuid
+     WHERE experience_id = $2 AND service_date = $3 AND is_open AND last_fetch_id <> $1::uuid";
+
+/// The day's pools as this fetch leaves them, and the experience's partner account. The
+/// statement's snapshot predates its own updates, so a slot or pax this fetch did not write
+/// (another `last_fetch_id`) is one that vanished, and counts 0.
+///
+/// The pools are not locked: the day's advisory lock already queues every apply that writes
+/// them, and the balance update's version guard refuses a change made any other way (locking
+/// them wrote a row lock per pool, on unchanged days too). The partner account is: every
+/// posting of the experience moves it, so they queue here, and a lock that waited returns
+/// the row as the previous holder left it.
+const READ_POOLS_AND_PARTNER: &str = "partner AS (
+         SELECT balance, version FROM accounts WHERE id = $6 FOR NO KEY UPDATE
+     )
+     SELECT a.id AS account, a.balance, a.version,
+            CASE WHEN s.last_fetch_id = $1::uuid AND s.is_open
+                      AND (a.pax_type IS NULL OR (p.last_fetch_id = $1::uuid AND p.is_present))
+                 THEN COALESCE(p.observed_remaining, s.observed_remaining) ELSE 0 END
+                AS observed,
+            partner.balance AS partner_balance, partner.version AS partner_version
+     FROM partner, slots s
+     JOIN accounts a ON a.slot_id = s.id AND a.kind = 'available'
+     LEFT JOIN slot_pax p ON p.slot_id = s.id AND p.pax_type = a.pax_type
+     WHERE s.experience_id = $2 AND s.service_date = $3
+     ORDER BY a.id";
+
+static CLOSE_VANISHED: LazyLock<String> =
+    LazyLock::new(|| format!("{CLOSE_PAX_AND_CHECKPOINT} {CLOSE_SLOTS}"));
+
+static CLOSE_VANISHED_READ_POOLS: LazyLock<String> = LazyLock::new(|| {
+    format!("{CLOSE_PAX_AND_CHECKPOINT}, closed_slots AS ({CLOSE_SLOTS}), {READ_POOLS_AND_PARTNER}")
+});
+
+/// A pool of the day with its partner account's running state on every row.
+#[derive(sqlx::FromRow)]
+struct PoolRow {
+    #[sqlx(flatten)]
+    pool: DayPool,
+    partner_balance: i64,
+    partner_version: i64,
+}
+
 /// Closes what the fetch no longer returns (it has vanished at the partner) and moves the
-/// day's checkpoint to this fetch.
-async fn close_vanished_and_checkpoint(
+/// day's checkpoint to this fetch, in one statement that, when the store posts, also reads
+/// the day's pools and locks the partner account.
+async fn close_vanished(
     conn: &mut PgConnection,
     fetch: &DayFetch,
     fetch_id: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "WITH vanished_pax AS (
-             UPDATE slot_pax SET is_present = FALSE, observed_remaining = 0,
-                                 last_fetch_id = $1::uuid
-             WHERE is_present AND last_fetch_id <> $1::uuid
-               AND slot_id IN (SELECT id FROM slots
-                               WHERE experience_id = $2 AND service_date = $3)
-         ), checkpoint AS (
-             INSERT INTO product_dates (experience_id, service_date, last_fetch_id,
-                                        last_fetched_at, slot_count)
-             VALUES ($2, $3, $1::uuid, $4, $5)
-             ON CONFLICT (experience_id, service_date) DO UPDATE SET
-                 last_fetch_id = EXCLUDED.last_fetch_id,
-                 last_fetched_at = EXCLUDED.last_fetched_at, slot_count = EXCLUDED.slot_count
-         )
-         UPDATE slots SET is_open = FALSE, observed_remaining = 0, last_fetch_id = $1::uuid
-         WHERE experience_id = $2 AND service_date = $3 AND is_open
-           AND last_fetch_id <> $1::uuid",
-    )
-    .bind(fetch_id)
-    .bind(fetch.experience.get())
-    .bind(fetch.date)
-    .bind(fetch.fetched_at)
-    .bind(to_int(fetch.slots.len(), "slot count")?)
-    .execute(conn)
-    .await
-    .during("closing vanished slots and saving the day's checkpoint")?;
-    Ok(())
+    partner: AccountId,
+    postings: Postings,
+) -> Result<Vec<PoolRow>, StoreError> {
+    let sql = match postings {
+        Postings::On => CLOSE_VANISHED_READ_POOLS.as_str(),
+        Postings::Off => CLOSE_VANISHED.as_str(),
+    };
+    sqlx::query_as(sql)
+        .bind(fetch_id)
+        .bind(fetch.experience.get())
+        .bind(fetch.date)
+        .bind(fetch.fetched_at)
+        .bind(to_int(fetch.slots.len(), "slot count")?)
+        .bind(partner)
+        .fetch_all(conn)
+        .await
+        .during("closing vanished slots and saving the day's checkpoint")
 }
 
-/// Posts the transfers that bring the day's pool accounts to what the mirror now says.
+/// Posts the transfers that bring the day's pool accounts to what the partner now reports.
 /// Returns how many transfers were posted.
 async fn reconcile_ledger(
     conn: &mut PgConnection,
     fetch: &DayFetch,
     fetch_id: &str,
     partner: AccountId,
+    rows: Vec<PoolRow>,
 ) -> Result<usize, StoreError> {
-    // Not locked: the day's advisory lock already queues every apply that writes these pools,
-    // and the balance update's version guard refuses a change made any other way. Locking
-    // them wrote a row lock per pool, on unchanged days too.
-    let pools: Vec<DayPool> = sqlx::query_as(
-        "SELECT a.id AS account, a.balance, a.version,
-                CASE WHEN s.is_open AND (a.pax_type IS NULL OR p.is_present)
-                     THEN COALESCE(p.observed_remaining, s.observed_remaining) ELSE 0 END
-                    AS observed
-         FROM slots s
-         JOIN accounts a ON a.slot_id = s.id AND a.kind = 'available'
-         LEFT JOIN slot_pax p ON p.slot_id = s.id AND p.pax_type = a.pax_type
-         WHERE s.experience_id = $1 AND s.service_date = $2
-         ORDER BY a.id",
-    )
-    .bind(fetch.experience.get())
-    .bind(fetch.date)
-    .fetch_all(&mut *conn)
-    .await
-    .during("reading the day's pool balances")?;
+    let Some(first) = rows.first() else {
+        return Ok(0);
+    };
+    let partner_state = RunningBalance {
+        balance: first.partner_balance,
+        version: first.partner_version,
+    };
+    let pools: Vec<DayPool> = rows.into_iter().map(|row| row.pool).collect();
     let transfers = day_transfers(partner, &pools);
     if transfers.is_empty() {
         return Ok(0);
     }
-    // Every posting of the experience moves its partner account: they queue here.
-    let partner_state: RunningBalance =
-        sqlx::query_as("SELECT balance, version FROM accounts WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(partner)
-            .fetch_one(&mut *conn)
-            .await
-            .during("locking the partner account")?;
     let posting = DayPosting::post(&transfers, partner, partner_state, &pools)?;
     write_posting(conn, fetch, fetch_id, &transfers, &posting).await?;
     Ok(transfers.len())
@@ -530,11 +562,8 @@ impl Store for PostgresStore {
             }
         };
         write_mirror(&mut tx, fetch, &fetch_id, &day).await?;
-        close_vanished_and_checkpoint(&mut tx, fetch, &fetch_id).await?;
-        let transfers = match self.postings {
-            Postings::On => reconcile_ledger(&mut tx, fetch, &fetch_id, partner).await?,
-            Postings::Off => 0,
-        };
+        let pools = close_vanished(&mut tx, fetch, &fetch_id, partner, self.postings).await?;
+        let transfers = reconcile_ledger(&mut tx, fetch, &fetch_id, partner, pools).await?;
         tx.commit().await.during("committing the fetched day")?;
         Ok(ApplyOutcome::Applied {
             slots: fetch.slots.len(),
