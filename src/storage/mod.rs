@@ -426,13 +426,13 @@ pub(crate) fn cheapest_primary_by_date(rows: Vec<SellablePaxPrice>) -> Vec<DateP
 /// A sellable slot's pax price as both backends read it for `/dates`.
 #[derive(sqlx::FromRow)]
 pub(crate) struct SellablePaxRow {
-    service_date: NaiveDate,
-    slot_id: i64,
-    is_primary: bool,
-    currency: String,
-    price_scale: i32,
-    final_price_minor: i64,
-    original_price_minor: i64,
+    pub service_date: NaiveDate,
+    pub slot_id: i64,
+    pub is_primary: bool,
+    pub currency: String,
+    pub price_scale: i32,
+    pub final_price_minor: i64,
+    pub original_price_minor: i64,
 }
 
 /// The "from" price of each date, from rows ordered by date, slot and pax position.

@@ -589,6 +589,35 @@ impl SqliteStore {
     }
 }
 
+/// A sellable pax as `[service_date, slot_id, is_primary, currency, price_scale,
+/// final_price_minor, original_price_minor]`.
+#[derive(serde::Deserialize)]
+struct SellablePaxJson(NaiveDate, i64, i64, String, i32, i64, i64);
+
+impl From<SellablePaxJson> for SellablePaxRow {
+    fn from(
+        SellablePaxJson(
+            service_date,
+            slot_id,
+            is_primary,
+            currency,
+            price_scale,
+            final_minor,
+            original_minor,
+        ): SellablePaxJson,
+    ) -> Self {
+        Self {
+            service_date,
+            slot_id,
+            is_primary: is_primary != 0,
+            currency,
+            price_scale,
+            final_price_minor: final_minor,
+            original_price_minor: original_minor,
+        }
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
@@ -674,22 +703,30 @@ impl Store for SqliteStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DatePrice>, StoreError> {
-        let rows: Vec<SellablePaxRow> = sqlx::query_as(
-            "SELECT s.service_date, s.id AS slot_id, p.is_primary, p.currency, p.price_scale,
-                    p.final_price_minor, p.original_price_minor
+        // One JSON row rather than one row per pax: sqlx hands each row over from its worker
+        // thread separately, and a horizon of days has hundreds of pax.
+        let json: String = sqlx::query_scalar(
+            "SELECT json_group_array(
+                        json_array(s.service_date, s.id, p.is_primary, p.currency,
+                                   p.price_scale, p.final_price_minor, p.original_price_minor)
+                        ORDER BY s.service_date, s.id, p.position)
              FROM slots s
              JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
              JOIN slot_pax p ON p.slot_id = s.id AND p.is_present = 1
              WHERE s.experience_id = ? AND s.service_date BETWEEN ? AND ?
-               AND s.is_open = 1 AND a.balance > 0
-             ORDER BY s.service_date, s.id, p.position",
+               AND s.is_open = 1 AND a.balance > 0",
         )
         .bind(id.get())
         .bind(from)
         .bind(to)
-        .fetch_all(&self.reader)
+        .fetch_one(&self.reader)
         .await
         .during("reading sellable dates")?;
+        let rows = serde_json::from_str::<Vec<SellablePaxJson>>(&json)
+            .map_err(|e| StoreError::Corrupt(format!("sellable pax as read back: {e}")))?
+            .into_iter()
+            .map(SellablePaxRow::from)
+            .collect();
         sellable_dates_from_rows(rows)
     }
 
