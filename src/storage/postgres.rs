@@ -4,8 +4,8 @@
 //! size: each table is written by one statement over column arrays (`UNNEST`), never one round
 //! trip per slot or pax. Applies of the same day serialise on a transaction-scoped advisory
 //! lock, across processes; the experience's partner account, which every posting touches, is
-//! locked only once a day turns out to need postings, so days of one experience are mirrored
-//! in parallel and only their postings queue.
+//! locked only once the day's mirror is written, so days of one experience are mirrored in
+//! parallel and only their ledger step queues.
 
 use std::str::FromStr;
 use std::sync::LazyLock;
