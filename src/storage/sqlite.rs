@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::{
     ApplyOutcome, DatePrice, DayPool, DayPosting, DuringExt, Fence, LastFetch, Lease, MinorUnits,
@@ -54,10 +54,10 @@ impl SqliteStore {
                 StoreError::Corrupt(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
-        // Generous: the single writer connection is shared by every write, and a test running
-        // under tokio's paused clock must not see a spurious timeout.
-        // No ping before each use: an embedded connection cannot go stale, and every ping is a
-        // round trip to the connection's worker thread.
+        // Generous timeout: the single writer connection is shared by every write, and a test
+        // running under tokio's paused clock must not see a spurious timeout. No ping before
+        // each use: an embedded connection cannot go stale, and every ping is a round trip to
+        // the connection's worker thread.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -297,7 +297,7 @@ static WRITE_MIRROR_READ_POOLS: LazyLock<String> =
     LazyLock::new(|| format!("{WRITE_MIRROR};\n{READ_POOLS}"));
 
 /// Writes the day's mirror (see [`WRITE_MIRROR`]) and, when the store posts, reads the day's
-/// pools back as JSON ([`READ_POOLS`]).
+/// pools back as JSON ([`READ_POOLS`]): `Some` exactly when postings are on.
 ///
 /// All in one multi-statement round trip: each round trip hands the connection's worker
 /// thread a command and waits for its answer, and with one per statement those hand-offs
@@ -316,7 +316,7 @@ async fn write_mirror(
         Postings::On => WRITE_MIRROR_READ_POOLS.as_str(),
         Postings::Off => WRITE_MIRROR,
     };
-    let pools = sqlx::query_scalar(sql)
+    let mirror = sqlx::query(sql)
         // fetches
         .bind(fetch_id)
         .bind(experience)
@@ -354,14 +354,26 @@ async fn write_mirror(
         .bind(fetch.date)
         .bind(fetch_id)
         .bind(fetch.fetched_at)
-        .bind(slot_count)
-        // the pools, when read
-        .bind(experience)
-        .bind(fetch.date)
-        .fetch_optional(&mut *conn)
-        .await
-        .during("writing the fetched day")?;
-    Ok(pools)
+        .bind(slot_count);
+    match postings {
+        Postings::On => {
+            let row = mirror
+                // the pools
+                .bind(experience)
+                .bind(fetch.date)
+                .fetch_one(&mut *conn)
+                .await
+                .during("writing the fetched day")?;
+            Ok(Some(row.try_get(0).during("reading the day's pools")?))
+        }
+        Postings::Off => {
+            mirror
+                .execute(&mut *conn)
+                .await
+                .during("writing the fetched day")?;
+            Ok(None)
+        }
+    }
 }
 
 /// The partner account's running state and the last ids of the journal, read together.
@@ -519,76 +531,6 @@ async fn reconcile_ledger(
     Ok(transfers.len())
 }
 
-impl SqliteStore {
-    /// Applies one fetched day inside the apply's write transaction: checkpoint, mirror and
-    /// postings, or nothing when this fetch (or a newer one) is already applied (the
-    /// transaction then simply ends without writing).
-    async fn apply_day(
-        &self,
-        tx: &mut SqliteConnection,
-        fetch: &DayFetch,
-    ) -> Result<ApplyOutcome, StoreError> {
-        let fetch_id = fetch.id.to_string();
-        // An experience seen for the first time gets its partner account below, at balance
-        // and version 0 (the columns' defaults), which is what the COALESCEs read.
-        let checkpoint: DayCheckpoint = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM fetches WHERE id = ?1) AS seen,
-                    (SELECT last_fetched_at FROM product_dates
-                     WHERE experience_id = ?2 AND service_date = ?3) AS newest,
-                    partner.id AS partner, COALESCE(partner.balance, 0) AS balance,
-                    COALESCE(partner.version, 0) AS version,
-                    (SELECT COALESCE(MAX(id), 0) FROM journal_transactions)
-                        AS last_transaction,
-                    (SELECT COALESCE(MAX(id), 0) FROM transfers) AS last_transfer
-             FROM (SELECT 1)
-             LEFT JOIN accounts partner ON partner.experience_id = ?2
-                                       AND partner.kind = 'partner'",
-        )
-        .bind(&fetch_id)
-        .bind(fetch.experience.get())
-        .bind(fetch.date)
-        .fetch_one(&mut *tx)
-        .await
-        .during("reading the day's checkpoint")?;
-        if checkpoint.seen {
-            return Ok(ApplyOutcome::AlreadyApplied);
-        }
-        if checkpoint
-            .newest
-            .is_some_and(|newest| newest >= fetch.fetched_at)
-        {
-            return Ok(ApplyOutcome::Superseded);
-        }
-        let partner = match checkpoint.partner {
-            Some(partner) => partner,
-            None => ensure_experience(&mut *tx, fetch.experience).await?,
-        };
-        let day = DayJson::new(fetch)?;
-        let pools = write_mirror(&mut *tx, fetch, &fetch_id, &day, self.postings).await?;
-        let transfers = match self.postings {
-            Postings::On => {
-                let pools = pools.ok_or_else(|| {
-                    StoreError::Corrupt("the day's pools were not read back".into())
-                })?;
-                reconcile_ledger(
-                    &mut *tx,
-                    fetch,
-                    &fetch_id,
-                    partner,
-                    &checkpoint.start,
-                    &pools,
-                )
-                .await?
-            }
-            Postings::Off => 0,
-        };
-        Ok(ApplyOutcome::Applied {
-            slots: fetch.slots.len(),
-            transfers,
-        })
-    }
-}
-
 /// A sellable pax as `[service_date, slot_id, is_primary, currency, price_scale,
 /// final_price_minor, original_price_minor]`.
 #[derive(serde::Deserialize)]
@@ -646,9 +588,62 @@ impl Store for SqliteStore {
             // BEGIN IMMEDIATE holds the write lock: no takeover can commit until this does.
             fence.check(&read_lease(&mut tx).await?)?;
         }
-        let outcome = self.apply_day(&mut tx, fetch).await?;
+        let fetch_id = fetch.id.to_string();
+        // An experience seen for the first time gets its partner account below, at balance
+        // and version 0 (the columns' defaults), which is what the COALESCEs read.
+        let checkpoint: DayCheckpoint = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM fetches WHERE id = ?1) AS seen,
+                    (SELECT last_fetched_at FROM product_dates
+                     WHERE experience_id = ?2 AND service_date = ?3) AS newest,
+                    partner.id AS partner, COALESCE(partner.balance, 0) AS balance,
+                    COALESCE(partner.version, 0) AS version,
+                    (SELECT COALESCE(MAX(id), 0) FROM journal_transactions)
+                        AS last_transaction,
+                    (SELECT COALESCE(MAX(id), 0) FROM transfers) AS last_transfer
+             FROM (SELECT 1)
+             LEFT JOIN accounts partner ON partner.experience_id = ?2
+                                       AND partner.kind = 'partner'",
+        )
+        .bind(&fetch_id)
+        .bind(fetch.experience.get())
+        .bind(fetch.date)
+        .fetch_one(&mut *tx)
+        .await
+        .during("reading the day's checkpoint")?;
+        if checkpoint.seen {
+            return Ok(ApplyOutcome::AlreadyApplied);
+        }
+        if checkpoint
+            .newest
+            .is_some_and(|newest| newest >= fetch.fetched_at)
+        {
+            return Ok(ApplyOutcome::Superseded);
+        }
+        let partner = match checkpoint.partner {
+            Some(partner) => partner,
+            None => ensure_experience(&mut tx, fetch.experience).await?,
+        };
+        let day = DayJson::new(fetch)?;
+        let pools = write_mirror(&mut tx, fetch, &fetch_id, &day, self.postings).await?;
+        let transfers = match pools {
+            Some(pools) => {
+                reconcile_ledger(
+                    &mut tx,
+                    fetch,
+                    &fetch_id,
+                    partner,
+                    &checkpoint.start,
+                    &pools,
+                )
+                .await?
+            }
+            None => 0,
+        };
         tx.commit().await.during("committing the fetched day")?;
-        Ok(outcome)
+        Ok(ApplyOutcome::Applied {
+            slots: fetch.slots.len(),
+            transfers,
+        })
     }
 
     async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
