@@ -341,17 +341,20 @@ async fn close_vanished(
     partner: AccountId,
     postings: Postings,
 ) -> Result<Vec<PoolRow>, StoreError> {
-    let sql = match postings {
-        Postings::On => CLOSE_VANISHED_READ_POOLS.as_str(),
-        Postings::Off => CLOSE_VANISHED.as_str(),
+    let (sql, partner) = match postings {
+        Postings::On => (CLOSE_VANISHED_READ_POOLS.as_str(), Some(partner)),
+        Postings::Off => (CLOSE_VANISHED.as_str(), None),
     };
-    sqlx::query_as(sql)
+    let mut close = sqlx::query_as(sql)
         .bind(fetch_id)
         .bind(fetch.experience.get())
         .bind(fetch.date)
         .bind(fetch.fetched_at)
-        .bind(to_int(fetch.slots.len(), "slot count")?)
-        .bind(partner)
+        .bind(to_int(fetch.slots.len(), "slot count")?);
+    if let Some(partner) = partner {
+        close = close.bind(partner);
+    }
+    close
         .fetch_all(conn)
         .await
         .during("closing vanished slots and saving the day's checkpoint")
