@@ -7,8 +7,11 @@
 //!
 //! The days come from the built-in simulator (products 14 and 15, unthrottled, in this
 //! process), built before the clock starts, so only applying is timed: `Store::apply_fetch`,
-//! one transaction per day, exactly as the sync calls it. Each round takes dates neither store
-//! has seen and applies three passes over them, each timed:
+//! one transaction per day, exactly as the sync calls it. The sync's workers each apply what
+//! they fetched, so up to `WORKERS` applies run at once; the bench measures that ("concurrent":
+//! `WORKERS` tasks taking the next day from a shared list) and, beside it, one apply at a time
+//! ("one at a time"). Each round and each of the two takes dates neither store has seen and
+//! applies three passes over them, each timed:
 //! - first sight: every slot, pax and account is new, every pool gets an opening posting;
 //! - changed: every pool lost one seat since the last fetch (one posting per pool);
 //! - unchanged: the same numbers again (no posting).
@@ -20,17 +23,22 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate};
 use invsync::domain::{DayFetch, ExperienceId, Secret};
 use invsync::simulator::{Simulator, SimulatorConfig};
 use invsync::storage::{ApplyOutcome, PostgresStore, SqliteStore, Store};
+use invsync::sync::engine::WORKERS;
 use support::PostgresServer;
 
 const DAYS_PER_PASS: usize = 400;
 const ROUNDS: usize = 5;
 const PASSES: [&str; 3] = ["first sight", "changed", "unchanged"];
+/// How many applies run at once, and the name each is reported under.
+const CONCURRENCY: [(usize, &str); 2] = [(1, "one at a time"), (WORKERS, "concurrent")];
 
 fn product_days(first: NaiveDate) -> Vec<DayFetch> {
     let sim = Simulator::new(SimulatorConfig::new(Secret::new("bench")));
@@ -67,14 +75,26 @@ fn seen_again(days: &[DayFetch], sold: i64) -> Vec<DayFetch> {
         .collect()
 }
 
-async fn apply_all(store: &dyn Store, days: &[DayFetch]) -> Duration {
+/// Applies every day from `appliers` tasks at once, each taking the next day not yet taken.
+async fn apply_all(store: &Arc<dyn Store>, days: &Arc<Vec<DayFetch>>, appliers: usize) -> Duration {
+    let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    for day in days {
-        let outcome = store.apply_fetch(day, None).await.expect("apply");
-        assert!(
-            matches!(outcome, ApplyOutcome::Applied { .. }),
-            "every day is applied, got {outcome:?}"
-        );
+    let tasks: Vec<_> = (0..appliers)
+        .map(|_| {
+            let (store, days, next) = (store.clone(), days.clone(), next.clone());
+            tokio::spawn(async move {
+                while let Some(day) = days.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let outcome = store.apply_fetch(day, None).await.expect("apply");
+                    assert!(
+                        matches!(outcome, ApplyOutcome::Applied { .. }),
+                        "every day is applied, got {outcome:?}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("applier");
     }
     start.elapsed()
 }
@@ -84,31 +104,34 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Seconds each store took for each pass of each round.
+/// Seconds each store took for each pass of each round, by concurrency.
 #[derive(Default)]
 struct Timings {
-    ledger: [Vec<f64>; 3],
-    baseline: [Vec<f64>; 3],
+    ledger: [[Vec<f64>; 3]; 2],
+    baseline: [[Vec<f64>; 3]; 2],
 }
 
-async fn measure(ledger: &dyn Store, baseline: &dyn Store) -> Timings {
+async fn measure(ledger: Arc<dyn Store>, baseline: Arc<dyn Store>) -> Timings {
     let mut timings = Timings::default();
     for round in 0..ROUNDS {
-        let start = NaiveDate::from_ymd_opt(2030, 1, 1).expect("date")
-            + Days::new((round * 3 * DAYS_PER_PASS) as u64);
-        let first = product_days(start);
-        let changed = seen_again(&first, 1);
-        let unchanged = seen_again(&first, 1);
-        for (pass, days) in [&first, &changed, &unchanged].into_iter().enumerate() {
-            let mut turns = [
-                (ledger, &mut timings.ledger[pass]),
-                (baseline, &mut timings.baseline[pass]),
-            ];
-            if round % 2 == 1 {
-                turns.reverse();
-            }
-            for (store, seconds) in turns {
-                seconds.push(apply_all(store, days).await.as_secs_f64());
+        for (mode, (appliers, _)) in CONCURRENCY.into_iter().enumerate() {
+            let start = NaiveDate::from_ymd_opt(2030, 1, 1).expect("date")
+                + Days::new(((round * CONCURRENCY.len() + mode) * DAYS_PER_PASS) as u64);
+            let first = product_days(start);
+            let changed = seen_again(&first, 1);
+            let unchanged = seen_again(&first, 1);
+            for (pass, days) in [first, changed, unchanged].into_iter().enumerate() {
+                let days = Arc::new(days);
+                let mut turns = [
+                    (&ledger, &mut timings.ledger[mode][pass]),
+                    (&baseline, &mut timings.baseline[mode][pass]),
+                ];
+                if round % 2 == 1 {
+                    turns.reverse();
+                }
+                for (store, seconds) in turns {
+                    seconds.push(apply_all(store, &days, appliers).await.as_secs_f64());
+                }
             }
         }
     }
@@ -120,26 +143,28 @@ async fn measure(ledger: &dyn Store, baseline: &dyn Store) -> Timings {
 fn report(backend: &str, timings: &Timings) {
     let rate = |seconds: &[f64]| DAYS_PER_PASS as f64 / median(seconds.to_vec());
     let per_day = |seconds: &[f64]| median(seconds.to_vec()) * 1e3 / DAYS_PER_PASS as f64;
-    let mut ledger_total = 0.0;
-    let mut baseline_total = 0.0;
-    for (pass, name) in PASSES.iter().enumerate() {
-        let (ledger, baseline) = (&timings.ledger[pass], &timings.baseline[pass]);
-        ledger_total += per_day(ledger);
-        baseline_total += per_day(baseline);
+    for (mode, (_, how)) in CONCURRENCY.into_iter().enumerate() {
+        let mut ledger_total = 0.0;
+        let mut baseline_total = 0.0;
+        for (pass, name) in PASSES.iter().enumerate() {
+            let (ledger, baseline) = (&timings.ledger[mode][pass], &timings.baseline[mode][pass]);
+            ledger_total += per_day(ledger);
+            baseline_total += per_day(baseline);
+            println!(
+                "{backend:<9} {how:<14} {name:<12} ledger {:>7.0}/s   baseline {:>7.0}/s   overhead {:>5.1} %",
+                rate(ledger),
+                rate(baseline),
+                100.0 * (1.0 - rate(ledger) / rate(baseline)),
+            );
+        }
         println!(
-            "{backend:<9} {name:<12} ledger {:>7.0}/s   baseline {:>7.0}/s   overhead {:>5.1} %",
-            rate(ledger),
-            rate(baseline),
-            100.0 * (1.0 - rate(ledger) / rate(baseline)),
+            "{backend:<9} {how:<14} {:<12} ledger {:>7.0}/s   baseline {:>7.0}/s   overhead {:>5.1} %",
+            "all passes",
+            3e3 / ledger_total,
+            3e3 / baseline_total,
+            100.0 * (1.0 - baseline_total / ledger_total),
         );
     }
-    println!(
-        "{backend:<9} {:<12} ledger {:>7.0}/s   baseline {:>7.0}/s   overhead {:>5.1} %",
-        "all passes",
-        3e3 / ledger_total,
-        3e3 / baseline_total,
-        100.0 * (1.0 - baseline_total / ledger_total),
-    );
 }
 
 fn shape() -> String {
@@ -169,7 +194,10 @@ async fn sqlite() {
         .await
         .expect("SQLite store")
         .without_postings();
-    report("sqlite", &measure(&ledger, &baseline).await);
+    report(
+        "sqlite",
+        &measure(Arc::new(ledger), Arc::new(baseline)).await,
+    );
 }
 
 async fn postgres() {
@@ -183,8 +211,10 @@ async fn postgres() {
         .await
         .expect("PostgreSQL store")
         .without_postings();
-    report("postgres", &measure(&ledger, &baseline).await);
-    drop((ledger, baseline));
+    report(
+        "postgres",
+        &measure(Arc::new(ledger), Arc::new(baseline)).await,
+    );
     for role in ["ledger", "baseline"] {
         server.drop_database(role).await;
     }

@@ -28,8 +28,9 @@ use crate::storage::{ApplyOutcome, Fence, Lease, Store, StoreError, SyncControl,
 pub const KEY_REJECTED: &str = "partner rejected the API key";
 
 /// Workers waiting on the pacer at once: enough to hide one call's latency and one day's apply
-/// behind the next call's turn, so a backlog drains at the pacer's rate.
-const WORKERS: usize = 3;
+/// behind the next call's turn, so a backlog drains at the pacer's rate. Up to this many applies
+/// run at once; the ingest benchmark applies with the same concurrency.
+pub const WORKERS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
