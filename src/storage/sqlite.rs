@@ -1,8 +1,8 @@
 //! The embedded SQLite backend: one file under `data/` in WAL mode.
 //!
-//! Writes go through a pool of exactly one connection and start with `BEGIN IMMEDIATE`, so a
-//! write transaction takes the database's write lock up front and can never fail halfway on a
-//! read-to-write lock upgrade. Reads use a separate read-only pool that WAL lets run beside the
+//! Writes go through a pool of exactly one connection, and every write transaction takes the
+//! database's write lock up front (`BEGIN IMMEDIATE`, or a first statement that writes), so it
+//! can never fail halfway on a read-to-write lock upgrade. Reads use a separate read-only pool that WAL lets run beside the
 //! writer.
 
 use std::str::FromStr;
@@ -97,7 +97,7 @@ struct DayCheckpoint {
     seen: bool,
     /// When the newest applied fetch of the day was made.
     newest: Option<DateTime<Utc>>,
-    partner: Option<AccountId>,
+    partner: AccountId,
     #[sqlx(flatten)]
     start: PostingStart,
 }
@@ -106,27 +106,41 @@ fn format_time(time: NaiveTime) -> String {
     time.format(TIME_FORMAT).to_string()
 }
 
+/// Records an experience and opens its partner account, unless they exist already.
+const ENSURE_EXPERIENCE: &str = "INSERT OR IGNORE INTO experiences (id, created_at) VALUES (?, ?);
+     INSERT OR IGNORE INTO accounts (experience_id, kind) VALUES (?, 'partner')";
+
 async fn ensure_experience(
     conn: &mut SqliteConnection,
     id: ExperienceId,
-) -> Result<AccountId, StoreError> {
-    sqlx::query("INSERT OR IGNORE INTO experiences (id, created_at) VALUES (?, ?)")
+) -> Result<(), StoreError> {
+    sqlx::query(ENSURE_EXPERIENCE)
         .bind(id.get())
         .bind(Utc::now())
-        .execute(&mut *conn)
-        .await
-        .during("recording the experience")?;
-    sqlx::query("INSERT OR IGNORE INTO accounts (experience_id, kind) VALUES (?, 'partner')")
         .bind(id.get())
         .execute(&mut *conn)
         .await
-        .during("opening the partner account")?;
-    sqlx::query_scalar("SELECT id FROM accounts WHERE experience_id = ? AND kind = 'partner'")
-        .bind(id.get())
-        .fetch_one(&mut *conn)
-        .await
-        .during("reading the partner account")
+        .during("recording the experience and its partner account")?;
+    Ok(())
 }
+
+/// [`ENSURE_EXPERIENCE`], then what the store knows about the day and where a posting would
+/// start. An apply begins with a plain (deferred) `BEGIN` and this command, whose first
+/// statement writes: that takes the write lock before anything is read, waiting out other
+/// writers on a fresh snapshot exactly as `BEGIN IMMEDIATE` would, and saves the extra round
+/// trip to the worker thread that sqlx spends checking a custom `BEGIN`.
+static ENSURE_EXPERIENCE_READ_CHECKPOINT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{ENSURE_EXPERIENCE};
+         SELECT EXISTS (SELECT 1 FROM fetches WHERE id = ?) AS seen,
+                (SELECT last_fetched_at FROM product_dates
+                 WHERE experience_id = ? AND service_date = ?) AS newest,
+                partner.id AS partner, partner.balance, partner.version,
+                (SELECT COALESCE(MAX(id), 0) FROM journal_transactions) AS last_transaction,
+                (SELECT COALESCE(MAX(id), 0) FROM transfers) AS last_transfer
+         FROM accounts partner WHERE partner.experience_id = ? AND partner.kind = 'partner'"
+    )
+});
 
 /// A fetched slot as one element of the JSON array a statement reads with `json_each`.
 #[derive(Serialize)]
@@ -579,37 +593,30 @@ impl Store for SqliteStore {
         fetch: &DayFetch,
         fence: Option<&Fence>,
     ) -> Result<ApplyOutcome, StoreError> {
+        // Deferred: the checkpoint's command writes first (see
+        // `ENSURE_EXPERIENCE_READ_CHECKPOINT`), which takes the write lock.
         let mut tx = self
             .writer
-            .begin_with("BEGIN IMMEDIATE")
+            .begin()
             .await
             .during("starting the apply transaction")?;
+        let fetch_id = fetch.id.to_string();
+        let experience = fetch.experience.get();
+        let checkpoint: DayCheckpoint = sqlx::query_as(&ENSURE_EXPERIENCE_READ_CHECKPOINT)
+            .bind(experience)
+            .bind(Utc::now())
+            .bind(experience)
+            .bind(&fetch_id)
+            .bind(experience)
+            .bind(fetch.date)
+            .bind(experience)
+            .fetch_one(&mut *tx)
+            .await
+            .during("reading the day's checkpoint")?;
         if let Some(fence) = fence {
-            // BEGIN IMMEDIATE holds the write lock: no takeover can commit until this does.
+            // The write lock is held: no takeover can commit until this apply does.
             fence.check(&read_lease(&mut tx).await?)?;
         }
-        let fetch_id = fetch.id.to_string();
-        // An experience seen for the first time gets its partner account below, at balance
-        // and version 0 (the columns' defaults), which is what the COALESCEs read.
-        let checkpoint: DayCheckpoint = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM fetches WHERE id = ?1) AS seen,
-                    (SELECT last_fetched_at FROM product_dates
-                     WHERE experience_id = ?2 AND service_date = ?3) AS newest,
-                    partner.id AS partner, COALESCE(partner.balance, 0) AS balance,
-                    COALESCE(partner.version, 0) AS version,
-                    (SELECT COALESCE(MAX(id), 0) FROM journal_transactions)
-                        AS last_transaction,
-                    (SELECT COALESCE(MAX(id), 0) FROM transfers) AS last_transfer
-             FROM (SELECT 1)
-             LEFT JOIN accounts partner ON partner.experience_id = ?2
-                                       AND partner.kind = 'partner'",
-        )
-        .bind(&fetch_id)
-        .bind(fetch.experience.get())
-        .bind(fetch.date)
-        .fetch_one(&mut *tx)
-        .await
-        .during("reading the day's checkpoint")?;
         if checkpoint.seen {
             return Ok(ApplyOutcome::AlreadyApplied);
         }
@@ -619,10 +626,6 @@ impl Store for SqliteStore {
         {
             return Ok(ApplyOutcome::Superseded);
         }
-        let partner = match checkpoint.partner {
-            Some(partner) => partner,
-            None => ensure_experience(&mut tx, fetch.experience).await?,
-        };
         let day = DayJson::new(fetch)?;
         let pools = write_mirror(&mut tx, fetch, &fetch_id, &day, self.postings).await?;
         let transfers = match pools {
@@ -631,7 +634,7 @@ impl Store for SqliteStore {
                     &mut tx,
                     fetch,
                     &fetch_id,
-                    partner,
+                    checkpoint.partner,
                     &checkpoint.start,
                     &pools,
                 )
