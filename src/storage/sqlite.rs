@@ -2,8 +2,8 @@
 //!
 //! Writes go through a pool of exactly one connection, and every write transaction takes the
 //! database's write lock up front (`BEGIN IMMEDIATE`, or a first statement that writes), so it
-//! can never fail halfway on a read-to-write lock upgrade. Reads use a separate read-only pool that WAL lets run beside the
-//! writer.
+//! can never fail halfway on a read-to-write lock upgrade. Reads use a separate read-only pool
+//! that WAL lets run beside the writer.
 
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -486,8 +486,8 @@ async fn reconcile_ledger(
         })
         .collect();
 
-    // One round trip, bound in order (see `write_mirror`). The version guard of the last statement makes a concurrent writer's change fail
-    // loudly, never merge.
+    // One round trip, bound in order (see `write_mirror`). The version guard of the last
+    // statement makes a concurrent writer's change fail loudly, never merge.
     let now = Utc::now();
     let written = sqlx::query(
         "INSERT INTO journal_transactions (id, experience_id, fetch_id, reason, created_at)
