@@ -394,7 +394,7 @@ async fn verify_names_an_unpaired_transfer() {
                                   version, created_at)
              SELECT e.transaction_id, e.transfer_id, e.account_id, e.amount, e.balance_after,
                     1000000, e.created_at
-             FROM entries e WHERE e.id = (SELECT MIN(id) FROM entries)",
+             FROM entries e ORDER BY e.transaction_id, e.transfer_id LIMIT 1",
         )
         .await
         .unwrap();

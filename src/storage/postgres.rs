@@ -672,7 +672,7 @@ impl Store for PostgresStore {
              JOIN journal_transactions j ON j.id = e.transaction_id
              JOIN fetches f ON f.id = j.fetch_id
              WHERE a.slot_id = $1
-             ORDER BY e.id",
+             ORDER BY e.transaction_id, e.transfer_id",
         )
         .bind(slot_id)
         .fetch_all(&self.pool)

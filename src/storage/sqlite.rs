@@ -757,7 +757,7 @@ impl Store for SqliteStore {
              JOIN journal_transactions j ON j.id = e.transaction_id
              JOIN fetches f ON f.id = j.fetch_id
              WHERE a.slot_id = ?
-             ORDER BY e.id",
+             ORDER BY e.transaction_id, e.transfer_id",
         )
         .bind(slot_id)
         .fetch_all(&self.reader)
