@@ -30,9 +30,10 @@ pub const CHECKS: &[(Invariant, &str)] = &[
     ),
     (
         Invariant::TransferPaired,
-        // Entries are aggregated per transfer first, then joined: entries are not indexed by
-        // transfer (migrations 0005 and 0006), so postings do not pay for this check, and
-        // SQLite builds no automatic index on a WITHOUT ROWID table to join it row by row.
+        // Entries are not indexed by transfer (migrations 0005 and 0006), so postings do not
+        // pay for this check. They are aggregated per transfer, then joined once: SQLite builds
+        // no automatic index on a WITHOUT ROWID table, and a plain join scanned every entry
+        // once per transfer.
         "SELECT 'transfer ' || CAST(t.id AS TEXT)
                 || ' is not exactly one debit entry and one credit entry of its amount'
          FROM transfers t
@@ -68,7 +69,8 @@ pub const CHECKS: &[(Invariant, &str)] = &[
             OR COALESCE(s.low, 1) <> 1
          UNION ALL
          SELECT 'entry ' || CAST(version AS TEXT) || ' of account ' || CAST(account_id AS TEXT)
-                || ' says balance ' || CAST(balance_after AS TEXT) || ' after it, the chain sums to '
+                || ' says balance ' || CAST(balance_after AS TEXT)
+                || ' after it, the chain sums to '
                 || CAST(running AS TEXT)
          FROM (SELECT account_id, version, balance_after,
                       SUM(amount) OVER (PARTITION BY account_id ORDER BY version
