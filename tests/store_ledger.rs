@@ -472,3 +472,102 @@ async fn verify_names_each_violation() {
         }
     }
 }
+
+/// A ledger as the schema before migration 0006 held it (entries had an id of their own): slot
+/// `test_2026-12-01T04:00` of product 14, first seen with 5 seats, then with 3. Times and
+/// timestamps are written as the SQLite store writes them, so they compare as its queries
+/// compare them.
+const LEDGER_BEFORE_0006: &str = "
+INSERT INTO experiences (id, created_at) VALUES (14, '2026-11-01T00:00:00+00:00');
+INSERT INTO fetches (id, experience_id, service_date, fetched_at, applied_at, slot_count)
+VALUES ('00000000-0000-4000-8000-000000000001', 14, '2026-12-01',
+        '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00', 1),
+       ('00000000-0000-4000-8000-000000000002', 14, '2026-12-01',
+        '2026-11-01T00:10:00+00:00', '2026-11-01T00:10:00+00:00', 1);
+INSERT INTO product_dates (experience_id, service_date, last_fetch_id, last_fetched_at,
+                           slot_count)
+VALUES (14, '2026-12-01', '00000000-0000-4000-8000-000000000002',
+        '2026-11-01T00:10:00+00:00', 1);
+INSERT INTO slots (experience_id, provider_slot_id, service_date, start_time, end_time,
+                   currency, variant_id, observed_remaining, is_open, last_fetch_id)
+VALUES (14, 'test_2026-12-01T04:00', '2026-12-01', '04:00', '04:00', 'SGD', 32, 3, TRUE,
+        '00000000-0000-4000-8000-000000000002');
+INSERT INTO accounts (experience_id, kind, slot_id, balance, version)
+VALUES (14, 'partner', NULL, -3, 2), (14, 'available', 1, 3, 2);
+INSERT INTO journal_transactions (experience_id, fetch_id, reason, created_at)
+VALUES (14, '00000000-0000-4000-8000-000000000001', 'sync', '2026-11-01T00:00:00+00:00'),
+       (14, '00000000-0000-4000-8000-000000000002', 'sync', '2026-11-01T00:10:00+00:00');
+INSERT INTO transfers (transaction_id, debit_account_id, credit_account_id, amount)
+VALUES (1, 1, 2, 5), (2, 2, 1, 2);
+INSERT INTO entries (transaction_id, transfer_id, account_id, amount, balance_after, version,
+                     created_at)
+VALUES (1, 1, 1, -5, -5, 1, '2026-11-01T00:00:00+00:00'),
+       (1, 1, 2, 5, 5, 1, '2026-11-01T00:00:00+00:00'),
+       (2, 2, 2, -2, 3, 2, '2026-11-01T00:10:00+00:00'),
+       (2, 2, 1, 2, -3, 2, '2026-11-01T00:10:00+00:00')";
+
+/// Upgrading a database that already holds a ledger keeps all of it: it verifies, the slot's
+/// history reads the same postings in order, and the next fetch continues the same chains.
+#[tokio::test]
+async fn an_upgrade_keeps_and_continues_an_existing_ledger() {
+    for database in empty_databases().await {
+        let raw = raw_connection_to(&database.url).await;
+        // The backend's migrations before 0006, as files: the store's own migrator then finds
+        // them applied, with the same checksums, and runs only what came after.
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(database.name);
+        let earlier = tempfile::tempdir().unwrap();
+        for file in std::fs::read_dir(&folder).unwrap() {
+            let file = file.unwrap();
+            if file.file_name().to_string_lossy().as_ref() < "0006" {
+                std::fs::copy(file.path(), earlier.path().join(file.file_name())).unwrap();
+            }
+        }
+        let migrator = sqlx::migrate::Migrator::new(earlier.path()).await.unwrap();
+        raw.migrate(&migrator).await;
+        for statement in LEDGER_BEFORE_0006.split(';') {
+            raw.execute(statement).await.unwrap();
+        }
+
+        let backend = database.open().await;
+        let (id, day) = (experience(14), date("2026-12-01"));
+        let report = backend.store.verify().await.unwrap();
+        assert!(
+            report.ok && report.entries == 4,
+            "{}: {report:?}",
+            backend.name
+        );
+        let history = backend
+            .store
+            .slot_history(id, day, time("04:00"))
+            .await
+            .unwrap()
+            .expect("the slot is still there");
+        let postings: Vec<(i64, i64)> = history
+            .postings
+            .iter()
+            .map(|p| (p.amount, p.version))
+            .collect();
+        assert_eq!(postings, [(5, 1), (-2, 2)], "{}", backend.name);
+
+        let sold = fetch_at(id, day, 3600, vec![slot(day, "04:00", 1, vec![])]);
+        backend.store.apply_fetch(&sold, None).await.unwrap();
+        let report = backend.store.verify().await.unwrap();
+        assert!(
+            report.ok && report.entries == 6,
+            "{}: {report:?}",
+            backend.name
+        );
+        let served = backend.store.slots_on(id, day).await.unwrap();
+        assert_eq!(served[0].remaining, 1, "{}", backend.name);
+        let history = backend
+            .store
+            .slot_history(id, day, time("04:00"))
+            .await
+            .unwrap()
+            .expect("the slot is still there");
+        let versions: Vec<i64> = history.postings.iter().map(|p| p.version).collect();
+        assert_eq!(versions, [1, 2, 3], "{}", backend.name);
+    }
+}

@@ -30,16 +30,47 @@ enum OwnedDatabase {
     Postgres(TempPostgresDatabase),
 }
 
-pub async fn sqlite_store() -> TestStore {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("invsync.db").display());
-    let store = storage::connect(&url).await.expect("open SQLite store");
-    TestStore {
-        name: "sqlite",
-        url,
-        store,
-        _owned: Some(OwnedDatabase::Sqlite(dir)),
+/// A database with no schema yet, removed when dropped: what a store is opened on, or what an
+/// upgrade test migrates step by step.
+pub struct EmptyDatabase {
+    pub name: &'static str,
+    pub url: String,
+    owned: OwnedDatabase,
+}
+
+impl EmptyDatabase {
+    /// Opens the store on it, which migrates it to the latest schema.
+    pub async fn open(self) -> TestStore {
+        let store = storage::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("open the {} store: {e}", self.name));
+        TestStore {
+            name: self.name,
+            url: self.url,
+            store,
+            _owned: Some(self.owned),
+        }
     }
+}
+
+/// An empty database of every backend the suite must pass on.
+pub async fn empty_databases() -> Vec<EmptyDatabase> {
+    let mut databases = vec![empty_sqlite_database()];
+    databases.extend(empty_postgres_database().await);
+    databases
+}
+
+fn empty_sqlite_database() -> EmptyDatabase {
+    let dir = tempfile::tempdir().expect("temp dir");
+    EmptyDatabase {
+        name: "sqlite",
+        url: format!("sqlite://{}", dir.path().join("invsync.db").display()),
+        owned: OwnedDatabase::Sqlite(dir),
+    }
+}
+
+pub async fn sqlite_store() -> TestStore {
+    empty_sqlite_database().open().await
 }
 
 /// Where the PostgreSQL backend's test databases are created (any database of the server
@@ -55,6 +86,11 @@ static POSTGRES_UNREACHABLE: AtomicBool = AtomicBool::new(false);
 /// A PostgreSQL store on a fresh database of its own, so tests run in parallel; `None` when
 /// PostgreSQL is unreachable outside CI (in CI that fails the test).
 pub async fn postgres_store() -> Option<TestStore> {
+    Some(empty_postgres_database().await?.open().await)
+}
+
+/// A fresh PostgreSQL database of its own; `None` as for [`postgres_store`].
+async fn empty_postgres_database() -> Option<EmptyDatabase> {
     let admin_url =
         std::env::var(TEST_POSTGRES_URL).unwrap_or_else(|_| DEFAULT_TEST_POSTGRES_URL.into());
     if POSTGRES_UNREACHABLE.load(Ordering::Relaxed) {
@@ -78,21 +114,17 @@ pub async fn postgres_store() -> Option<TestStore> {
     admin.close().await.expect("close the admin connection");
     let mut url = reqwest::Url::parse(&admin_url).expect("TEST_POSTGRES_URL is a URL");
     url.set_path(&database);
-    let owned = TempPostgresDatabase {
-        admin_url,
-        name: database,
-    };
-    let url = url.to_string();
-    let store = storage::connect(&url).await.expect("open PostgreSQL store");
-    Some(TestStore {
+    Some(EmptyDatabase {
         name: "postgres",
-        url,
-        store,
-        _owned: Some(OwnedDatabase::Postgres(owned)),
+        url: url.to_string(),
+        owned: OwnedDatabase::Postgres(TempPostgresDatabase {
+            admin_url,
+            name: database,
+        }),
     })
 }
 
-fn postgres_unreachable(admin_url: &str, error: &str) -> Option<TestStore> {
+fn postgres_unreachable<T>(admin_url: &str, error: &str) -> Option<T> {
     let redacted = admin_url.split('@').next_back().unwrap_or(admin_url);
     if std::env::var("CI").is_ok_and(|ci| ci == "true") {
         panic!(
@@ -164,10 +196,12 @@ impl TestStore {
     }
 }
 
-/// Every backend the suite must pass on.
+/// A store on every backend the suite must pass on.
 pub async fn backends() -> Vec<TestStore> {
-    let mut backends = vec![sqlite_store().await];
-    backends.extend(postgres_store().await);
+    let mut backends = Vec::new();
+    for database in empty_databases().await {
+        backends.push(database.open().await);
+    }
     backends
 }
 
@@ -240,18 +274,35 @@ impl RawConnection {
             Self::Postgres(pool) => sqlx::query(statement).execute(pool).await.map(|_| ()),
         }
     }
+
+    /// Runs `migrator`, recording its migrations as the store's own migrator does.
+    pub async fn migrate(&self, migrator: &sqlx::migrate::Migrator) {
+        match self {
+            Self::Sqlite(pool) => migrator.run(pool).await,
+            Self::Postgres(pool) => migrator.run(pool).await,
+        }
+        .expect("run migrations");
+    }
 }
 
 pub async fn raw_connection(backend: &TestStore) -> RawConnection {
-    if backend.url.starts_with("sqlite:") {
+    raw_connection_to(&backend.url).await
+}
+
+/// A connection to the database at `url`, creating an SQLite file that is not there yet.
+pub async fn raw_connection_to(url: &str) -> RawConnection {
+    if url.starts_with("sqlite:") {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .expect("SQLite URL")
+            .create_if_missing(true);
         RawConnection::Sqlite(
-            sqlx::SqlitePool::connect(&backend.url)
+            sqlx::SqlitePool::connect_with(options)
                 .await
                 .expect("raw SQLite connection"),
         )
     } else {
         RawConnection::Postgres(
-            sqlx::PgPool::connect(&backend.url)
+            sqlx::PgPool::connect(url)
                 .await
                 .expect("raw PostgreSQL connection"),
         )
