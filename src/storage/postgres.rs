@@ -4,8 +4,8 @@
 //! size: each table is written by one statement over column arrays (`UNNEST`), never one round
 //! trip per slot or pax. Applies of the same day serialise on a transaction-scoped advisory
 //! lock, across processes; the experience's partner account, which every posting touches, is
-//! locked only by the statement that posts, so days of one experience are mirrored in
-//! parallel, only their postings queue, and a day with nothing to post never waits.
+//! locked only once the day's mirror is written, so days of one experience are mirrored in
+//! parallel and only their ledger step queues.
 
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -291,19 +291,25 @@ const CLOSE_SLOTS: &str = "UPDATE slots SET is_open = FALSE, observed_remaining 
                           last_fetch_id = $1::uuid
      WHERE experience_id = $2 AND service_date = $3 AND is_open AND last_fetch_id <> $1::uuid";
 
-/// The day's pools as this fetch leaves them. The statement's snapshot predates its own
-/// updates, so a slot or pax this fetch did not write (another `last_fetch_id`) is one that
-/// vanished, and counts 0.
+/// The day's pools as this fetch leaves them, and the experience's partner account. The
+/// statement's snapshot predates its own updates, so a slot or pax this fetch did not write
+/// (another `last_fetch_id`) is one that vanished, and counts 0.
 ///
 /// The pools are not locked: the day's advisory lock already queues every apply that writes
 /// them, and the balance update's version guard refuses a change made any other way (locking
-/// them wrote a row lock per pool, on unchanged days too).
-const READ_POOLS: &str = "SELECT a.id AS account, a.balance, a.version,
+/// them wrote a row lock per pool, on unchanged days too). The partner account is: every
+/// posting of the experience moves it, so they queue here, and a lock that waited returns
+/// the row as the previous holder left it.
+const READ_POOLS_AND_PARTNER: &str = "partner AS (
+         SELECT balance, version FROM accounts WHERE id = $6 FOR NO KEY UPDATE
+     )
+     SELECT a.id AS account, a.balance, a.version,
             CASE WHEN s.last_fetch_id = $1::uuid AND s.is_open
                       AND (a.pax_type IS NULL OR (p.last_fetch_id = $1::uuid AND p.is_present))
                  THEN COALESCE(p.observed_remaining, s.observed_remaining) ELSE 0 END
-                AS observed
-     FROM slots s
+                AS observed,
+            partner.balance AS partner_balance, partner.version AS partner_version
+     FROM partner, slots s
      JOIN accounts a ON a.slot_id = s.id AND a.kind = 'available'
      LEFT JOIN slot_pax p ON p.slot_id = s.id AND p.pax_type = a.pax_type
      WHERE s.experience_id = $2 AND s.service_date = $3
@@ -313,28 +319,42 @@ static CLOSE_VANISHED: LazyLock<String> =
     LazyLock::new(|| format!("{CLOSE_PAX_AND_CHECKPOINT} {CLOSE_SLOTS}"));
 
 static CLOSE_VANISHED_READ_POOLS: LazyLock<String> = LazyLock::new(|| {
-    format!("{CLOSE_PAX_AND_CHECKPOINT}, closed_slots AS ({CLOSE_SLOTS}) {READ_POOLS}")
+    format!("{CLOSE_PAX_AND_CHECKPOINT}, closed_slots AS ({CLOSE_SLOTS}), {READ_POOLS_AND_PARTNER}")
 });
+
+/// A pool of the day with its partner account's running state on every row.
+#[derive(sqlx::FromRow)]
+struct PoolRow {
+    #[sqlx(flatten)]
+    pool: DayPool,
+    partner_balance: i64,
+    partner_version: i64,
+}
 
 /// Closes what the fetch no longer returns (it has vanished at the partner) and moves the
 /// day's checkpoint to this fetch, in one statement that, when the store posts, also reads
-/// the day's pools.
+/// the day's pools and locks the partner account.
 async fn close_vanished(
     conn: &mut PgConnection,
     fetch: &DayFetch,
     fetch_id: &str,
+    partner: AccountId,
     postings: Postings,
-) -> Result<Vec<DayPool>, StoreError> {
-    let sql = match postings {
-        Postings::On => CLOSE_VANISHED_READ_POOLS.as_str(),
-        Postings::Off => CLOSE_VANISHED.as_str(),
+) -> Result<Vec<PoolRow>, StoreError> {
+    let (sql, partner) = match postings {
+        Postings::On => (CLOSE_VANISHED_READ_POOLS.as_str(), Some(partner)),
+        Postings::Off => (CLOSE_VANISHED.as_str(), None),
     };
-    sqlx::query_as(sql)
+    let mut close = sqlx::query_as(sql)
         .bind(fetch_id)
         .bind(fetch.experience.get())
         .bind(fetch.date)
         .bind(fetch.fetched_at)
-        .bind(to_int(fetch.slots.len(), "slot count")?)
+        .bind(to_int(fetch.slots.len(), "slot count")?);
+    if let Some(partner) = partner {
+        close = close.bind(partner);
+    }
+    close
         .fetch_all(conn)
         .await
         .during("closing vanished slots and saving the day's checkpoint")
@@ -347,37 +367,32 @@ async fn reconcile_ledger(
     fetch: &DayFetch,
     fetch_id: &str,
     partner: AccountId,
-    pools: Vec<DayPool>,
+    rows: Vec<PoolRow>,
 ) -> Result<usize, StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(0);
+    };
+    let partner_state = RunningBalance {
+        balance: first.partner_balance,
+        version: first.partner_version,
+    };
+    let pools: Vec<DayPool> = rows.into_iter().map(|row| row.pool).collect();
     let transfers = day_transfers(partner, &pools);
     if transfers.is_empty() {
         return Ok(0);
     }
-    // The partner account is read and locked by the statement that posts, so its chain is
-    // posted here from zero: the statement adds the locked balance and version to the
-    // partner's entries and update.
-    let partner_offsets = RunningBalance {
-        balance: 0,
-        version: 0,
-    };
-    let posting = DayPosting::post(&transfers, partner, partner_offsets, &pools)?;
-    write_posting(conn, fetch, fetch_id, partner, &transfers, &posting).await?;
+    let posting = DayPosting::post(&transfers, partner, partner_state, &pools)?;
+    write_posting(conn, fetch, fetch_id, &transfers, &posting).await?;
     Ok(transfers.len())
 }
 
 /// Writes a journal transaction with its transfers and entries and moves the accounts'
 /// running balances, in one statement. Transfer ids are drawn from their sequence up front so
 /// entries can name their transfer by its position in `transfers`.
-///
-/// The statement locks the partner account, which every posting of the experience moves, so
-/// postings of one experience queue here, for no longer than this statement and the commit.
-/// A lock that waited returns the row as the previous holder left it, and the partner's
-/// entries and update in `posting`, posted from zero, continue from there.
 async fn write_posting(
     conn: &mut PgConnection,
     fetch: &DayFetch,
     fetch_id: &str,
-    partner: AccountId,
     transfers: &[Transfer],
     posting: &DayPosting,
 ) -> Result<(), StoreError> {
@@ -401,9 +416,7 @@ async fn write_posting(
     let new_versions: Vec<i64> = updates.iter().map(|u| u.version).collect();
     let read_versions: Vec<i64> = updates.iter().map(|u| u.read_version).collect();
     let updated = sqlx::query(
-        "WITH partner AS (
-             SELECT id, balance, version FROM accounts WHERE id = $16 FOR NO KEY UPDATE
-         ), txn AS (
+        "WITH txn AS (
              INSERT INTO journal_transactions (experience_id, fetch_id, reason, created_at)
              VALUES ($1, $2::uuid, 'sync', $3)
              RETURNING id
@@ -421,24 +434,19 @@ async fn write_posting(
          ), posted AS (
              INSERT INTO entries (transaction_id, transfer_id, account_id, amount,
                                   balance_after, version, created_at)
-             SELECT txn.id, n.id, e.account, e.amount,
-                    e.balance_after + CASE WHEN e.account = p.id THEN p.balance ELSE 0 END,
-                    e.version + CASE WHEN e.account = p.id THEN p.version ELSE 0 END, $3
+             SELECT txn.id, n.id, e.account, e.amount, e.balance_after, e.version, $3
              FROM UNNEST($7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
                          $11::bigint[]) WITH ORDINALITY
                       AS e (transfer_position, account, amount, balance_after, version,
                             position)
              JOIN numbered n ON n.position = e.transfer_position
-             CROSS JOIN txn CROSS JOIN partner p
+             CROSS JOIN txn
              ORDER BY e.position
          )
-         UPDATE accounts a
-         SET balance = u.balance + CASE WHEN a.id = p.id THEN p.balance ELSE 0 END,
-             version = u.version + CASE WHEN a.id = p.id THEN p.version ELSE 0 END
+         UPDATE accounts a SET balance = u.balance, version = u.version
          FROM UNNEST($12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[])
-                  AS u (id, balance, version, read_version),
-              partner p
-         WHERE a.id = u.id AND (a.id = p.id OR a.version = u.read_version)",
+                  AS u (id, balance, version, read_version)
+         WHERE a.id = u.id AND a.version = u.read_version",
     )
     .bind(fetch.experience.get())
     .bind(fetch_id)
@@ -455,7 +463,6 @@ async fn write_posting(
     .bind(&new_balances)
     .bind(&new_versions)
     .bind(&read_versions)
-    .bind(partner)
     .execute(conn)
     .await
     .during("posting the day's transfers")?;
@@ -558,7 +565,7 @@ impl Store for PostgresStore {
             }
         };
         write_mirror(&mut tx, fetch, &fetch_id, &day).await?;
-        let pools = close_vanished(&mut tx, fetch, &fetch_id, self.postings).await?;
+        let pools = close_vanished(&mut tx, fetch, &fetch_id, partner, self.postings).await?;
         let transfers = reconcile_ledger(&mut tx, fetch, &fetch_id, partner, pools).await?;
         tx.commit().await.during("committing the fetched day")?;
         Ok(ApplyOutcome::Applied {
