@@ -390,11 +390,11 @@ async fn verify_names_an_unpaired_transfer() {
         apply_first_tuesday(&backend).await;
         let raw = raw_connection(&backend).await;
         raw.execute(
-            "INSERT INTO entries (transaction_id, transfer_id, account_id, amount, balance_after,
-                                  version, created_at)
-             SELECT e.transaction_id, e.transfer_id, e.account_id, e.amount, e.balance_after,
-                    1000000, e.created_at
-             FROM entries e ORDER BY e.transaction_id, e.transfer_id LIMIT 1",
+            "INSERT INTO entries (transaction_id, transfer_position, account_id, amount,
+                                  balance_after, version, created_at)
+             SELECT e.transaction_id, e.transfer_position, e.account_id, e.amount,
+                    e.balance_after, 1000000, e.created_at
+             FROM entries e ORDER BY e.transaction_id, e.transfer_position LIMIT 1",
         )
         .await
         .unwrap();
@@ -408,16 +408,57 @@ async fn verify_names_an_unpaired_transfer() {
     }
 }
 
+/// A transfer recorded twice under one place of its transaction is refused (PostgreSQL's key)
+/// or named by the verifier (SQLite, whose postings do not pay for that key).
+#[tokio::test]
+async fn a_transfer_recorded_twice_is_refused_or_named() {
+    for backend in backends().await {
+        apply_first_tuesday(&backend).await;
+        let raw = raw_connection(&backend).await;
+        let copied = raw
+            .execute(
+                "INSERT INTO transfers (transaction_id, position, debit_account_id,
+                                        credit_account_id, amount)
+                 SELECT transaction_id, position, debit_account_id, credit_account_id, amount
+                 FROM transfers ORDER BY transaction_id, position LIMIT 1",
+            )
+            .await;
+        if copied.is_err() {
+            continue;
+        }
+        let report = backend.store.verify().await.unwrap();
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.detail.ends_with("is recorded 2 times")),
+            "{}: {report:?}",
+            backend.name
+        );
+    }
+}
+
 /// The journal's references are checked by the verifier rather than by foreign keys (they
-/// cost half a posting): a transfer naming nothing that exists is named.
+/// cost half a posting): a transfer naming nothing that exists, and an entry naming a transfer
+/// its transaction does not hold, are named.
 #[tokio::test]
 async fn verify_names_a_dangling_journal_reference() {
     for backend in backends().await {
         apply_first_tuesday(&backend).await;
         let raw = raw_connection(&backend).await;
         raw.execute(
-            "INSERT INTO transfers (id, transaction_id, debit_account_id, credit_account_id, amount)
-             VALUES (900000, 900000, 900001, 900002, 1)",
+            "INSERT INTO transfers (transaction_id, position, debit_account_id,
+                                    credit_account_id, amount)
+             VALUES (900000, 1, 900001, 900002, 1)",
+        )
+        .await
+        .unwrap();
+        raw.execute(
+            "INSERT INTO entries (transaction_id, transfer_position, account_id, amount,
+                                  balance_after, version, created_at)
+             SELECT e.transaction_id, 900, e.account_id, e.amount, e.balance_after, 1000000,
+                    e.created_at
+             FROM entries e ORDER BY e.transaction_id, e.transfer_position LIMIT 1",
         )
         .await
         .unwrap();
@@ -436,7 +477,14 @@ async fn verify_names_a_dangling_journal_reference() {
         assert!(
             named
                 .iter()
-                .any(|detail| detail.contains("transfer 900000")),
+                .any(|detail| detail.contains("transfer 1 of transaction 900000")),
+            "{}: {report:?}",
+            backend.name
+        );
+        assert!(
+            named
+                .iter()
+                .any(|detail| detail.contains("a transfer its transaction does not hold")),
             "{}: {report:?}",
             backend.name
         );

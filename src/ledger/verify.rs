@@ -30,23 +30,31 @@ pub const CHECKS: &[(Invariant, &str)] = &[
     ),
     (
         Invariant::TransferPaired,
-        // Entries are not indexed by transfer (migrations 0005 and 0006), so postings do not
-        // pay for this check. They are aggregated per transfer, then joined once: SQLite builds
-        // no automatic index on a WITHOUT ROWID table, and a plain join scanned every entry
-        // once per transfer.
-        "SELECT 'transfer ' || CAST(t.id AS TEXT)
+        // Entries are not indexed by transfer (migrations 0005 and 0006), nor SQLite's
+        // transfers by their key (migration 0007), so postings do not pay for this check.
+        // Entries are aggregated per transfer, then joined once: SQLite builds no automatic
+        // index on a WITHOUT ROWID table, and a plain join scanned every entry once per
+        // transfer.
+        "SELECT 'transfer ' || CAST(t.position AS TEXT) || ' of transaction '
+                || CAST(t.transaction_id AS TEXT)
                 || ' is not exactly one debit entry and one credit entry of its amount'
          FROM transfers t
-         LEFT JOIN (SELECT transfer_id, COUNT(*) AS n,
+         LEFT JOIN (SELECT transaction_id, transfer_position, COUNT(*) AS n,
                            SUM(CASE WHEN amount < 0 THEN 1 ELSE 0 END) AS debits,
                            MAX(CASE WHEN amount < 0 THEN account_id END) AS debit_account,
                            MAX(CASE WHEN amount > 0 THEN account_id END) AS credit_account,
                            SUM(CASE WHEN amount < 0 THEN -amount END) AS debited,
                            SUM(CASE WHEN amount > 0 THEN amount END) AS credited
-                    FROM entries GROUP BY transfer_id) e ON e.transfer_id = t.id
+                    FROM entries GROUP BY transaction_id, transfer_position) e
+                ON e.transaction_id = t.transaction_id AND e.transfer_position = t.position
          WHERE e.n IS NULL OR e.n <> 2 OR e.debits <> 1
             OR e.debit_account <> t.debit_account_id OR e.credit_account <> t.credit_account_id
-            OR e.debited <> t.amount OR e.credited <> t.amount",
+            OR e.debited <> t.amount OR e.credited <> t.amount
+         UNION ALL
+         SELECT 'transfer ' || CAST(position AS TEXT) || ' of transaction '
+                || CAST(transaction_id AS TEXT) || ' is recorded '
+                || CAST(COUNT(*) AS TEXT) || ' times'
+         FROM transfers GROUP BY transaction_id, position HAVING COUNT(*) > 1",
     ),
     (
         Invariant::BalanceEqualsEntries,
@@ -116,7 +124,8 @@ pub const CHECKS: &[(Invariant, &str)] = &[
     (
         // Both backends leave these to this check rather than to foreign keys (migration 0004).
         Invariant::ReferencesResolve,
-        "SELECT 'transfer ' || CAST(t.id AS TEXT)
+        "SELECT 'transfer ' || CAST(t.position AS TEXT) || ' of transaction '
+                || CAST(t.transaction_id AS TEXT)
                 || ' names a missing journal transaction or account'
          FROM transfers t
          LEFT JOIN journal_transactions j ON j.id = t.transaction_id
@@ -126,11 +135,12 @@ pub const CHECKS: &[(Invariant, &str)] = &[
          UNION ALL
          SELECT 'entry ' || CAST(e.version AS TEXT) || ' of account '
                 || CAST(e.account_id AS TEXT)
-                || ' names a missing account or a transfer outside its transaction'
+                || ' names a missing account or a transfer its transaction does not hold'
          FROM entries e
-         LEFT JOIN transfers t ON t.id = e.transfer_id
+         LEFT JOIN transfers t ON t.transaction_id = e.transaction_id
+                              AND t.position = e.transfer_position
          LEFT JOIN accounts a ON a.id = e.account_id
-         WHERE t.id IS NULL OR a.id IS NULL OR t.transaction_id <> e.transaction_id",
+         WHERE t.position IS NULL OR a.id IS NULL",
     ),
 ];
 

@@ -387,8 +387,8 @@ async fn reconcile_ledger(
 }
 
 /// Writes a journal transaction with its transfers and entries and moves the accounts'
-/// running balances, in one statement. Transfer ids are drawn from their sequence up front so
-/// entries can name their transfer by its position in `transfers`.
+/// running balances, in one statement. Transfers are numbered by their place in the posting,
+/// and entries name their transfer by that place.
 async fn write_posting(
     conn: &mut PgConnection,
     fetch: &DayFetch,
@@ -400,12 +400,7 @@ async fn write_posting(
     let credits: Vec<AccountId> = transfers.iter().map(|t| t.credit).collect();
     let amounts: Vec<i64> = transfers.iter().map(|t| t.amount).collect();
     let entries = &posting.entries;
-    // WITH ORDINALITY numbers transfers from 1.
-    let entry_transfers: Vec<i64> = entries
-        .iter()
-        .map(|e| i64::try_from(e.transfer + 1))
-        .collect::<Result<_, _>>()
-        .map_err(|e| StoreError::Corrupt(format!("transfer position: {e}")))?;
+    let entry_transfers = posting.transfer_positions()?;
     let entry_accounts: Vec<AccountId> = entries.iter().map(|e| e.account).collect();
     let entry_amounts: Vec<i64> = entries.iter().map(|e| e.amount).collect();
     let balances_after: Vec<i64> = entries.iter().map(|e| e.balance_after).collect();
@@ -420,28 +415,21 @@ async fn write_posting(
              INSERT INTO journal_transactions (experience_id, fetch_id, reason, created_at)
              VALUES ($1, $2::uuid, 'sync', $3)
              RETURNING id
-         ), numbered AS MATERIALIZED (
-             -- The sequence is looked up once (an init plan), not once per transfer.
-             SELECT t.position, nextval(sequence.id) AS id, t.debit, t.credit, t.amount
-             FROM (SELECT pg_get_serial_sequence('transfers', 'id')::regclass AS id) sequence,
-                  UNNEST($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY
-                      AS t (debit, credit, amount, position)
          ), moved AS (
-             INSERT INTO transfers (id, transaction_id, debit_account_id, credit_account_id,
-                                    amount)
-             SELECT n.id, txn.id, n.debit, n.credit, n.amount FROM numbered n, txn
-             ORDER BY n.position
+             -- WITH ORDINALITY numbers the transfers from 1, as `transfer_positions` does.
+             INSERT INTO transfers (transaction_id, position, debit_account_id,
+                                    credit_account_id, amount)
+             SELECT txn.id, t.position, t.debit, t.credit, t.amount
+             FROM txn, UNNEST($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY
+                      AS t (debit, credit, amount, position)
          ), posted AS (
-             INSERT INTO entries (transaction_id, transfer_id, account_id, amount,
+             INSERT INTO entries (transaction_id, transfer_position, account_id, amount,
                                   balance_after, version, created_at)
-             SELECT txn.id, n.id, e.account, e.amount, e.balance_after, e.version, $3
-             FROM UNNEST($7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
-                         $11::bigint[]) WITH ORDINALITY
-                      AS e (transfer_position, account, amount, balance_after, version,
-                            position)
-             JOIN numbered n ON n.position = e.transfer_position
-             CROSS JOIN txn
-             ORDER BY e.position
+             SELECT txn.id, e.transfer_position, e.account, e.amount, e.balance_after,
+                    e.version, $3
+             FROM txn, UNNEST($7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+                              $11::bigint[])
+                      AS e (transfer_position, account, amount, balance_after, version)
          )
          UPDATE accounts a SET balance = u.balance, version = u.version
          FROM UNNEST($12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[])
@@ -664,7 +652,7 @@ impl Store for PostgresStore {
             return Ok(None);
         };
         let postings: Vec<Posting> = sqlx::query_as(
-            "SELECT e.created_at AS at, e.transaction_id, e.transfer_id, e.account_id,
+            "SELECT e.created_at AS at, e.transaction_id, e.transfer_position, e.account_id,
                     a.kind AS account_kind, a.pax_type, e.amount, e.balance_after, e.version,
                     CAST(j.fetch_id AS TEXT) AS fetch_id, f.fetched_at
              FROM entries e
@@ -672,7 +660,7 @@ impl Store for PostgresStore {
              JOIN journal_transactions j ON j.id = e.transaction_id
              JOIN fetches f ON f.id = j.fetch_id
              WHERE a.slot_id = $1
-             ORDER BY e.transaction_id, e.transfer_id",
+             ORDER BY e.transaction_id, e.transfer_position",
         )
         .bind(slot_id)
         .fetch_all(&self.pool)

@@ -140,8 +140,7 @@ static ENSURE_EXPERIENCE_READ_CHECKPOINT: LazyLock<String> = LazyLock::new(|| {
                 (SELECT last_fetched_at FROM product_dates
                  WHERE experience_id = ? AND service_date = ?) AS newest,
                 partner.id AS partner, partner.balance, partner.version,
-                (SELECT COALESCE(MAX(id), 0) FROM journal_transactions) AS last_transaction,
-                (SELECT COALESCE(MAX(id), 0) FROM transfers) AS last_transfer
+                (SELECT COALESCE(MAX(id), 0) FROM journal_transactions) AS last_transaction
          FROM accounts partner WHERE partner.experience_id = ? AND partner.kind = 'partner'"
     )
 });
@@ -394,13 +393,12 @@ async fn write_mirror(
     }
 }
 
-/// The partner account's running state and the last ids of the journal, read together.
+/// The partner account's running state and the journal's last transaction id, read together.
 #[derive(sqlx::FromRow)]
 struct PostingStart {
     balance: i64,
     version: i64,
     last_transaction: i64,
-    last_transfer: i64,
 }
 
 /// Posts the transfers that bring the day's pool accounts to what the mirror now says
@@ -433,17 +431,15 @@ async fn reconcile_ledger(
         version: start.version,
     };
     let posting = DayPosting::post(&transfers, partner, partner_state, &pools)?;
-    // The transaction holds the database's write lock, so nobody else can take the next ids:
-    // assigning them here lets entries name their transfer without a round trip per row.
+    // The transaction holds the database's write lock, so nobody else can take the next id:
+    // assigning it here saves reading it back.
     let transaction_id = start.last_transaction + 1;
-    let transfer_id = |index: usize| start.last_transfer + 1 + index as i64;
     // One round trip, bound in order (see `write_mirror`). Each column is its own JSON array
     // of integers, read by position: `json_each` yields an integer element as a value, where a
     // row array was rendered as text and parsed again for every column read from it (about a
     // tenth of the ledger's cost, `cargo bench --bench ingest`). The version guard of the last
     // statement makes a concurrent writer's change fail loudly, never merge.
     let column = |values: Vec<i64>| to_json(&values);
-    let transfer_ids: Vec<i64> = (0..transfers.len()).map(transfer_id).collect();
     let entries = &posting.entries;
     let updates = &posting.updates;
     let now = Utc::now();
@@ -451,11 +447,14 @@ async fn reconcile_ledger(
         "INSERT INTO journal_transactions (id, experience_id, fetch_id, reason, created_at)
          VALUES (?, ?, ?, 'sync', ?);
 
-         INSERT INTO transfers (id, transaction_id, debit_account_id, credit_account_id, amount)
-         SELECT id.value, ?, ? ->> id.key, ? ->> id.key, ? ->> id.key FROM json_each(?) id;
+         -- `json_each` keys count from 0; transfers are numbered from 1.
+         INSERT INTO transfers (transaction_id, position, debit_account_id, credit_account_id,
+                                amount)
+         SELECT ?, debit.key + 1, debit.value, ? ->> debit.key, ? ->> debit.key
+         FROM json_each(?) debit;
 
-         INSERT INTO entries (transaction_id, transfer_id, account_id, amount, balance_after,
-                              version, created_at)
+         INSERT INTO entries (transaction_id, transfer_position, account_id, amount,
+                              balance_after, version, created_at)
          SELECT ?, ? ->> account.key, account.value, ? ->> account.key, ? ->> account.key,
                 ? ->> account.key, ?
          FROM json_each(?) account;
@@ -474,15 +473,12 @@ async fn reconcile_ledger(
     .bind(now)
     // transfers
     .bind(transaction_id)
-    .bind(column(transfers.iter().map(|t| t.debit).collect())?)
     .bind(column(transfers.iter().map(|t| t.credit).collect())?)
     .bind(column(transfers.iter().map(|t| t.amount).collect())?)
-    .bind(column(transfer_ids)?)
+    .bind(column(transfers.iter().map(|t| t.debit).collect())?)
     // entries
     .bind(transaction_id)
-    .bind(column(
-        entries.iter().map(|e| transfer_id(e.transfer)).collect(),
-    )?)
+    .bind(column(posting.transfer_positions()?)?)
     .bind(column(entries.iter().map(|e| e.amount).collect())?)
     .bind(column(entries.iter().map(|e| e.balance_after).collect())?)
     .bind(column(entries.iter().map(|e| e.version).collect())?)
@@ -715,7 +711,7 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let postings: Vec<Posting> = sqlx::query_as(
-            "SELECT e.created_at AS at, e.transaction_id, e.transfer_id, e.account_id,
+            "SELECT e.created_at AS at, e.transaction_id, e.transfer_position, e.account_id,
                     a.kind AS account_kind, a.pax_type, e.amount, e.balance_after, e.version,
                     j.fetch_id, f.fetched_at
              FROM entries e
@@ -723,7 +719,7 @@ impl Store for SqliteStore {
              JOIN journal_transactions j ON j.id = e.transaction_id
              JOIN fetches f ON f.id = j.fetch_id
              WHERE a.slot_id = ?
-             ORDER BY e.transaction_id, e.transfer_id",
+             ORDER BY e.transaction_id, e.transfer_position",
         )
         .bind(slot_id)
         .fetch_all(&self.reader)
