@@ -607,6 +607,19 @@ async fn an_upgrade_keeps_and_continues_an_existing_ledger() {
             "{}",
             backend.name
         );
+        // Each transaction held one transfer, so each is the first of its transaction.
+        let history = backend
+            .store
+            .slot_history(id, day, time("04:00"))
+            .await
+            .unwrap()
+            .expect("the slot is still there");
+        assert!(
+            history.postings.iter().all(|p| p.transfer_position == 1),
+            "{}: {:?}",
+            backend.name,
+            history.postings
+        );
 
         let sold = fetch_at(id, day, 3600, vec![slot(day, "04:00", 1, vec![])]);
         backend.store.apply_fetch(&sold, None).await.unwrap();
