@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use invsync::storage::ApplyOutcome;
+use invsync::storage::{ApplyOutcome, Posting};
 
 fn tuesday_slots(day: chrono::NaiveDate, adult_left: i64) -> Vec<invsync::domain::Slot> {
     vec![
@@ -554,16 +554,21 @@ VALUES (1, 1, 1, -5, -5, 1, '2026-11-01T00:00:00+00:00'),
        (2, 2, 2, -2, 3, 2, '2026-11-01T00:10:00+00:00'),
        (2, 2, 1, 2, -3, 2, '2026-11-01T00:10:00+00:00')";
 
-/// The postings of that slot's pool, oldest first, as (amount, version).
-async fn postings_at_four(backend: &TestStore) -> Vec<(i64, i64)> {
-    let history = backend
+/// The postings of that slot's pool, oldest first.
+async fn history_at_four(backend: &TestStore) -> Vec<Posting> {
+    backend
         .store
         .slot_history(experience(14), date("2026-12-01"), time("04:00"))
         .await
         .unwrap()
-        .expect("the slot is still there");
-    history
+        .expect("the slot is still there")
         .postings
+}
+
+/// The postings of that slot's pool, oldest first, as (amount, version).
+async fn postings_at_four(backend: &TestStore) -> Vec<(i64, i64)> {
+    history_at_four(backend)
+        .await
         .iter()
         .map(|p| (p.amount, p.version))
         .collect()
@@ -608,17 +613,11 @@ async fn an_upgrade_keeps_and_continues_an_existing_ledger() {
             backend.name
         );
         // Each transaction held one transfer, so each is the first of its transaction.
-        let history = backend
-            .store
-            .slot_history(id, day, time("04:00"))
-            .await
-            .unwrap()
-            .expect("the slot is still there");
+        let postings = history_at_four(&backend).await;
         assert!(
-            history.postings.iter().all(|p| p.transfer_position == 1),
-            "{}: {:?}",
-            backend.name,
-            history.postings
+            postings.iter().all(|p| p.transfer_position == 1),
+            "{}: {postings:?}",
+            backend.name
         );
 
         let sold = fetch_at(id, day, 3600, vec![slot(day, "04:00", 1, vec![])]);
