@@ -5,13 +5,18 @@
 //! `cargo bench --bench ingest` (PostgreSQL from `TEST_POSTGRES_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`; fresh databases are created and dropped).
 //!
-//! The days come from the built-in simulator (products 14 and 15, unthrottled, in this
-//! process), built before the clock starts, so only applying is timed: `Store::apply_fetch`,
-//! one transaction per day, exactly as the sync calls it. The sync's workers each apply what
-//! they fetched, so up to `WORKERS` applies run at once; the bench measures that ("concurrent":
-//! `WORKERS` tasks taking the next day from a shared list) and, beside it, one apply at a time
-//! ("one at a time"). Each round and each of the two takes dates neither store has seen and
-//! applies three passes over them, each timed:
+//! The days come from the built-in simulator (unthrottled, in this process), built before the
+//! clock starts, so only applying is timed: `Store::apply_fetch`, one transaction per day,
+//! exactly as the sync calls it. Three workloads:
+//! - "one at a time": products 14 and 15, one apply at a time;
+//! - "concurrent": the same days, `WORKERS` tasks each taking the next day from a shared list,
+//!   as the sync's workers each apply what they fetched. With two products, most applies that
+//!   overlap are of one experience and queue on its partner account: the worst case;
+//! - "450 products": `WORKERS` tasks over the memory benchmark's 450 synthetic products, in the
+//!   order the sync's queue hands them out (date by date, experience by experience).
+//!
+//! Each round and each workload takes dates neither store has seen and applies three passes
+//! over them, each timed:
 //! - first sight: every slot, pax and account is new, every pool gets an opening posting;
 //! - changed: every pool lost one seat since the last fetch (one posting per pool);
 //! - unchanged: the same numbers again (no posting).
@@ -30,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate};
 use invsync::domain::{DayFetch, ExperienceId, Secret};
-use invsync::simulator::{Simulator, SimulatorConfig};
+use invsync::simulator::{SYNTHETIC_FIRST_ID, Simulator, SimulatorConfig, synthetic_products};
 use invsync::storage::{ApplyOutcome, PostgresStore, SqliteStore, Store};
 use invsync::sync::engine::WORKERS;
 use support::PostgresServer;
@@ -38,26 +43,71 @@ use support::PostgresServer;
 const DAYS_PER_PASS: usize = 400;
 const ROUNDS: usize = 7;
 const PASSES: [&str; 3] = ["first sight", "changed", "unchanged"];
-/// How many applies run at once, and the name each is reported under.
-const CONCURRENCY: [(usize, &str); 2] = [(1, "one at a time"), (WORKERS, "concurrent")];
+const SYNTHETIC_PRODUCTS: usize = 450;
 
-fn product_days(first: NaiveDate) -> Vec<DayFetch> {
-    let sim = Simulator::new(SimulatorConfig::new(Secret::new("bench")));
-    let experiences = [14, 15].map(|id| ExperienceId::try_from(id).expect("positive id"));
-    first
-        .iter_days()
-        .flat_map(|date| experiences.map(|id| (id, date)))
-        .filter_map(|(id, date)| {
-            let wire = sim.inventory(id, date).ok()?;
-            let slots: Vec<_> = wire
-                .into_iter()
-                .map(|slot| slot.into_slot(date))
-                .collect::<Result<_, _>>()
-                .ok()?;
-            (!slots.is_empty()).then(|| DayFetch::new(id, date, slots))
-        })
-        .take(DAYS_PER_PASS)
-        .collect()
+/// Whose days are applied, and how many applies run at once.
+struct Workload {
+    name: &'static str,
+    appliers: usize,
+    partner: Simulator,
+    experiences: Vec<ExperienceId>,
+}
+
+impl Workload {
+    fn all() -> Vec<Self> {
+        let builtin = Simulator::new(SimulatorConfig::new(Secret::new("bench")));
+        let products_14_and_15 = || [14, 15].map(experience).to_vec();
+        let synthetic = Simulator::new(SimulatorConfig {
+            products: synthetic_products(SYNTHETIC_PRODUCTS, 0),
+            ..SimulatorConfig::new(Secret::new("bench"))
+        });
+        let synthetic_ids = (0..SYNTHETIC_PRODUCTS as i64)
+            .map(|index| experience(SYNTHETIC_FIRST_ID + index))
+            .collect();
+        vec![
+            Self {
+                name: "one at a time",
+                appliers: 1,
+                partner: builtin.clone(),
+                experiences: products_14_and_15(),
+            },
+            Self {
+                name: "concurrent",
+                appliers: WORKERS,
+                partner: builtin,
+                experiences: products_14_and_15(),
+            },
+            Self {
+                name: "450 products",
+                appliers: WORKERS,
+                partner: synthetic,
+                experiences: synthetic_ids,
+            },
+        ]
+    }
+
+    /// `DAYS_PER_PASS` days with slots from `first` on, date by date and experience by
+    /// experience: the order the sync's queue hands them to its workers.
+    fn product_days(&self, first: NaiveDate) -> Vec<DayFetch> {
+        first
+            .iter_days()
+            .flat_map(|date| self.experiences.iter().map(move |&id| (id, date)))
+            .filter_map(|(id, date)| {
+                let wire = self.partner.inventory(id, date).ok()?;
+                let slots: Vec<_> = wire
+                    .into_iter()
+                    .map(|slot| slot.into_slot(date))
+                    .collect::<Result<_, _>>()
+                    .ok()?;
+                (!slots.is_empty()).then(|| DayFetch::new(id, date, slots))
+            })
+            .take(DAYS_PER_PASS)
+            .collect()
+    }
+}
+
+fn experience(id: i64) -> ExperienceId {
+    ExperienceId::try_from(id).expect("positive id")
 }
 
 /// The same days seen again later, every pool `sold` seats lower.
@@ -105,33 +155,43 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Seconds each store took for each pass of each round, by concurrency.
-#[derive(Default)]
+/// Seconds each store took for each pass of each round, by workload.
 struct Timings {
-    ledger: [[Vec<f64>; 3]; 2],
-    baseline: [[Vec<f64>; 3]; 2],
+    ledger: Vec<[Vec<f64>; 3]>,
+    baseline: Vec<[Vec<f64>; 3]>,
 }
 
-async fn measure(ledger: Arc<dyn Store>, baseline: Arc<dyn Store>) -> Timings {
-    let mut timings = Timings::default();
+async fn measure(
+    workloads: &[Workload],
+    ledger: Arc<dyn Store>,
+    baseline: Arc<dyn Store>,
+) -> Timings {
+    let mut timings = Timings {
+        ledger: workloads.iter().map(|_| Default::default()).collect(),
+        baseline: workloads.iter().map(|_| Default::default()).collect(),
+    };
     for round in 0..ROUNDS {
-        for (mode, (appliers, _)) in CONCURRENCY.into_iter().enumerate() {
+        for (index, workload) in workloads.iter().enumerate() {
             let start = NaiveDate::from_ymd_opt(2030, 1, 1).expect("date")
-                + Days::new(((round * CONCURRENCY.len() + mode) * DAYS_PER_PASS) as u64);
-            let first = product_days(start);
+                + Days::new(((round * workloads.len() + index) * DAYS_PER_PASS) as u64);
+            let first = workload.product_days(start);
             let changed = seen_again(&first, 1);
             let unchanged = seen_again(&first, 1);
             for (pass, days) in [first, changed, unchanged].into_iter().enumerate() {
                 let days = Arc::new(days);
                 let mut turns = [
-                    (&ledger, &mut timings.ledger[mode][pass]),
-                    (&baseline, &mut timings.baseline[mode][pass]),
+                    (&ledger, &mut timings.ledger[index][pass]),
+                    (&baseline, &mut timings.baseline[index][pass]),
                 ];
                 if round % 2 == 1 {
                     turns.reverse();
                 }
                 for (store, seconds) in turns {
-                    seconds.push(apply_all(store, &days, appliers).await.as_secs_f64());
+                    seconds.push(
+                        apply_all(store, &days, workload.appliers)
+                            .await
+                            .as_secs_f64(),
+                    );
                 }
             }
         }
@@ -141,7 +201,7 @@ async fn measure(ledger: Arc<dyn Store>, baseline: Arc<dyn Store>) -> Timings {
     timings
 }
 
-fn report(backend: &str, timings: &Timings) {
+fn report(backend: &str, workloads: &[Workload], timings: &Timings) {
     // Per pass, seconds each round took for its `DAYS_PER_PASS` days, ledger beside baseline.
     // The overhead and the microseconds the ledger adds are medians of each round's pair: the
     // two stores ran minutes apart at most, so a slow spell of the shared machine moves both.
@@ -165,26 +225,22 @@ fn report(backend: &str, timings: &Timings) {
             })
             .collect()
     };
-    for (mode, (_, how)) in CONCURRENCY.into_iter().enumerate() {
+    for (index, workload) in workloads.iter().enumerate() {
+        let (ledger, baseline) = (&timings.ledger[index], &timings.baseline[index]);
         for (pass, name) in PASSES.iter().enumerate() {
-            line(
-                how,
-                name,
-                &timings.ledger[mode][pass],
-                &timings.baseline[mode][pass],
-            );
+            line(workload.name, name, &ledger[pass], &baseline[pass]);
         }
         line(
-            how,
+            workload.name,
             "all passes",
-            &all_passes(&timings.ledger[mode]),
-            &all_passes(&timings.baseline[mode]),
+            &all_passes(ledger),
+            &all_passes(baseline),
         );
     }
 }
 
-fn shape() -> String {
-    let days = product_days(NaiveDate::from_ymd_opt(2030, 1, 1).expect("date"));
+fn shape(workload: &Workload) -> String {
+    let days = workload.product_days(NaiveDate::from_ymd_opt(2030, 1, 1).expect("date"));
     let slots: usize = days.iter().map(|day| day.slots.len()).sum();
     let pax: usize = days
         .iter()
@@ -193,14 +249,16 @@ fn shape() -> String {
         .sum();
     let per_day = |n: usize| n as f64 / days.len() as f64;
     format!(
-        "{} product-days a pass, {:.1} slots and {:.1} pools a day on average",
+        "{}: {} applies at once, {} product-days a pass, {:.1} slots and {:.1} pools a day",
+        workload.name,
+        workload.appliers,
         days.len(),
         per_day(slots),
         per_day(slots + pax)
     )
 }
 
-async fn sqlite() {
+async fn sqlite(workloads: &[Workload]) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
     let ledger = SqliteStore::connect(&url("ledger.db"))
@@ -212,11 +270,12 @@ async fn sqlite() {
         .without_postings();
     report(
         "sqlite",
-        &measure(Arc::new(ledger), Arc::new(baseline)).await,
+        workloads,
+        &measure(workloads, Arc::new(ledger), Arc::new(baseline)).await,
     );
 }
 
-async fn postgres() {
+async fn postgres(workloads: &[Workload]) {
     let Some(mut server) = PostgresServer::connect().await else {
         return;
     };
@@ -229,7 +288,8 @@ async fn postgres() {
         .without_postings();
     report(
         "postgres",
-        &measure(Arc::new(ledger), Arc::new(baseline)).await,
+        workloads,
+        &measure(workloads, Arc::new(ledger), Arc::new(baseline)).await,
     );
     for role in ["ledger", "baseline"] {
         server.drop_database(role).await;
@@ -238,10 +298,13 @@ async fn postgres() {
 
 #[tokio::main]
 async fn main() {
+    let workloads = Workload::all();
     println!(
-        "ingest: product-days applied per second, ledger on vs baseline without postings, median of {ROUNDS} rounds, overhead of each round's pair; {}",
-        shape()
+        "ingest: product-days applied per second, ledger on vs baseline without postings, median of {ROUNDS} rounds, overhead of each round's pair"
     );
+    for workload in &workloads {
+        println!("  {}", shape(workload));
+    }
     // `cargo bench --bench ingest -- postgres` runs one backend; no argument runs both.
     let only: Vec<String> = std::env::args()
         .skip(1)
@@ -249,9 +312,9 @@ async fn main() {
         .collect();
     let wanted = |backend: &str| only.is_empty() || only.iter().any(|arg| arg == backend);
     if wanted("sqlite") {
-        sqlite().await;
+        sqlite(&workloads).await;
     }
     if wanted("postgres") {
-        postgres().await;
+        postgres(&workloads).await;
     }
 }
