@@ -184,7 +184,7 @@ fn describe() {
     describe_counter!(
         LEDGER_TRANSFERS_POSTED,
         Unit::Count,
-        "Ledger transfers posted by applied days (each writes two entries)"
+        "Ledger transfers posted by applied days"
     );
     describe_gauge!(
         TIER_LAST_SUCCESS,

@@ -343,6 +343,9 @@ struct Model {
     applied: HashSet<usize>,
     pools: BTreeMap<Pool, PoolLedger>,
     transactions: i64,
+    /// Transactions that moved their partner account (its transfers do not cancel out); each
+    /// wrote one entry on it.
+    partner_entries: i64,
 }
 
 impl Model {
@@ -366,15 +369,18 @@ impl Model {
             }
         }
         let mut transfers = 0;
+        let mut partner_moves = 0;
         for (pool, ledger) in self.pools.iter_mut().filter(|(p, _)| p.day == fetch.day) {
             let observed = pool.observed(&fetch.says);
             if observed != ledger.balance {
+                partner_moves += ledger.balance - observed;
                 ledger.balance = observed;
                 ledger.postings += 1;
                 transfers += 1;
             }
         }
         self.transactions += i64::from(transfers > 0);
+        self.partner_entries += i64::from(partner_moves != 0);
         self.mirror.insert(fetch.day, fetch.says.clone());
         self.checkpoint.insert(fetch.day, fetch.at);
         self.applied.insert(n);
@@ -384,13 +390,14 @@ impl Model {
         }
     }
 
-    /// Accounts, journal transactions and entries this case's applies added to the ledger.
+    /// Accounts, journal transactions and entries this case's applies added to the ledger:
+    /// one entry per pool a transaction moved, and one on the partner account.
     fn ledger_counts(&self) -> (i64, i64, i64) {
-        let transfers: usize = self.pools.values().map(|pool| pool.postings).sum();
+        let pool_entries: usize = self.pools.values().map(|pool| pool.postings).sum();
         (
             self.pools.len() as i64,
             self.transactions,
-            2 * transfers as i64,
+            pool_entries as i64 + self.partner_entries,
         )
     }
 }

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use invsync::storage::{ApplyOutcome, Posting};
+use invsync::storage::ApplyOutcome;
 
 fn tuesday_slots(day: chrono::NaiveDate, adult_left: i64) -> Vec<invsync::domain::Slot> {
     vec![
@@ -383,28 +383,30 @@ async fn the_database_enforces_immutability_and_the_floor() {
     }
 }
 
-/// A third entry slipped into a posted transfer unpairs it, and the verifier names it.
+/// An entry slipped into a posted transaction no longer sums with its transfers, and the
+/// verifier names the account and the transaction.
 #[tokio::test]
-async fn verify_names_an_unpaired_transfer() {
+async fn verify_names_an_entry_its_transfers_do_not_account_for() {
     for backend in backends().await {
         apply_first_tuesday(&backend).await;
         let raw = raw_connection(&backend).await;
         raw.execute(
-            "INSERT INTO entries (transaction_id, transfer_position, account_id, amount,
-                                  balance_after, version, created_at)
-             SELECT e.transaction_id, e.transfer_position, e.account_id, e.amount,
-                    e.balance_after, 1000000, e.created_at
-             FROM entries e ORDER BY e.transaction_id, e.transfer_position LIMIT 1",
+            "INSERT INTO entries (transaction_id, account_id, amount, balance_after, version,
+                                  created_at)
+             SELECT e.transaction_id, e.account_id, e.amount, e.balance_after, 1000000,
+                    e.created_at
+             FROM entries e ORDER BY e.transaction_id, e.account_id LIMIT 1",
         )
         .await
         .unwrap();
         let report = backend.store.verify().await.unwrap();
-        let unpaired = report.violations.iter().any(|v| {
+        let unmatched = report.violations.iter().any(|v| {
             serde_json::to_string(&v.invariant)
                 .unwrap()
-                .contains("transfer_paired")
+                .contains("entries_match_transfers")
+                && v.detail.contains("but its transfers move it by")
         });
-        assert!(unpaired, "{}: {report:?}", backend.name);
+        assert!(unmatched, "{}: {report:?}", backend.name);
     }
 }
 
@@ -439,8 +441,8 @@ async fn a_transfer_recorded_twice_is_refused_or_named() {
 }
 
 /// The journal's references are checked by the verifier rather than by foreign keys (they
-/// cost half a posting): a transfer naming nothing that exists, and an entry naming a transfer
-/// its transaction does not hold, are named.
+/// cost half a posting): a transfer naming nothing that exists, and an entry naming a journal
+/// transaction that does not, are named.
 #[tokio::test]
 async fn verify_names_a_dangling_journal_reference() {
     for backend in backends().await {
@@ -454,11 +456,10 @@ async fn verify_names_a_dangling_journal_reference() {
         .await
         .unwrap();
         raw.execute(
-            "INSERT INTO entries (transaction_id, transfer_position, account_id, amount,
-                                  balance_after, version, created_at)
-             SELECT e.transaction_id, 900, e.account_id, e.amount, e.balance_after, 1000000,
-                    e.created_at
-             FROM entries e ORDER BY e.transaction_id, e.transfer_position LIMIT 1",
+            "INSERT INTO entries (transaction_id, account_id, amount, balance_after, version,
+                                  created_at)
+             SELECT 900005, e.account_id, e.amount, e.balance_after, 1000000, e.created_at
+             FROM entries e ORDER BY e.transaction_id, e.account_id LIMIT 1",
         )
         .await
         .unwrap();
@@ -484,7 +485,7 @@ async fn verify_names_a_dangling_journal_reference() {
         assert!(
             named
                 .iter()
-                .any(|detail| detail.contains("a transfer its transaction does not hold")),
+                .any(|detail| detail.contains("names a missing journal transaction")),
             "{}: {report:?}",
             backend.name
         );
@@ -521,41 +522,46 @@ async fn verify_names_each_violation() {
     }
 }
 
-/// A ledger as the schema before migration 0006 held it (entries had an id of their own): slot
-/// `test_2026-12-01T04:00` of product 14, first seen with 5 seats, then with 3. Times and
-/// timestamps are written as the SQLite store writes them, so they compare as its queries
-/// compare them.
+/// A ledger as the schema before migration 0006 held it (entries had an id of their own, and
+/// one per side of each transfer): slots `test_2026-12-01T04:00` and `T05:00` of product 14,
+/// first seen with 5 and 4 seats in one transaction (so the partner took two entries in it),
+/// then 04:00 with 3. Times and timestamps are written as the SQLite store writes them, so
+/// they compare as its queries compare them.
 const LEDGER_BEFORE_0006: &str = "
 INSERT INTO experiences (id, created_at) VALUES (14, '2026-11-01T00:00:00+00:00');
 INSERT INTO fetches (id, experience_id, service_date, fetched_at, applied_at, slot_count)
 VALUES ('00000000-0000-4000-8000-000000000001', 14, '2026-12-01',
-        '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00', 1),
+        '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00', 2),
        ('00000000-0000-4000-8000-000000000002', 14, '2026-12-01',
-        '2026-11-01T00:10:00+00:00', '2026-11-01T00:10:00+00:00', 1);
+        '2026-11-01T00:10:00+00:00', '2026-11-01T00:10:00+00:00', 2);
 INSERT INTO product_dates (experience_id, service_date, last_fetch_id, last_fetched_at,
                            slot_count)
 VALUES (14, '2026-12-01', '00000000-0000-4000-8000-000000000002',
-        '2026-11-01T00:10:00+00:00', 1);
+        '2026-11-01T00:10:00+00:00', 2);
 INSERT INTO slots (experience_id, provider_slot_id, service_date, start_time, end_time,
                    currency, variant_id, observed_remaining, is_open, last_fetch_id)
 VALUES (14, 'test_2026-12-01T04:00', '2026-12-01', '04:00', '04:00', 'SGD', 32, 3, TRUE,
+        '00000000-0000-4000-8000-000000000002'),
+       (14, 'test_2026-12-01T05:00', '2026-12-01', '05:00', '05:00', 'SGD', 32, 4, TRUE,
         '00000000-0000-4000-8000-000000000002');
 INSERT INTO accounts (experience_id, kind, slot_id, balance, version)
-VALUES (14, 'partner', NULL, -3, 2), (14, 'available', 1, 3, 2);
+VALUES (14, 'partner', NULL, -7, 3), (14, 'available', 1, 3, 2), (14, 'available', 2, 4, 1);
 INSERT INTO journal_transactions (experience_id, fetch_id, reason, created_at)
 VALUES (14, '00000000-0000-4000-8000-000000000001', 'sync', '2026-11-01T00:00:00+00:00'),
        (14, '00000000-0000-4000-8000-000000000002', 'sync', '2026-11-01T00:10:00+00:00');
 INSERT INTO transfers (transaction_id, debit_account_id, credit_account_id, amount)
-VALUES (1, 1, 2, 5), (2, 2, 1, 2);
+VALUES (1, 1, 2, 5), (1, 1, 3, 4), (2, 2, 1, 2);
 INSERT INTO entries (transaction_id, transfer_id, account_id, amount, balance_after, version,
                      created_at)
 VALUES (1, 1, 1, -5, -5, 1, '2026-11-01T00:00:00+00:00'),
        (1, 1, 2, 5, 5, 1, '2026-11-01T00:00:00+00:00'),
-       (2, 2, 2, -2, 3, 2, '2026-11-01T00:10:00+00:00'),
-       (2, 2, 1, 2, -3, 2, '2026-11-01T00:10:00+00:00')";
+       (1, 2, 1, -4, -9, 2, '2026-11-01T00:00:00+00:00'),
+       (1, 2, 3, 4, 4, 1, '2026-11-01T00:00:00+00:00'),
+       (2, 3, 2, -2, 3, 2, '2026-11-01T00:10:00+00:00'),
+       (2, 3, 1, 2, -7, 3, '2026-11-01T00:10:00+00:00')";
 
-/// The postings of that slot's pool, oldest first.
-async fn history_at_four(backend: &TestStore) -> Vec<Posting> {
+/// The postings of that slot's pool, oldest first, as (amount, version).
+async fn postings_at_four(backend: &TestStore) -> Vec<(i64, i64)> {
     backend
         .store
         .slot_history(experience(14), date("2026-12-01"), time("04:00"))
@@ -563,12 +569,6 @@ async fn history_at_four(backend: &TestStore) -> Vec<Posting> {
         .unwrap()
         .expect("the slot is still there")
         .postings
-}
-
-/// The postings of that slot's pool, oldest first, as (amount, version).
-async fn postings_at_four(backend: &TestStore) -> Vec<(i64, i64)> {
-    history_at_four(backend)
-        .await
         .iter()
         .map(|p| (p.amount, p.version))
         .collect()
@@ -602,7 +602,7 @@ async fn an_upgrade_keeps_and_continues_an_existing_ledger() {
         let (id, day) = (experience(14), date("2026-12-01"));
         let report = backend.store.verify().await.unwrap();
         assert!(
-            report.ok && report.entries == 4,
+            report.ok && report.entries == 6,
             "{}: {report:?}",
             backend.name
         );
@@ -612,20 +612,27 @@ async fn an_upgrade_keeps_and_continues_an_existing_ledger() {
             "{}",
             backend.name
         );
-        // Each transaction held one transfer, so each is the first of its transaction.
-        let postings = history_at_four(&backend).await;
-        assert!(
-            postings.iter().all(|p| p.transfer_position == 1),
-            "{}: {postings:?}",
-            backend.name
-        );
 
+        // 04:00 sells two more seats and 05:00 is gone: one transaction of two transfers,
+        // one entry on each of the three accounts, the partner's the net of both.
         let sold = fetch_at(id, day, 3600, vec![slot(day, "04:00", 1, vec![])]);
         backend.store.apply_fetch(&sold, None).await.unwrap();
         let report = backend.store.verify().await.unwrap();
         assert!(
-            report.ok && report.entries == 6,
+            report.ok && report.entries == 9,
             "{}: {report:?}",
+            backend.name
+        );
+        let partner_chain = raw
+            .fetch_integers(
+                "SELECT amount, balance_after, version FROM entries
+                 WHERE account_id = 1 ORDER BY version",
+            )
+            .await;
+        assert_eq!(
+            partner_chain,
+            [(-5, -5, 1), (-4, -9, 2), (2, -7, 3), (6, -1, 4)],
+            "{}",
             backend.name
         );
         let served = backend.store.slots_on(id, day).await.unwrap();

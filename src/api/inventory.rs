@@ -120,8 +120,6 @@ pub struct HistoryBody {
 pub struct PostingBody {
     at: DateTime<Utc>,
     transaction_id: i64,
-    /// The entry's transfer: its place (1, 2, ...) in the journal transaction.
-    transfer_position: i64,
     account_id: i64,
     /// `available`, `partner`, `held` or `sold`.
     account: &'static str,
@@ -140,7 +138,6 @@ impl From<Posting> for PostingBody {
         Self {
             at: posting.at,
             transaction_id: posting.transaction_id,
-            transfer_position: posting.transfer_position,
             account_id: posting.account_id,
             account: posting.account_kind.as_str(),
             pax_type: posting.pax_type,

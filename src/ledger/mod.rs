@@ -2,7 +2,8 @@
 //!
 //! Every change of allocated capacity is a journal transaction of transfers; a transfer debits
 //! one account and credits another by the same positive amount. Balances are `credits - debits`,
-//! so the sum of all balances is always zero. The storage backends persist what this module
+//! so the sum of all balances is always zero. Each account the transaction moves gets one entry
+//! in its chain: the net of the transaction's transfers on it, and the balance it leaves. The storage backends persist what this module
 //! decides; the database constraints (floor, immutability) are the second line of defence.
 
 pub mod verify;
@@ -113,11 +114,11 @@ pub struct AccountState {
     pub version: i64,
 }
 
-/// One side of a transfer as written to an account's entry chain.
+/// What one journal transaction does to one account, as written to the account's entry chain:
+/// the net of the transaction's transfers on it. Balances in between are never stored, as no
+/// one could ever have read them; the transfers say who moved what to whom.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
-    /// Index of the transfer in the slice given to [`post`].
-    pub transfer: usize,
     pub account: AccountId,
     pub amount: Seats,
     pub balance_after: Seats,
@@ -144,16 +145,19 @@ pub enum PostingError {
     },
 }
 
-/// Posts transfers against the accounts' running states, returning the entries to store (two
-/// per transfer, debit first) and leaving `accounts` at the new balances and versions.
-/// Nothing is changed when any transfer is invalid or would overdraw a floor account.
+/// Posts one journal transaction's transfers against the accounts' running states, returning
+/// the entries to store (one per account the transfers move on balance, in the order the
+/// transfers first touch them) and leaving `accounts` at the new balances and versions.
+/// Nothing is changed when any transfer is invalid or the transaction would leave a floor
+/// account below zero.
 pub fn post(
     transfers: &[Transfer],
     accounts: &mut HashMap<AccountId, AccountState>,
 ) -> Result<Vec<Entry>, PostingError> {
-    let mut next = accounts.clone();
-    let mut entries = Vec::with_capacity(transfers.len() * 2);
-    for (index, transfer) in transfers.iter().enumerate() {
+    // (account, net amount) in the order first touched, and where each account is in it.
+    let mut moved: Vec<(AccountId, Seats)> = Vec::with_capacity(transfers.len() + 1);
+    let mut place: HashMap<AccountId, usize> = HashMap::with_capacity(transfers.len() + 1);
+    for transfer in transfers {
         if transfer.amount <= 0 || transfer.debit == transfer.credit {
             return Err(PostingError::InvalidTransfer {
                 debit: transfer.debit,
@@ -165,28 +169,44 @@ pub fn post(
             (transfer.debit, -transfer.amount),
             (transfer.credit, transfer.amount),
         ] {
-            let state = next
-                .get_mut(&account)
-                .ok_or(PostingError::UnknownAccount(account))?;
-            state.balance += amount;
-            state.version += 1;
-            if state.kind.has_floor() && state.balance < 0 {
-                return Err(PostingError::Overdrawn {
-                    account,
-                    kind: state.kind,
-                    balance: state.balance,
-                });
+            if !accounts.contains_key(&account) {
+                return Err(PostingError::UnknownAccount(account));
             }
-            entries.push(Entry {
-                transfer: index,
-                account,
-                amount,
-                balance_after: state.balance,
-                version: state.version,
-            });
+            match place.get(&account) {
+                Some(&at) => moved[at].1 += amount,
+                None => {
+                    place.insert(account, moved.len());
+                    moved.push((account, amount));
+                }
+            }
         }
     }
-    *accounts = next;
+    let mut entries = Vec::with_capacity(moved.len());
+    for (account, amount) in moved.into_iter().filter(|&(_, net)| net != 0) {
+        let state = accounts
+            .get(&account)
+            .ok_or(PostingError::UnknownAccount(account))?;
+        let balance_after = state.balance + amount;
+        if state.kind.has_floor() && balance_after < 0 {
+            return Err(PostingError::Overdrawn {
+                account,
+                kind: state.kind,
+                balance: balance_after,
+            });
+        }
+        entries.push(Entry {
+            account,
+            amount,
+            balance_after,
+            version: state.version + 1,
+        });
+    }
+    for entry in &entries {
+        if let Some(state) = accounts.get_mut(&entry.account) {
+            state.balance = entry.balance_after;
+            state.version = entry.version;
+        }
+    }
     Ok(entries)
 }
 
@@ -279,6 +299,64 @@ mod tests {
         assert_eq!(state, before);
     }
 
+    #[test]
+    fn an_account_gets_one_entry_a_transaction_with_the_net_of_its_transfers() {
+        let mut state = accounts(&[(2, 5), (3, 5)]);
+        let transfers = [
+            Transfer {
+                debit: PARTNER,
+                credit: 2,
+                amount: 3,
+            },
+            Transfer {
+                debit: 3,
+                credit: PARTNER,
+                amount: 1,
+            },
+            Transfer {
+                debit: 3,
+                credit: 2,
+                amount: 2,
+            },
+        ];
+        let entries = post(&transfers, &mut state).expect("no floor is crossed");
+        let entry = |account, amount, balance_after| Entry {
+            account,
+            amount,
+            balance_after,
+            version: 1,
+        };
+        assert_eq!(
+            entries,
+            [entry(PARTNER, -2, -12), entry(2, 5, 10), entry(3, -3, 2)]
+        );
+        assert_eq!(state[&PARTNER].balance, -12);
+        assert_eq!(state[&2].version, 1);
+    }
+
+    #[test]
+    fn transfers_that_cancel_out_leave_the_account_without_an_entry() {
+        let mut state = accounts(&[(2, 5), (3, 5)]);
+        let transfers = [
+            Transfer {
+                debit: PARTNER,
+                credit: 2,
+                amount: 4,
+            },
+            Transfer {
+                debit: 3,
+                credit: PARTNER,
+                amount: 4,
+            },
+        ];
+        let entries = post(&transfers, &mut state).expect("no floor is crossed");
+        assert_eq!(
+            entries.iter().map(|e| e.account).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        assert_eq!((state[&PARTNER].balance, state[&PARTNER].version), (-10, 0));
+    }
+
     proptest! {
         /// Any sequence of observations keeps every invariant: entries balance, chains are
         /// contiguous, floors hold, balances sum to zero, and pools end at what was observed.
@@ -294,6 +372,8 @@ mod tests {
                 let transfers = capacity_transfers(PARTNER, &pools);
                 let entries = post(&transfers, &mut state).expect("observations never overdraw");
                 prop_assert_eq!(entries.iter().map(|e| e.amount).sum::<Seats>(), 0);
+                let moved: std::collections::HashSet<_> = entries.iter().map(|e| e.account).collect();
+                prop_assert_eq!(moved.len(), entries.len(), "one entry per account moved");
                 for entry in entries {
                     chain.entry(entry.account).or_default().push(entry);
                 }

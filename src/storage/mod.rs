@@ -110,8 +110,6 @@ pub struct DatePrice {
 pub struct Posting {
     pub at: DateTime<Utc>,
     pub transaction_id: i64,
-    /// The entry's transfer: its place (1, 2, ...) in the journal transaction.
-    pub transfer_position: i64,
     pub account_id: i64,
     pub account_kind: AccountKind,
     /// `None` for the slot-level pool.
@@ -637,15 +635,6 @@ impl DayPosting {
             .collect();
         updates.sort_by_key(|update| update.account);
         Ok(Self { entries, updates })
-    }
-
-    /// Each entry's transfer as the journal stores it: its place (1, 2, ...) in the posting.
-    pub fn transfer_positions(&self) -> Result<Vec<i64>, StoreError> {
-        self.entries
-            .iter()
-            .map(|entry| i64::try_from(entry.transfer + 1))
-            .collect::<Result<_, _>>()
-            .map_err(|e| StoreError::Corrupt(format!("transfer position: {e}")))
     }
 }
 

@@ -387,8 +387,7 @@ async fn reconcile_ledger(
 }
 
 /// Writes a journal transaction with its transfers and entries and moves the accounts'
-/// running balances, in one statement. Transfers are numbered by their place in the posting,
-/// and entries name their transfer by that place.
+/// running balances, in one statement. Transfers are numbered by their place in the posting.
 async fn write_posting(
     conn: &mut PgConnection,
     fetch: &DayFetch,
@@ -400,7 +399,6 @@ async fn write_posting(
     let credits: Vec<AccountId> = transfers.iter().map(|t| t.credit).collect();
     let amounts: Vec<i64> = transfers.iter().map(|t| t.amount).collect();
     let entries = &posting.entries;
-    let entry_transfers = posting.transfer_positions()?;
     let entry_accounts: Vec<AccountId> = entries.iter().map(|e| e.account).collect();
     let entry_amounts: Vec<i64> = entries.iter().map(|e| e.amount).collect();
     let balances_after: Vec<i64> = entries.iter().map(|e| e.balance_after).collect();
@@ -416,23 +414,21 @@ async fn write_posting(
              VALUES ($1, $2::uuid, 'sync', $3)
              RETURNING id
          ), moved AS (
-             -- WITH ORDINALITY numbers the transfers from 1, as `transfer_positions` does.
+             -- WITH ORDINALITY numbers the transfers from 1.
              INSERT INTO transfers (transaction_id, position, debit_account_id,
                                     credit_account_id, amount)
              SELECT txn.id, t.position, t.debit, t.credit, t.amount
              FROM txn, UNNEST($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY
                       AS t (debit, credit, amount, position)
          ), posted AS (
-             INSERT INTO entries (transaction_id, transfer_position, account_id, amount,
-                                  balance_after, version, created_at)
-             SELECT txn.id, e.transfer_position, e.account, e.amount, e.balance_after,
-                    e.version, $3
-             FROM txn, UNNEST($7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
-                              $11::bigint[])
-                      AS e (transfer_position, account, amount, balance_after, version)
+             INSERT INTO entries (transaction_id, account_id, amount, balance_after, version,
+                                  created_at)
+             SELECT txn.id, e.account, e.amount, e.balance_after, e.version, $3
+             FROM txn, UNNEST($7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
+                      AS e (account, amount, balance_after, version)
          )
          UPDATE accounts a SET balance = u.balance, version = u.version
-         FROM UNNEST($12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[])
+         FROM UNNEST($11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[])
                   AS u (id, balance, version, read_version)
          WHERE a.id = u.id AND a.version = u.read_version",
     )
@@ -442,7 +438,6 @@ async fn write_posting(
     .bind(&debits)
     .bind(&credits)
     .bind(&amounts)
-    .bind(&entry_transfers)
     .bind(&entry_accounts)
     .bind(&entry_amounts)
     .bind(&balances_after)
@@ -652,7 +647,7 @@ impl Store for PostgresStore {
             return Ok(None);
         };
         let postings: Vec<Posting> = sqlx::query_as(
-            "SELECT e.created_at AS at, e.transaction_id, e.transfer_position, e.account_id,
+            "SELECT e.created_at AS at, e.transaction_id, e.account_id,
                     a.kind AS account_kind, a.pax_type, e.amount, e.balance_after, e.version,
                     CAST(j.fetch_id AS TEXT) AS fetch_id, f.fetched_at
              FROM entries e
@@ -660,7 +655,7 @@ impl Store for PostgresStore {
              JOIN journal_transactions j ON j.id = e.transaction_id
              JOIN fetches f ON f.id = j.fetch_id
              WHERE a.slot_id = $1
-             ORDER BY e.transaction_id, e.transfer_position",
+             ORDER BY e.transaction_id, e.account_id",
         )
         .bind(slot_id)
         .fetch_all(&self.pool)

@@ -453,10 +453,9 @@ async fn reconcile_ledger(
          SELECT ?, debit.key + 1, debit.value, ? ->> debit.key, ? ->> debit.key
          FROM json_each(?) debit;
 
-         INSERT INTO entries (transaction_id, transfer_position, account_id, amount,
-                              balance_after, version, created_at)
-         SELECT ?, ? ->> account.key, account.value, ? ->> account.key, ? ->> account.key,
-                ? ->> account.key, ?
+         INSERT INTO entries (transaction_id, account_id, amount, balance_after, version,
+                              created_at)
+         SELECT ?, account.value, ? ->> account.key, ? ->> account.key, ? ->> account.key, ?
          FROM json_each(?) account;
 
          -- MATERIALIZED: the update reads each row's columns once.
@@ -478,7 +477,6 @@ async fn reconcile_ledger(
     .bind(column(transfers.iter().map(|t| t.debit).collect())?)
     // entries
     .bind(transaction_id)
-    .bind(column(posting.transfer_positions()?)?)
     .bind(column(entries.iter().map(|e| e.amount).collect())?)
     .bind(column(entries.iter().map(|e| e.balance_after).collect())?)
     .bind(column(entries.iter().map(|e| e.version).collect())?)
@@ -711,7 +709,7 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let postings: Vec<Posting> = sqlx::query_as(
-            "SELECT e.created_at AS at, e.transaction_id, e.transfer_position, e.account_id,
+            "SELECT e.created_at AS at, e.transaction_id, e.account_id,
                     a.kind AS account_kind, a.pax_type, e.amount, e.balance_after, e.version,
                     j.fetch_id, f.fetched_at
              FROM entries e
@@ -719,7 +717,7 @@ impl Store for SqliteStore {
              JOIN journal_transactions j ON j.id = e.transaction_id
              JOIN fetches f ON f.id = j.fetch_id
              WHERE a.slot_id = ?
-             ORDER BY e.transaction_id, e.transfer_position",
+             ORDER BY e.transaction_id, e.account_id",
         )
         .bind(slot_id)
         .fetch_all(&self.reader)

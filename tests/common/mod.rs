@@ -275,6 +275,15 @@ impl RawConnection {
         }
     }
 
+    /// The rows of a query that selects three integer columns.
+    pub async fn fetch_integers(&self, query: &str) -> Vec<(i64, i64, i64)> {
+        match self {
+            Self::Sqlite(pool) => sqlx::query_as(query).fetch_all(pool).await,
+            Self::Postgres(pool) => sqlx::query_as(query).fetch_all(pool).await,
+        }
+        .expect("query")
+    }
+
     /// Runs `migrator`, recording its migrations as the store's own migrator does.
     pub async fn migrate(&self, migrator: &sqlx::migrate::Migrator) {
         match self {
