@@ -2,9 +2,10 @@
 //!
 //! Every change of allocated capacity is a journal transaction of transfers; a transfer debits
 //! one account and credits another by the same positive amount. Balances are `credits - debits`,
-//! so the sum of all balances is always zero. Each account the transaction moves gets one entry
-//! in its chain: the net of the transaction's transfers on it, and the balance it leaves. The storage backends persist what this module
-//! decides; the database constraints (floor, immutability) are the second line of defence.
+//! so the sum of all balances is always zero. Each account a transaction moves gets one entry in
+//! its chain: the net of the transaction's transfers on it, and the balance it leaves. The
+//! storage backends persist what this module decides; the database constraints (floor,
+//! immutability) are the second line of defence.
 
 pub mod verify;
 
@@ -299,25 +300,21 @@ mod tests {
         assert_eq!(state, before);
     }
 
+    fn transfer(debit: AccountId, credit: AccountId, amount: Seats) -> Transfer {
+        Transfer {
+            debit,
+            credit,
+            amount,
+        }
+    }
+
     #[test]
     fn an_account_gets_one_entry_a_transaction_with_the_net_of_its_transfers() {
         let mut state = accounts(&[(2, 5), (3, 5)]);
         let transfers = [
-            Transfer {
-                debit: PARTNER,
-                credit: 2,
-                amount: 3,
-            },
-            Transfer {
-                debit: 3,
-                credit: PARTNER,
-                amount: 1,
-            },
-            Transfer {
-                debit: 3,
-                credit: 2,
-                amount: 2,
-            },
+            transfer(PARTNER, 2, 3),
+            transfer(3, PARTNER, 1),
+            transfer(3, 2, 2),
         ];
         let entries = post(&transfers, &mut state).expect("no floor is crossed");
         let entry = |account, amount, balance_after| Entry {
@@ -337,18 +334,7 @@ mod tests {
     #[test]
     fn transfers_that_cancel_out_leave_the_account_without_an_entry() {
         let mut state = accounts(&[(2, 5), (3, 5)]);
-        let transfers = [
-            Transfer {
-                debit: PARTNER,
-                credit: 2,
-                amount: 4,
-            },
-            Transfer {
-                debit: 3,
-                credit: PARTNER,
-                amount: 4,
-            },
-        ];
+        let transfers = [transfer(PARTNER, 2, 4), transfer(3, PARTNER, 4)];
         let entries = post(&transfers, &mut state).expect("no floor is crossed");
         assert_eq!(
             entries.iter().map(|e| e.account).collect::<Vec<_>>(),
