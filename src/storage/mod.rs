@@ -619,18 +619,15 @@ impl DayPosting {
                 version: partner_state.version,
             },
         );
-        let before = accounts.clone();
         let entries = ledger::post(transfers, &mut accounts)?;
-        let mut updates: Vec<AccountUpdate> = accounts
-            .into_iter()
-            .filter_map(|(account, state)| {
-                let read = before.get(&account)?;
-                (*read != state).then_some(AccountUpdate {
-                    account,
-                    balance: state.balance,
-                    version: state.version,
-                    read_version: read.version,
-                })
+        // One entry per account the transaction moves: it is the account's new state.
+        let mut updates: Vec<AccountUpdate> = entries
+            .iter()
+            .map(|entry| AccountUpdate {
+                account: entry.account,
+                balance: entry.balance_after,
+                version: entry.version,
+                read_version: entry.version - 1,
             })
             .collect();
         updates.sort_by_key(|update| update.account);
