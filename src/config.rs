@@ -89,6 +89,8 @@ pub struct PartnerSettings {
     pub api_key: Option<Secret>,
     pub rate_limit_per_minute: NonZeroU32,
     pub timezone: PartnerTimeZone,
+    /// A TOML array, or comma-separated text from the environment (`14,15`).
+    #[serde(deserialize_with = "list_or_comma_separated")]
     pub experiences: Vec<ExperienceId>,
     pub request_timeout_seconds: u64,
 }
@@ -106,6 +108,26 @@ impl Default for PartnerSettings {
                 .collect(),
             request_timeout_seconds: 20,
         }
+    }
+}
+
+/// Accepts `[14, 15]` from a file or `"14,15"` from an environment variable.
+fn list_or_comma_separated<'de, D>(deserializer: D) -> Result<Vec<ExperienceId>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<ExperienceId>),
+        Text(String),
+    }
+    match ListOrText::deserialize(deserializer)? {
+        ListOrText::List(ids) => Ok(ids),
+        ListOrText::Text(text) => text
+            .split(',')
+            .map(|id| id.trim().parse().map_err(serde::de::Error::custom))
+            .collect(),
     }
 }
 
@@ -318,9 +340,8 @@ impl Settings {
         let env = config::Environment::with_prefix("INVSYNC")
             .prefix_separator("_")
             .separator("__")
-            .list_separator(",")
-            .with_list_parse_key("partner.experiences")
-            .try_parsing(true)
+            // No `try_parsing`: it turns "007" into 7 and back, rewriting secrets. Values stay
+            // text; numbers and lists parse from it when they are deserialised.
             .source(Some(env.into_iter().collect()));
         let settings: Self = config::Config::builder()
             .add_source(file)
@@ -442,6 +463,57 @@ mod tests {
             assert!(error.contains(key), "{error} does not name {key}");
             assert!(!error.contains('\n'), "{error} is not one line");
         }
+    }
+
+    #[test]
+    fn string_settings_are_taken_byte_for_byte() {
+        for value in [
+            "007",
+            "0012",
+            "12345678901234567890123",
+            "true",
+            "1e3",
+            "-0",
+            " spaced ",
+        ] {
+            let settings = load(
+                "",
+                &[
+                    ("INVSYNC_SERVER__ADMIN_TOKEN", value),
+                    ("INVSYNC_PARTNER__API_KEY", value),
+                    ("INVSYNC_SYNC__INSTANCE_ID", value),
+                ],
+            )
+            .unwrap();
+            let admin = settings.server.admin_token.as_ref().map(Secret::expose);
+            assert_eq!(admin, Some(value));
+            assert_eq!(settings.partner.api_key().unwrap().expose(), value);
+            assert_eq!(settings.sync.instance_id, value);
+        }
+    }
+
+    #[test]
+    fn numbers_booleans_and_lists_still_parse_from_the_environment() {
+        let settings = load(
+            "",
+            &[
+                ("INVSYNC_SYNC__ENABLED", "false"),
+                ("INVSYNC_SYNC__LEASE_SECONDS", "07"),
+                ("INVSYNC_SERVER__SHUTDOWN_DELAY_SECONDS", "3"),
+                ("INVSYNC_PARTNER__EXPERIENCES", "14,015"),
+            ],
+        )
+        .unwrap();
+        assert!(!settings.sync.enabled);
+        assert_eq!(settings.sync.lease_seconds.get(), 7);
+        assert_eq!(settings.server.shutdown_delay_seconds, 3);
+        let ids: Vec<i64> = settings
+            .partner
+            .experiences
+            .iter()
+            .map(|e| e.get())
+            .collect();
+        assert_eq!(ids, [14, 15]);
     }
 
     #[test]
