@@ -27,6 +27,7 @@ pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Carries the URL with its password already redacted ([`redact_url`]).
     #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("database error while {action}: {source}")]
@@ -324,8 +325,54 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::connect(url).await?))
     } else {
-        Err(StoreError::UnsupportedUrl(url.to_string()))
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
     }
+}
+
+/// `url` fit for a message or a log line: the password of its user info and any `password=`
+/// query parameter replaced, whatever the scheme (a mistyped scheme is exactly when the URL
+/// gets printed).
+pub fn redact_url(url: &str) -> String {
+    const REDACTED: &str = "[redacted]";
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut redacted = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((user_info, host)) => {
+                    let user = user_info
+                        .split_once(':')
+                        .map_or(user_info, |(user, _)| user);
+                    let password = if user_info.contains(':') {
+                        format!(":{REDACTED}")
+                    } else {
+                        String::new()
+                    };
+                    format!("{scheme}://{user}{password}@{host}{path}")
+                }
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                    format!("{key}={REDACTED}")
+                }
+                _ => parameter.to_string(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&parameters.join("&"));
+    }
+    redacted
 }
 
 /// A price as exact integers: minor units at one explicit scale shared by both amounts.
@@ -675,6 +722,44 @@ mod tests {
             original_price: Decimal::from_str("999.9").unwrap(),
             currency: "SGD".into(),
         }
+    }
+
+    #[test]
+    fn urls_lose_their_passwords_in_messages() {
+        for (url, shown) in [
+            (
+                "postgress://u:pw@host/db",
+                "postgress://u:[redacted]@host/db",
+            ),
+            (
+                "postgres://u:p%40ss:w@db.example:5432/x?sslmode=require",
+                "postgres://u:[redacted]@db.example:5432/x?sslmode=require",
+            ),
+            (
+                "postgres://db/x?user=u&password=pw&sslmode=disable",
+                "postgres://db/x?user=u&password=[redacted]&sslmode=disable",
+            ),
+            ("postgres://u@host/db", "postgres://u@host/db"),
+            ("sqlite://data/invsync.db", "sqlite://data/invsync.db"),
+            ("mysql://root:hunter2@h", "mysql://root:[redacted]@h"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_mistyped_database_url_does_not_print_its_password() {
+        let error = connect("postgress://u:pw@host/db")
+            .await
+            .err()
+            .expect("an unknown scheme is refused");
+        let message = error.to_string();
+        assert!(
+            message.contains("postgress://u:[redacted]@host/db"),
+            "{message}"
+        );
+        assert!(!message.contains(":pw@"), "{message}");
+        assert!(!format!("{error:?}").contains(":pw@"), "{error:?}");
     }
 
     #[test]

@@ -46,7 +46,8 @@ impl SqliteStore {
         if path.as_os_str() == ":memory:" {
             // The reader and writer pools would each get a different empty database.
             return Err(StoreError::UnsupportedUrl(format!(
-                "{url} (in-memory SQLite is not supported; use a file)"
+                "{} (in-memory SQLite is not supported; use a file)",
+                super::redact_url(url)
             )));
         }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
