@@ -190,6 +190,10 @@ async fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
             violation.detail
         );
     }
+    let unlisted = report.violation_count - report.violations.len() as u64;
+    if unlisted > 0 {
+        println!("… and {unlisted} more violations");
+    }
     if report.ok {
         println!("ledger OK");
         Ok(ExitCode::SUCCESS)
@@ -203,6 +207,7 @@ async fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
 /// partner's rate limit; the simulator sells a few seats now and then for the tiers to record.
 async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     const DEMO_KEY: &str = "demo-key";
+    const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
     let simulator = Simulator::new(SimulatorConfig {
         rate_limit_per_minute: settings.partner.rate_limit_per_minute,
         churn_every: Some(Duration::from_secs(30)),
@@ -220,12 +225,16 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
     settings.partner.base_url = BaseUrl(format!("http://{sim_addr}").parse()?);
     settings.partner.api_key = Some(Secret::new(DEMO_KEY));
     settings.server.listen = listen;
-    if settings.server.admin_token.is_none() {
-        settings.server.admin_token = Some(Secret::new("demo-admin-token"));
+    // The token chosen through the environment is never printed; the demo's own is.
+    let admin_token_shown = if settings.server.admin_token.is_none() {
+        settings.server.admin_token = Some(Secret::new(DEMO_ADMIN_TOKEN));
         println!(
-            "admin token for this demo: demo-admin-token (set INVSYNC_SERVER__ADMIN_TOKEN to choose one)"
+            "admin token for this demo: {DEMO_ADMIN_TOKEN} (set INVSYNC_SERVER__ADMIN_TOKEN to choose one)"
         );
-    }
+        DEMO_ADMIN_TOKEN
+    } else {
+        "$INVSYNC_SERVER__ADMIN_TOKEN"
+    };
 
     let app = Application::build(settings).await?;
     let base = format!("http://{}", app.local_addr());
@@ -235,7 +244,7 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
     println!("  curl {base}/api/v1/sync/status");
     println!("  curl {base}/api/v1/experience/14/dates");
     println!("  curl '{base}/api/v1/experience/14/slots?date={today}'");
-    println!("  curl {base}/api/v1/ledger/verify");
+    println!("  curl -H \"Authorization: Bearer {admin_token_shown}\" {base}/api/v1/ledger/verify");
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

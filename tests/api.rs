@@ -124,7 +124,7 @@ async fn slot_history_and_verify_are_served() {
         assert_eq!(slot_pool["balanceAfter"], 170);
         assert_eq!(slot_pool["account"], "available");
         assert!(slot_pool["fetchId"].is_string() && slot_pool["fetchedAt"].is_string());
-        let (status, body) = app.get("/api/v1/ledger/verify").await;
+        let (status, body) = app.verify().await;
         assert_eq!((status, &body["ok"]), (200, &json!(true)), "{body}");
         let (status, body) = app.get("/healthz").await;
         assert_eq!((status, body), (200, json!({"status": "ok"})));
@@ -233,5 +233,87 @@ async fn bad_input_gets_a_json_error_with_a_stable_code() {
         assert_eq!(response.status().as_u16(), 405);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["code"], "method_not_allowed");
+    }
+}
+
+#[tokio::test]
+async fn verify_needs_the_admin_token() {
+    for backend in backends().await {
+        let app = spawn_app(backend).await;
+        for token in [None, Some("wrong-token")] {
+            let (status, body) = app.get_with("/api/v1/ledger/verify", token).await;
+            assert_eq!(
+                (status, &body["code"]),
+                (401, &json!("unauthorized")),
+                "{body}"
+            );
+        }
+        let (status, body) = app.verify().await;
+        assert_eq!((status, &body["ok"]), (200, &json!(true)), "{body}");
+        assert_eq!(body["violationCount"], 0, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn verify_lists_the_first_hundred_violations_and_counts_them_all() {
+    for backend in backends().await {
+        let app = spawn_app(backend).await;
+        let ids: Vec<_> = (1000..1150).map(experience).collect();
+        app.backend.store.ensure_experiences(&ids).await.unwrap();
+        // Every partner account claims a seat its entries never moved: 152 accounts whose
+        // balance is not the sum of their entries, and balances that no longer sum to zero.
+        raw_connection(&app.backend)
+            .await
+            .execute("UPDATE accounts SET balance = 1 WHERE kind = 'partner'")
+            .await
+            .unwrap();
+        let (status, report) = app.verify().await;
+        assert_eq!((status, &report["ok"]), (200, &json!(false)), "{report}");
+        assert_eq!(report["violations"].as_array().unwrap().len(), 100);
+        assert_eq!(report["violationCount"], 153, "{}", app.backend.name);
+    }
+}
+
+/// Verifications wait their turn in the process, not on a database connection each, so
+/// callers in parallel cannot take the pool from the sync's applies.
+#[tokio::test]
+async fn parallel_verifications_run_one_at_a_time() {
+    use sqlx::Connection;
+    let Some(backend) = postgres_store().await else {
+        return;
+    };
+    let app = spawn_app(backend).await;
+    let mut blocker = sqlx::PgConnection::connect(&app.backend.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query("LOCK TABLE entries IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let http = app.http.clone();
+            let url = format!("{}/api/v1/ledger/verify", app.base);
+            tokio::spawn(async move {
+                let response = http.get(url).bearer_auth(ADMIN_TOKEN).send().await;
+                response.expect("server answers").status().as_u16()
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'invsync'
+           AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&mut blocker)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 1, "verifications holding a connection each");
+    // The pool still serves the rest of the API meanwhile.
+    let (status, _) = app.get("/api/v1/sync/status").await;
+    assert_eq!(status, 200);
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), 200);
     }
 }

@@ -74,7 +74,7 @@ async fn backfill_through(
         openings += assert_one_opening_per_pool(&app, day).await;
     }
     assert_eq!(counter("transfersPosted"), openings, "{name}");
-    let (_, report) = app.get("/api/v1/ledger/verify").await;
+    let (_, report) = app.verify().await;
     assert_eq!(report["ok"], true, "{name}: {report}");
     calls
 }

@@ -83,6 +83,7 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(control::pause))
         .routes(routes!(control::resume))
         .routes(routes!(control::trigger))
+        .routes(routes!(verify))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             control::require_admin,
@@ -93,20 +94,24 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(inventory::slots))
         .routes(routes!(inventory::slot_history))
         .routes(routes!(inventory::dates))
-        .routes(routes!(verify))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::metrics))
         .routes(routes!(openapi::openapi))
 }
 
-/// Checks every ledger invariant inside the database: `ok: true`, or `ok: false` with every
-/// violation.
+/// Checks every ledger invariant inside the database: `ok: true`, or `ok: false` with the
+/// first 100 violations and the count of all. Admin only, and one run at a time per instance
+/// (callers queue), since each run reads the whole ledger.
 #[utoipa::path(
     get,
     path = "/api/v1/ledger/verify",
     tag = "ledger",
-    responses((status = 200, description = "The verification report", body = VerifyReport))
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The verification report", body = VerifyReport),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+    )
 )]
 async fn verify(State(state): State<AppState>) -> Result<Json<VerifyReport>, AppError> {
     Ok(Json(state.store.verify().await?))

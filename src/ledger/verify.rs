@@ -139,6 +139,9 @@ pub const CHECKS: &[(Invariant, &str)] = &[
     ),
 ];
 
+/// A report lists at most this many violations (the first found) and counts them all.
+pub const MAX_REPORTED_VIOLATIONS: usize = 100;
+
 /// How many rows of the ledger a verification looked at.
 pub const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM accounts), \
      (SELECT COUNT(*) FROM journal_transactions), (SELECT COUNT(*) FROM entries)";
@@ -150,22 +153,27 @@ pub struct Violation {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct VerifyReport {
     pub ok: bool,
     pub accounts: i64,
     pub transactions: i64,
     pub entries: i64,
+    /// The first [`MAX_REPORTED_VIOLATIONS`] violations found.
     pub violations: Vec<Violation>,
+    /// Every violation found, listed or not.
+    pub violation_count: u64,
 }
 
 impl VerifyReport {
-    pub fn new(counts: (i64, i64, i64), violations: Vec<Violation>) -> Self {
+    pub fn new(counts: (i64, i64, i64), violations: Vec<Violation>, violation_count: u64) -> Self {
         Self {
-            ok: violations.is_empty(),
+            ok: violation_count == 0,
             accounts: counts.0,
             transactions: counts.1,
             entries: counts.2,
             violations,
+            violation_count,
         }
     }
 }

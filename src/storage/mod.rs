@@ -683,6 +683,10 @@ impl DayPosting {
 }
 
 /// Runs every ledger check on `conn`, which should hold one snapshot for all of them.
+/// One verification at a time in this process: each runs whole-ledger queries, and callers
+/// in parallel would take the connections the sync's applies need.
+pub(crate) static VERIFY_GATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub(crate) async fn verify_ledger<DB>(conn: &mut DB::Connection) -> Result<VerifyReport, StoreError>
 where
     DB: sqlx::Database,
@@ -692,23 +696,30 @@ where
     (i64, i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
+    use futures::TryStreamExt;
+
     let mut violations = Vec::new();
+    let mut violation_count = 0u64;
     for &(invariant, check) in ledger::verify::CHECKS {
-        let details: Vec<String> = sqlx::query_scalar(check)
-            .fetch_all(&mut *conn)
+        // Counted in full, kept only up to the report's limit: a corrupt ledger can have a
+        // violation per row.
+        let mut details = sqlx::query_scalar::<DB, String>(check).fetch(&mut *conn);
+        while let Some(detail) = details
+            .try_next()
             .await
-            .during("checking a ledger invariant")?;
-        violations.extend(
-            details
-                .into_iter()
-                .map(|detail| Violation { invariant, detail }),
-        );
+            .during("checking a ledger invariant")?
+        {
+            violation_count += 1;
+            if violations.len() < ledger::verify::MAX_REPORTED_VIOLATIONS {
+                violations.push(Violation { invariant, detail });
+            }
+        }
     }
     let counts: (i64, i64, i64) = sqlx::query_as(ledger::verify::COUNTS)
         .fetch_one(&mut *conn)
         .await
         .during("counting the ledger")?;
-    Ok(VerifyReport::new(counts, violations))
+    Ok(VerifyReport::new(counts, violations, violation_count))
 }
 
 #[cfg(test)]

@@ -672,6 +672,7 @@ impl Store for PostgresStore {
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
         // One snapshot for every check, and no locks taken from the writers.
+        let _turn = super::VERIFY_GATE.lock().await;
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")

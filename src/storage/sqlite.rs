@@ -735,6 +735,7 @@ impl Store for SqliteStore {
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
         // One read transaction so every check sees the same snapshot.
+        let _turn = super::VERIFY_GATE.lock().await;
         let mut tx = self
             .reader
             .begin()

@@ -444,15 +444,25 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("server answers");
+        self.get_with(path, None).await
+    }
+
+    /// A GET with `Authorization: Bearer <token>` when `token` is given.
+    pub async fn get_with(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("server answers");
         let status = response.status().as_u16();
         let body = response.json().await.expect("JSON body");
         (status, body)
+    }
+
+    /// `GET /api/v1/ledger/verify` as the admin.
+    pub async fn verify(&self) -> (u16, serde_json::Value) {
+        self.get_with("/api/v1/ledger/verify", Some(ADMIN_TOKEN))
+            .await
     }
 
     /// Syncs `from..=to` for the configured experiences from the simulator.
