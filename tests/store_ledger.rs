@@ -214,6 +214,42 @@ async fn partner_text_and_large_numbers_are_stored_exactly() {
 }
 
 #[tokio::test]
+async fn a_provider_slot_id_reused_on_another_date_is_another_slot() {
+    for backend in backends().await {
+        let id = experience(14);
+        let (tuesday, thursday) = (date("2026-12-01"), date("2026-12-03"));
+        let reused = |day, adults| {
+            let mut slot = slot(
+                day,
+                "04:00",
+                2000,
+                vec![pax("ADULT_12~99", adults, "212.14", true)],
+            );
+            slot.provider_slot_id = "225532707686_reused".into();
+            vec![slot]
+        };
+        for (seconds, day, adults) in [(0, tuesday, 1000), (1, thursday, 900)] {
+            let fetch = fetch_at(id, day, seconds, reused(day, adults));
+            backend.store.apply_fetch(&fetch, None).await.unwrap();
+        }
+        for (day, adults) in [(tuesday, 1000), (thursday, 900)] {
+            let served = backend.store.slots_on(id, day).await.unwrap();
+            assert_eq!(served.len(), 1, "{} {day}", backend.name);
+            assert_eq!(served[0].start_date, day, "{}", backend.name);
+            assert_eq!(served[0].pax[0].remaining, adults, "{}", backend.name);
+            let history = backend
+                .store
+                .slot_history(id, day, time("04:00"))
+                .await
+                .unwrap()
+                .expect("the slot's history");
+            assert!(history.is_open, "{} {day}", backend.name);
+        }
+        assert!(backend.store.verify().await.unwrap().ok);
+    }
+}
+
+#[tokio::test]
 async fn an_empty_day_closes_everything() {
     for backend in backends().await {
         let (id, day) = apply_first_tuesday(&backend).await;

@@ -198,8 +198,8 @@ async fn write_mirror(
                          $12::bigint[], $13::bigint[])
                       AS s (provider_slot_id, service_date, start_time, end_time, currency,
                             variant_id, remaining)
-             ON CONFLICT (experience_id, provider_slot_id) DO UPDATE SET
-                 service_date = EXCLUDED.service_date, start_time = EXCLUDED.start_time,
+             ON CONFLICT (experience_id, service_date, provider_slot_id) DO UPDATE SET
+                 start_time = EXCLUDED.start_time,
                  end_time = EXCLUDED.end_time, currency = EXCLUDED.currency,
                  variant_id = EXCLUDED.variant_id,
                  observed_remaining = EXCLUDED.observed_remaining, is_open = TRUE,

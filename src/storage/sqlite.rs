@@ -244,8 +244,8 @@ const WRITE_MIRROR: &str =
                 s.value ->> 'variant_id', s.value ->> 'remaining', 1, ?
          -- `WHERE true`: SQLite needs it to parse `INSERT … SELECT … ON CONFLICT`.
          FROM json_each(?) AS s WHERE true
-         ON CONFLICT (experience_id, provider_slot_id) DO UPDATE SET
-            service_date = excluded.service_date, start_time = excluded.start_time,
+         ON CONFLICT (experience_id, service_date, provider_slot_id) DO UPDATE SET
+            start_time = excluded.start_time,
             end_time = excluded.end_time, currency = excluded.currency,
             variant_id = excluded.variant_id,
             observed_remaining = excluded.observed_remaining, is_open = 1,
@@ -264,7 +264,8 @@ const WRITE_MIRROR: &str =
          -- CROSS JOIN keeps the day's pax as the outer loop: one index lookup each, never a
          -- scan of the experience's slots.
          CROSS JOIN slots s
-         WHERE s.experience_id = ? AND s.provider_slot_id = p.value ->> 'provider_slot_id'
+         WHERE s.experience_id = ? AND s.service_date = ?
+           AND s.provider_slot_id = p.value ->> 'provider_slot_id'
          ON CONFLICT (slot_id, pax_type) DO UPDATE SET
             position = excluded.position, name = excluded.name,
             description = excluded.description, min_pax = excluded.min_pax,
@@ -350,6 +351,7 @@ async fn write_mirror(
         .bind(fetch_id)
         .bind(&day.pax)
         .bind(experience)
+        .bind(fetch.date)
         // accounts: the slots' pools, then the pax pools
         .bind(experience)
         .bind(fetch.date)
