@@ -432,7 +432,9 @@ pub(crate) struct SellablePaxPrice {
 }
 
 /// The "from" price of each date: per slot the primary pax (else the first in partner order;
-/// rows must come ordered by date, slot and position), then the lowest final price per date.
+/// rows must come ordered by date, slot and position), then the lowest final price per date
+/// among the slots priced in the currency of the day's first slot: prices in different
+/// currencies are not comparable, so a slot in another currency never sets the day's price.
 pub(crate) fn cheapest_primary_by_date(rows: Vec<SellablePaxPrice>) -> Vec<DatePrice> {
     let mut dates: Vec<DatePrice> = Vec::new();
     let mut slot_prices: Vec<(NaiveDate, Price)> = Vec::new();
@@ -459,7 +461,9 @@ pub(crate) fn cheapest_primary_by_date(rows: Vec<SellablePaxPrice>) -> Vec<DateP
     for (date, price) in slot_prices {
         match dates.last_mut() {
             Some(last) if last.date == date => {
-                if price.final_price < last.price.final_price {
+                if price.currency == last.price.currency
+                    && price.final_price < last.price.final_price
+                {
                     last.price = price;
                 }
             }
@@ -803,5 +807,28 @@ mod tests {
         let dates = cheapest_primary_by_date(rows);
         assert_eq!(dates.len(), 1);
         assert_eq!(dates[0].price.final_price, Decimal::from(341));
+    }
+
+    #[test]
+    fn from_price_compares_prices_within_one_currency() {
+        let day = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+        let row = |slot_id, p: &str, currency: &str| SellablePaxPrice {
+            date: day,
+            slot_id,
+            is_primary: true,
+            price: Price {
+                currency: currency.into(),
+                ..price(p)
+            },
+        };
+        let rows = vec![
+            row(1, "341", "SGD"),
+            row(2, "5", "USD"),
+            row(3, "300", "SGD"),
+        ];
+        let dates = cheapest_primary_by_date(rows);
+        assert_eq!(dates.len(), 1);
+        assert_eq!(dates[0].price.final_price, Decimal::from(300));
+        assert_eq!(dates[0].price.currency, "SGD");
     }
 }
