@@ -16,7 +16,7 @@ use crate::domain::{ExperienceId, Secret};
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::storage;
 use crate::sync::tiers::{self, Tier};
-use crate::sync::{self, RetryPolicy, quiet};
+use crate::sync::{self, RetryPolicy, SyncError, quiet};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -160,7 +160,16 @@ async fn sync_once(
         RetryPolicy::default(),
         &settings.sync.lease_claim(),
     )
-    .await?;
+    .await
+    .map_err(|error| match error {
+        SyncError::LeaseHeldElsewhere { .. } => {
+            anyhow::anyhow!(
+                "{error}:\n  {}",
+                trigger_curl(settings, experience, from, to)
+            )
+        }
+        other => other.into(),
+    })?;
     println!(
         "fetched {} product-days, {} changed ({} transfers posted)",
         summary.fetched, summary.changed, summary.transfers
@@ -173,6 +182,29 @@ async fn sync_once(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The request that asks a running daemon for the re-sync `invsync sync` was asked for.
+fn trigger_curl(
+    settings: &Settings,
+    experience: Option<ExperienceId>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> String {
+    let mut body = serde_json::json!({ "from": from, "to": to });
+    if let Some(id) = experience {
+        body["experience"] = id.get().into();
+    }
+    let listen = settings.server.listen;
+    let address = if listen.port() == 0 {
+        "HOST:PORT".to_string()
+    } else {
+        listen.to_string()
+    };
+    format!(
+        "curl -X POST -H \"Authorization: Bearer $INVSYNC_SERVER__ADMIN_TOKEN\" \
+         -H 'Content-Type: application/json' -d '{body}' http://{address}/api/v1/sync/trigger"
+    )
 }
 
 async fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {

@@ -142,3 +142,46 @@ async fn sigterm_mid_sync_exits_zero_within_ten_seconds() {
         assert_eq!(sim.sim.calls().len(), calls_at_exit, "calls after exit");
     }
 }
+
+/// `invsync sync` beside a running daemon does not poll; it says how to ask the daemon.
+#[tokio::test]
+async fn a_one_shot_sync_beside_a_daemon_names_the_trigger_to_use() {
+    for backend in backends().await {
+        let sim = start_simulator().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let daemon_lease = backend
+            .store
+            .acquire_lease(
+                "running-daemon",
+                chrono::Utc::now(),
+                Duration::from_secs(60),
+            )
+            .await
+            .expect("lease read");
+        assert!(daemon_lease.is_some());
+        let from = invsync::config::Settings::default().partner.today();
+        let output = invsync(
+            dir.path(),
+            &backend.url,
+            &sim,
+            &["sync", "--experience", "14", "--from", &from.to_string()],
+        )
+        .env("INVSYNC_SERVER__LISTEN", "127.0.0.1:8080")
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("sync runs");
+        assert!(!output.status.success(), "{}", backend.name);
+        let message = String::from_utf8_lossy(&output.stderr);
+        for expected in [
+            "running-daemon",
+            "POST /api/v1/sync/trigger",
+            "curl -X POST",
+            "\"experience\":14",
+            &format!("\"from\":\"{from}\""),
+            "http://127.0.0.1:8080/api/v1/sync/trigger",
+        ] {
+            assert!(message.contains(expected), "{expected} missing: {message}");
+        }
+        assert!(sim.sim.calls().is_empty(), "the partner was called");
+    }
+}

@@ -118,7 +118,10 @@ pub async fn fetch_with_retry(
 pub enum SyncError {
     #[error("partner rejected the API key: {0}")]
     PartnerRejectedKey(PartnerError),
-    #[error("another instance ({holder}) holds the sync lease; pause it or wait for it to stop")]
+    #[error(
+        "another instance ({holder}) holds the sync lease: a running daemon syncs this \
+         database; ask it to re-sync with POST /api/v1/sync/trigger instead"
+    )]
     LeaseHeldElsewhere { holder: String },
     #[error("claiming the sync lease: {0}")]
     Lease(#[source] StoreError),
