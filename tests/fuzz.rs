@@ -456,6 +456,10 @@ fn the_parser_survives_mutated_partner_responses() {
         },
     );
     eprintln!("  of which {} parsed as a valid day", accepted.get());
+    assert!(
+        accepted.get() > 0,
+        "no mutated response parsed: the inputs miss the parser"
+    );
 }
 
 /// A partner whose every answer is `200` with the body the test sets.
@@ -490,6 +494,7 @@ fn the_partner_client_turns_mutated_responses_into_days_or_malformed_errors() {
         .expect("partner client")
     });
     let id = experience(14);
+    let (days, malformed) = (Cell::new(0), Cell::new(0));
     fuzz(
         "partner client, mutated partner responses",
         inputs(300),
@@ -501,6 +506,7 @@ fn the_partner_client_turns_mutated_responses_into_days_or_malformed_errors() {
                 (Ok(day), Ok(slots)) => {
                     prop_assert_eq!((day.experience, day.date), (id, requested));
                     prop_assert_eq!(day.slots, slots);
+                    days.set(days.get() + 1);
                 }
                 (
                     Err(PartnerError::Malformed {
@@ -512,6 +518,7 @@ fn the_partner_client_turns_mutated_responses_into_days_or_malformed_errors() {
                 ) => {
                     prop_assert_eq!((experience, date), (id, requested));
                     prop_assert_eq!(detail, reason.to_string());
+                    malformed.set(malformed.get() + 1);
                 }
                 (fetched, parsed) => {
                     prop_assert!(false, "client said {fetched:?}, parser said {parsed:?}")
@@ -519,6 +526,11 @@ fn the_partner_client_turns_mutated_responses_into_days_or_malformed_errors() {
             }
             Ok(())
         },
+    );
+    eprintln!("  {} days, {} malformed", days.get(), malformed.get());
+    assert!(
+        days.get() > 0 && malformed.get() > 0,
+        "one outcome never tried"
     );
 }
 
@@ -547,6 +559,7 @@ fn every_day_the_parser_accepts_can_be_stored() {
         let report = runtime.block_on(store.verify()).expect("verify runs");
         assert!(report.ok, "{}: {:?}", backend.name, report.violations);
         eprintln!("  {} days stored", stored.get());
+        assert!(stored.get() > 0, "{}: no day was stored", backend.name);
     }
 }
 
@@ -761,7 +774,7 @@ fn the_api_answers_any_request_without_a_5xx_and_errors_in_json() {
         let name = backend.name;
         let router = runtime.block_on(api_router(backend.store.clone()));
         let today = Settings::default().partner.today();
-        let sent = Cell::new(0);
+        let (sent, answered) = (Cell::new(0), Cell::new(0));
         fuzz(
             &format!("{name}: HTTP requests"),
             inputs(1_000),
@@ -780,6 +793,7 @@ fn the_api_answers_any_request_without_a_5xx_and_errors_in_json() {
                     .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
                     .expect("a body");
                 prop_assert!(!status.is_server_error(), "{status}: {body:?}");
+                answered.set(answered.get() + usize::from(status.is_success()));
                 if status.is_client_error() && fuzzed.method != "HEAD" {
                     prop_assert_eq!(
                         content_type.as_ref().and_then(|v| v.to_str().ok()),
@@ -794,6 +808,11 @@ fn the_api_answers_any_request_without_a_5xx_and_errors_in_json() {
                 Ok(())
             },
         );
-        eprintln!("  {} requests reached the router", sent.get());
+        eprintln!(
+            "  {} requests reached the router, {} answered 2xx",
+            sent.get(),
+            answered.get()
+        );
+        assert!(answered.get() > 0, "{name}: no request was valid");
     }
 }
