@@ -125,12 +125,15 @@ impl Application {
 }
 
 pub fn partner_client(settings: &Settings) -> anyhow::Result<PartnerClient> {
-    Ok(PartnerClient::new(PartnerClientConfig {
-        base_url: settings.partner.base_url.0.to_string(),
-        api_key: settings.partner.api_key()?.clone(),
-        rate_limit_per_minute: settings.partner.rate_limit_per_minute,
-        request_timeout: settings.partner.request_timeout(),
-    })?)
+    Ok(PartnerClient::for_instance(
+        PartnerClientConfig {
+            base_url: settings.partner.base_url.0.to_string(),
+            api_key: settings.partner.api_key()?.clone(),
+            rate_limit_per_minute: settings.partner.rate_limit_per_minute,
+            request_timeout: settings.partner.request_timeout(),
+        },
+        &settings.sync.instance_id,
+    )?)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

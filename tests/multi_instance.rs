@@ -33,13 +33,24 @@ fn spawn_instance(
     sim: &SimulatorHandle,
     dir: &std::path::Path,
 ) -> Instance {
+    spawn_instance_with(name, database_url, sim, dir, |_| {})
+}
+
+fn spawn_instance_with(
+    name: &'static str,
+    database_url: &str,
+    sim: &SimulatorHandle,
+    dir: &std::path::Path,
+    configure: impl FnOnce(&mut std::process::Command),
+) -> Instance {
     let port = free_port();
-    let child = invsync_command(dir, database_url, sim, RATE, HORIZON_DAYS, &["serve"])
+    let mut command = invsync_command(dir, database_url, sim, RATE, HORIZON_DAYS, &["serve"]);
+    command
         .env("INVSYNC_SYNC__INSTANCE_ID", name)
         .env("INVSYNC_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("INVSYNC_SERVER__ADMIN_TOKEN", ADMIN_TOKEN)
-        .spawn()
-        .expect("invsync serve starts");
+        .env("INVSYNC_SERVER__ADMIN_TOKEN", ADMIN_TOKEN);
+    configure(&mut command);
+    let child = command.spawn().expect("invsync serve starts");
     Instance {
         name,
         base: format!("http://127.0.0.1:{port}"),
@@ -191,4 +202,153 @@ async fn one_leader_polls_a_pause_anywhere_is_obeyed_and_a_follower_takes_over()
         let report = backend.store.verify().await.unwrap();
         assert!(report.ok, "{report:?}");
     }
+}
+
+/// The lease in the stall test: short, so the test is too.
+const STALL_LEASE: Duration = Duration::from_secs(3);
+
+/// The instances of a test, resumed and killed however it ends: a stopped process is never
+/// left behind.
+struct Running([Instance; 2]);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for instance in &mut self.0 {
+            signal(&instance.child, libc::SIGCONT);
+            let _ = instance.child.kill();
+            let _ = instance.child.wait();
+        }
+    }
+}
+
+fn signal(child: &Child, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid");
+    // SAFETY: kill(2) takes no pointers; the pid is our own child's, not yet reaped.
+    unsafe { libc::kill(pid, signal) };
+}
+
+/// Which instance made `call`, from the User-Agent that names it.
+fn caller(call: &invsync::simulator::CallRecord) -> &'static str {
+    let client = call.client.as_deref().unwrap_or_default();
+    ["alpha", "beta"]
+        .into_iter()
+        .find(|name| client.ends_with(&format!("({name})")))
+        .unwrap_or_else(|| panic!("a call from an unknown client {client:?}"))
+}
+
+/// A leader stopped (SIGSTOP) for longer than its lease, while the follower takes over and
+/// calls, makes no call when it is continued: its hold on the lease is over by its own clock,
+/// so it withholds its calls and becomes a follower. Two pacers never share the key.
+#[tokio::test]
+async fn a_leader_stalled_past_its_lease_makes_no_call_after_the_takeover() {
+    let Some(backend) = postgres_store().await else {
+        return;
+    };
+    let sim: SimulatorHandle = Simulator::new(SimulatorConfig {
+        rate_limit_per_minute: std::num::NonZeroU32::new(RATE).unwrap(),
+        ..SimulatorConfig::new(invsync::domain::Secret::new(SIM_KEY))
+    })
+    .spawn_local()
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let short_lease = |command: &mut std::process::Command| {
+        command.env(
+            "INVSYNC_SYNC__LEASE_SECONDS",
+            STALL_LEASE.as_secs().to_string(),
+        );
+    };
+    let running = Running([
+        spawn_instance_with("alpha", &backend.url, &sim, dir.path(), short_lease),
+        spawn_instance_with("beta", &backend.url, &sim, dir.path(), short_lease),
+    ]);
+    wait_until(Duration::from_secs(30), "partner calls", async || {
+        sim.sim.calls().len() >= 6
+    })
+    .await;
+    let leader_name = caller(sim.sim.calls().last().expect("a call"));
+    let leader = usize::from(leader_name == "beta");
+    let follower = 1 - leader;
+    let follower_name = running.0[follower].name;
+
+    signal(&running.0[leader].child, libc::SIGSTOP);
+    let stopped = Instant::now();
+    let calls_at_stop = sim.sim.calls().len();
+    wait_until(
+        Duration::from_secs(20),
+        "the follower's calls",
+        async || {
+            sim.sim.calls()[calls_at_stop..]
+                .iter()
+                .filter(|call| caller(call) == follower_name)
+                .count()
+                >= 6
+        },
+    )
+    .await;
+    // Stalled for two leases at least.
+    tokio::time::sleep((2 * STALL_LEASE).saturating_sub(stopped.elapsed())).await;
+    signal(&running.0[leader].child, libc::SIGCONT);
+    wait_until(
+        Duration::from_secs(10),
+        "the woken leader following",
+        async || role(&running.0[leader]).await.as_deref() == Some("follower"),
+    )
+    .await;
+    // The new leader calls on; the woken one must not join in.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(role(&running.0[follower]).await.as_deref(), Some("leader"));
+    drop(running);
+
+    let calls = sim.sim.calls();
+    let describe = || {
+        calls
+            .iter()
+            .map(|call| {
+                let at = call.arrived.saturating_duration_since(calls[0].arrived);
+                format!("{:>7.3} s {}", at.as_secs_f64(), caller(call))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        calls.iter().all(|call| call.status == 200),
+        "a call was refused:\n{}",
+        describe()
+    );
+    let after_stop = &calls[calls_at_stop..];
+    let takeover = after_stop
+        .iter()
+        .position(|call| caller(call) == follower_name)
+        .expect("the follower called");
+    assert!(
+        after_stop[takeover..]
+            .iter()
+            .all(|call| caller(call) == follower_name),
+        "{leader_name} called after {follower_name} took over:\n{}",
+        describe()
+    );
+    // Each change of caller (the takeover, any earlier one) keeps at least one pacing
+    // period, the least a successor waits after the last call of a leader stopped a margin
+    // before its lease ran out.
+    let period = Duration::from_secs(60) / RATE;
+    for pair in calls.windows(2) {
+        if caller(&pair[0]) != caller(&pair[1]) {
+            assert!(
+                pair[1].arrived - pair[0].arrived >= period,
+                "two pacers too close:\n{}",
+                describe()
+            );
+        }
+    }
+    // The partner's limit, in the minute and scaled to ten seconds (one pacer's slots, one of
+    // them up to half a period late, and a little network jitter).
+    assert!(sim.sim.max_calls_in_any_window(Duration::from_secs(60)) <= RATE as usize);
+    let ten_seconds = Duration::from_secs(10);
+    let budget = (ten_seconds.as_secs() * u64::from(RATE) / 60) as usize;
+    assert!(
+        sim.sim.max_calls_in_any_window(ten_seconds) <= budget + 2,
+        "over the pace:\n{}",
+        describe()
+    );
 }

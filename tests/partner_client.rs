@@ -566,3 +566,54 @@ async fn the_limiter_paces_calls_across_clones() {
     );
     assert_eq!(client.rate_limit_per_minute().get(), 600);
 }
+
+/// Callers queued behind a call that draws a 429 wait for its reset: the partner sees one 429,
+/// not one per queued caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_queued_behind_a_429_wait_for_its_reset() {
+    let server = MockServer::start().await;
+    let reset_at = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let body = format!(
+        r#"{{"rateLimitState":{{"reset":{},"limit":30,"remaining":0}}}}"#,
+        reset_at.timestamp_millis()
+    );
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).set_body_raw(body, "application/json"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    serve(&server, 14, "2026-11-30", 200, MONDAY_14).await;
+    // One call every 200 ms: the 429 is in long before the next caller's slot.
+    let client = client(&server.uri(), 300, Duration::from_secs(5));
+
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let client = client.clone();
+        calls.spawn(async move {
+            let result = client.fetch_day(experience(14), date("2026-11-30")).await;
+            (result, chrono::Utc::now())
+        });
+    }
+    let results = calls.join_all().await;
+
+    let rate_limited = results
+        .iter()
+        .filter(|(result, _)| matches!(result, Err(PartnerError::RateLimited { .. })))
+        .count();
+    assert_eq!(rate_limited, 1, "{results:?}");
+    for (result, finished) in &results {
+        if result.is_ok() {
+            assert!(
+                *finished >= reset_at,
+                "finished {finished} before {reset_at}"
+            );
+        }
+    }
+    assert_eq!(
+        results.iter().filter(|(result, _)| result.is_ok()).count(),
+        3
+    );
+    let requests = server.received_requests().await.expect("recording on");
+    assert_eq!(requests.len(), 4);
+}

@@ -151,11 +151,7 @@ async fn a_one_shot_sync_beside_a_daemon_names_the_trigger_to_use() {
         let dir = tempfile::tempdir().expect("temp dir");
         let daemon_lease = backend
             .store
-            .acquire_lease(
-                "running-daemon",
-                chrono::Utc::now(),
-                Duration::from_secs(60),
-            )
+            .acquire_lease("running-daemon", Duration::from_secs(60))
             .await
             .expect("lease read");
         assert!(daemon_lease.is_some());

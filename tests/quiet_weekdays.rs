@@ -67,6 +67,17 @@ impl Partner for Switching {
         self.current().fetch_day(experience, date).await
     }
 
+    async fn fetch_day_gated(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+        may_send: &invsync::partner::CallGate<'_>,
+    ) -> Result<DayFetch, PartnerError> {
+        self.current()
+            .fetch_day_gated(experience, date, may_send)
+            .await
+    }
+
     fn rate_limit_per_minute(&self) -> std::num::NonZeroU32 {
         self.current().rate_limit_per_minute()
     }

@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use common::*;
 use invsync::domain::{DayFetch, ExperienceId};
 use invsync::storage::{CachedStore, Fence, Lease, Rendered, Store, StoreError};
@@ -66,7 +66,7 @@ async fn fresh_dates(
 
 async fn take_lease(cached: &CachedStore, ttl: Duration) -> Lease {
     cached
-        .acquire_lease(HOLDER, Utc::now(), ttl)
+        .acquire_lease(HOLDER, ttl)
         .await
         .expect("lease call")
         .expect("the lease is free")
@@ -75,7 +75,6 @@ async fn take_lease(cached: &CachedStore, ttl: Duration) -> Lease {
 async fn apply(store: &dyn Store, fetch: &DayFetch, lease: Option<&Lease>) {
     let fence = lease.map(|lease| Fence {
         lease: lease.clone(),
-        at: Utc::now(),
     });
     store
         .apply_fetch(fetch, fence.as_ref())
@@ -264,7 +263,7 @@ async fn only_the_lease_holder_serves_from_memory() {
         assert_eq!(served().await, remembered, "{name}: not from memory");
         // ...until it hands the lease back,
         cached
-            .release_lease(&lease, Utc::now())
+            .release_lease(&lease, Duration::ZERO)
             .await
             .expect("release");
         assert_eq!(*served().await, *stored().await, "{name}");

@@ -47,8 +47,33 @@ struct Inner {
     request_timeout: Duration,
 }
 
+/// The User-Agent of every call.
+const USER_AGENT: &str = concat!("invsync/", env!("CARGO_PKG_VERSION"));
+
 impl PartnerClient {
     pub fn new(config: PartnerClientConfig) -> Result<Self, ClientBuildError> {
+        Self::with_user_agent(config, USER_AGENT.to_string())
+    }
+
+    /// Names `instance` in the User-Agent, so that the calls of several instances on one key
+    /// can be told apart (by the partner's support, by the simulator's call log). A name that
+    /// cannot go in a header is left out.
+    pub fn for_instance(
+        config: PartnerClientConfig,
+        instance: &str,
+    ) -> Result<Self, ClientBuildError> {
+        let tagged = format!("{USER_AGENT} ({instance})");
+        let user_agent = match HeaderValue::from_str(&tagged) {
+            Ok(_) => tagged,
+            Err(_) => USER_AGENT.to_string(),
+        };
+        Self::with_user_agent(config, user_agent)
+    }
+
+    fn with_user_agent(
+        config: PartnerClientConfig,
+        user_agent: String,
+    ) -> Result<Self, ClientBuildError> {
         let base_url = parse_base_url(&config.base_url)?;
         if config.api_key.is_empty() {
             return Err(ClientBuildError::EmptyApiKey);
@@ -65,7 +90,7 @@ impl PartnerClient {
             .timeout(config.request_timeout)
             // A redirect could carry our key header to another host; treat it as an error.
             .redirect(redirect::Policy::none())
-            .user_agent(concat!("invsync/", env!("CARGO_PKG_VERSION")))
+            .user_agent(user_agent)
             .build()
             .map_err(|error| ClientBuildError::Http(error.without_url().to_string()))?;
 
@@ -74,7 +99,7 @@ impl PartnerClient {
                 http,
                 base_url,
                 api_key: config.api_key,
-                pacer: Pacer::new(config.rate_limit_per_minute),
+                pacer: Pacer::new(config.rate_limit_per_minute, config.request_timeout),
                 request_timeout: config.request_timeout,
             }),
         })
@@ -95,20 +120,44 @@ impl PartnerClient {
     /// a `partner_call{attempt}` span, so this call's log line carries its attempt number).
     ///
     /// Cancel-safe: dropping the future while it waits for the limiter spends no budget, so a
-    /// pause can abandon queued fetches at once.
+    /// pause can abandon queued fetches at once. Dropped once the request is out, the call
+    /// counts against the window until its deadline, as the partner may still count it.
     pub async fn fetch_day(
         &self,
         experience: ExperienceId,
         date: NaiveDate,
     ) -> Result<DayFetch, PartnerError> {
+        self.fetch_day_gated(experience, date, &|| true).await
+    }
+
+    /// [`PartnerClient::fetch_day`], asking `may_send` after the pacer's wait, right before
+    /// the request goes out: the sync stops calling the moment its lease may have run out.
+    pub async fn fetch_day_gated(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+        may_send: &super::CallGate<'_>,
+    ) -> Result<DayFetch, PartnerError> {
         let permit = self.inner.pacer.until_ready().await;
-        let started = Instant::now();
-        let (status, result) = self.exchange(experience, date).await;
-        // The answer (or the timeout) is in: the partner has counted this call by now.
-        drop(permit);
-        if let Err(PartnerError::RateLimited { reset_at }) = &result {
-            self.inner.pacer.hold_for_reset(*reset_at);
+        if !may_send() {
+            // Nothing sent: the slot is spent, which only slows the pace.
+            permit.not_sent();
+            return Err(PartnerError::Withheld);
         }
+        let started = Instant::now();
+        let (reached, result) = self.exchange(experience, date).await;
+        match (reached, &result) {
+            // The hold goes up as the permit goes, so no waiting caller slips out before it.
+            (_, Err(PartnerError::RateLimited { reset_at })) => permit.rate_limited(*reset_at),
+            (Reached::Answered(_), _) => permit.answered(),
+            (Reached::NotSent, _) => permit.not_sent(),
+            // The partner may still count it until its deadline, which dropping records.
+            (Reached::Unanswered, _) => drop(permit),
+        }
+        let status = match reached {
+            Reached::Answered(status) => Some(status),
+            Reached::NotSent | Reached::Unanswered => None,
+        };
         let latency = started.elapsed();
         let outcome = result.as_ref().map_or_else(PartnerError::code, |_| "ok");
         metrics::counter!(names::PARTNER_REQUESTS, "outcome" => outcome).increment(1);
@@ -128,16 +177,24 @@ impl PartnerClient {
         result
     }
 
-    /// One HTTP round trip, classified. Also returns the status (if any) for the log line.
+    /// One HTTP round trip, classified. Also returns how far it got, for the pacer and the log
+    /// line.
     async fn exchange(
         &self,
         experience: ExperienceId,
         date: NaiveDate,
-    ) -> (Option<StatusCode>, Result<DayFetch, PartnerError>) {
+    ) -> (Reached, Result<DayFetch, PartnerError>) {
         let url = self.inventory_url(experience, date);
         let mut response = match self.inner.http.get(url).send().await {
             Ok(response) => response,
-            Err(error) => return (None, Err(self.transport_error(error))),
+            Err(error) => {
+                let reached = if error.is_connect() {
+                    Reached::NotSent
+                } else {
+                    Reached::Unanswered
+                };
+                return (reached, Err(self.transport_error(error)));
+            }
         };
         let status = response.status();
 
@@ -147,7 +204,7 @@ impl PartnerClient {
                 Ok(Some(chunk)) if body.len() + chunk.len() > MAX_BODY_BYTES => {
                     let detail = format!("body exceeds {MAX_BODY_BYTES} bytes");
                     return (
-                        Some(status),
+                        Reached::Answered(status),
                         Err(PartnerError::Malformed {
                             experience,
                             date,
@@ -157,12 +214,14 @@ impl PartnerClient {
                 }
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => break,
-                Err(error) => return (Some(status), Err(self.transport_error(error))),
+                Err(error) => {
+                    return (Reached::Answered(status), Err(self.transport_error(error)));
+                }
             }
         }
 
         (
-            Some(status),
+            Reached::Answered(status),
             classify(experience, date, status, &body, |text| self.redact(text)),
         )
     }
@@ -213,6 +272,17 @@ impl PartnerClient {
             text.replace(key, "[redacted]")
         }
     }
+}
+
+/// How far one exchange got: what the pacer records as the call's answer time depends on it.
+#[derive(Clone, Copy)]
+enum Reached {
+    /// No connection could be made: the request never left.
+    NotSent,
+    /// The request may have reached the partner, but no response came back.
+    Unanswered,
+    /// A response came back (its body read, cut off or refused).
+    Answered(StatusCode),
 }
 
 impl fmt::Debug for PartnerClient {

@@ -34,6 +34,11 @@ pub enum PartnerError {
         date: NaiveDate,
         detail: String,
     },
+
+    /// Not sent: the caller's gate said no right before sending (this instance may no longer
+    /// hold the sync lease). The partner saw nothing.
+    #[error("call withheld: this instance may no longer hold the sync lease")]
+    Withheld,
 }
 
 impl PartnerError {
@@ -61,6 +66,7 @@ impl PartnerError {
             Self::BadRequest { .. } => "bad_request",
             Self::Transient { .. } => "transient",
             Self::Malformed { .. } => "malformed",
+            Self::Withheld => "withheld",
         }
     }
 }

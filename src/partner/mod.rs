@@ -20,6 +20,9 @@ pub use pacing::Pacer;
 
 use crate::domain::{DayFetch, ExperienceId};
 
+/// Asked right before a call is sent: `false` withholds it ([`PartnerError::Withheld`]).
+pub type CallGate<'a> = dyn Fn() -> bool + Send + Sync + 'a;
+
 /// Where the sync engine gets days from: the HTTP client in production, an in-process
 /// simulator in paused-clock tests and benchmarks. Every implementation paces its calls.
 #[async_trait]
@@ -29,6 +32,21 @@ pub trait Partner: Send + Sync + 'static {
         experience: ExperienceId,
         date: NaiveDate,
     ) -> Result<DayFetch, PartnerError>;
+
+    /// [`Partner::fetch_day`], asking `may_send` right before the request would go out. An
+    /// implementation that waits (on its pacer) before sending asks after the wait, which may
+    /// be long (a 429's hold).
+    async fn fetch_day_gated(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+        may_send: &CallGate<'_>,
+    ) -> Result<DayFetch, PartnerError> {
+        if !may_send() {
+            return Err(PartnerError::Withheld);
+        }
+        self.fetch_day(experience, date).await
+    }
 
     fn rate_limit_per_minute(&self) -> NonZeroU32;
 
@@ -44,6 +62,15 @@ impl Partner for PartnerClient {
         date: NaiveDate,
     ) -> Result<DayFetch, PartnerError> {
         PartnerClient::fetch_day(self, experience, date).await
+    }
+
+    async fn fetch_day_gated(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+        may_send: &CallGate<'_>,
+    ) -> Result<DayFetch, PartnerError> {
+        PartnerClient::fetch_day_gated(self, experience, date, may_send).await
     }
 
     fn rate_limit_per_minute(&self) -> NonZeroU32 {

@@ -49,8 +49,15 @@ async fn inventory(
     let api_key = headers
         .get("x-api-key")
         .and_then(|value| value.to_str().ok());
-    let answer =
-        sim.answer_partner_call(api_key, &product_id, query.get("date").map(String::as_str));
+    let client = headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok());
+    let answer = sim.answer_partner_call_from(
+        client,
+        api_key,
+        &product_id,
+        query.get("date").map(String::as_str),
+    );
     if let Some(delay) = answer.delay {
         tokio::time::sleep(delay).await;
     }
@@ -109,10 +116,21 @@ impl PartnerAnswer {
 }
 
 impl Simulator {
-    /// Decides the whole answer under one lock: authentication, then the rate window, then a
-    /// storm or a fault roll, then the inventory itself; and logs the call.
+    /// A call from an unnamed client (see [`Simulator::answer_partner_call_from`]).
     pub(super) fn answer_partner_call(
         &self,
+        api_key: Option<&str>,
+        product_id: &str,
+        date: Option<&str>,
+    ) -> PartnerAnswer {
+        self.answer_partner_call_from(None, api_key, product_id, date)
+    }
+
+    /// Decides the whole answer under one lock: authentication, then the rate window, then a
+    /// storm or a fault roll, then the inventory itself; and logs the call with `client`.
+    pub(super) fn answer_partner_call_from(
+        &self,
+        client: Option<&str>,
         api_key: Option<&str>,
         product_id: &str,
         date: Option<&str>,
@@ -157,6 +175,7 @@ impl Simulator {
             date: parsed_date,
             status: answer.status.as_u16(),
             fault,
+            client: client.map(str::to_string),
         });
         answer
     }

@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 
 use super::Simulator;
 use crate::domain::{DayFetch, ExperienceId};
-use crate::partner::{Pacer, Partner, PartnerError, classify};
+use crate::partner::{CallGate, Pacer, Partner, PartnerError, classify};
 use crate::sync::clock::Clock;
 
 pub struct InProcessPartner {
@@ -26,11 +26,12 @@ impl InProcessPartner {
     /// Calls `sim` with its own key, at most `rate_limit_per_minute`, stamping fetches with
     /// `clock` (share it with the engine).
     pub fn new(sim: Simulator, rate_limit_per_minute: NonZeroU32, clock: Clock) -> Self {
+        let request_timeout = Duration::from_secs(20);
         Self {
             sim,
-            pacer: Pacer::new(rate_limit_per_minute),
+            pacer: Pacer::new(rate_limit_per_minute, request_timeout),
             clock,
-            request_timeout: Duration::from_secs(20),
+            request_timeout,
         }
     }
 }
@@ -42,7 +43,20 @@ impl Partner for InProcessPartner {
         experience: ExperienceId,
         date: NaiveDate,
     ) -> Result<DayFetch, PartnerError> {
-        self.pacer.until_ready().await;
+        self.fetch_day_gated(experience, date, &|| true).await
+    }
+
+    async fn fetch_day_gated(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+        may_send: &CallGate<'_>,
+    ) -> Result<DayFetch, PartnerError> {
+        let permit = self.pacer.until_ready().await;
+        if !may_send() {
+            permit.not_sent();
+            return Err(PartnerError::Withheld);
+        }
         let key = self.sim.shared.api_key.expose().to_string();
         let answer = self.sim.answer_partner_call(
             Some(&key),
@@ -52,6 +66,7 @@ impl Partner for InProcessPartner {
         if let Some(delay) = answer.delay {
             tokio::time::sleep(delay.min(self.request_timeout)).await;
             if delay >= self.request_timeout {
+                // Unanswered: the dropped permit counts the call until its deadline.
                 return Err(PartnerError::Transient {
                     status: None,
                     detail: format!("no complete response within {:?}", self.request_timeout),
@@ -59,8 +74,9 @@ impl Partner for InProcessPartner {
             }
         }
         let result = classify(experience, date, answer.status, &answer.body, |text| text);
-        if let Err(PartnerError::RateLimited { reset_at }) = &result {
-            self.pacer.hold_for_reset(*reset_at);
+        match &result {
+            Err(PartnerError::RateLimited { reset_at }) => permit.rate_limited(*reset_at),
+            _ => permit.answered(),
         }
         result.map(|fetch| DayFetch {
             fetched_at: self.clock.now(),

@@ -161,6 +161,9 @@ pub struct CallRecord {
     /// The fault injected into this call, if any (a 429 shows in `status`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<Fault>,
+    /// The caller's User-Agent (invsync names its instance there); `None` in process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 /// Seats taken by one churn step.

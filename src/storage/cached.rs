@@ -8,8 +8,11 @@
 //! while this process holds it, the only applies that can commit are this process's own, and
 //! they pass through [`CachedStore::apply_fetch`], which drops the day's answers. A follower
 //! or an API-only instance (`sync.enabled = false`) never holds the lease and always reads the
-//! database. Each new tenure starts with an empty cache. Like the lease itself, this relies
-//! on the instances' clocks agreeing.
+//! database. Each new tenure starts with an empty cache. The tenure is counted down on this
+//! process's monotonic clock from before the claim call, and the database grants the lease
+//! for its length from a moment inside that call by its own clock: the tenure ends no later
+//! than the lease, whatever the hosts' wall clocks say (assuming only that clocks tick at
+//! the same rate).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -324,18 +327,14 @@ impl Store for CachedStore {
     async fn acquire_lease(
         &self,
         holder: &str,
-        now: DateTime<Utc>,
         ttl: std::time::Duration,
     ) -> Result<Option<Lease>, StoreError> {
         // Counted from before the call: the lease may have been written at its very start.
         let asked = Instant::now();
-        let claimed = self.inner.acquire_lease(holder, now, ttl).await;
+        let claimed = self.inner.acquire_lease(holder, ttl).await;
         let mut state = self.lock();
         match &claimed {
-            Ok(Some(lease)) => {
-                let left = (lease.expires_at - now).to_std().unwrap_or_default();
-                state.hold(lease, asked + left);
-            }
+            Ok(Some(lease)) => state.hold(lease, asked + ttl),
             Ok(None) => state.end_tenure(),
             // Unknown: the tenure runs out at its expiry unless a renewal gets through.
             Err(_) => {}
@@ -358,10 +357,10 @@ impl Store for CachedStore {
     async fn release_lease(
         &self,
         lease: &Lease,
-        expires_at: DateTime<Utc>,
+        gap: std::time::Duration,
     ) -> Result<(), StoreError> {
         // Before the call: once handed back, a successor may write at any moment.
         self.lock().end_tenure();
-        self.inner.release_lease(lease, expires_at).await
+        self.inner.release_lease(lease, gap).await
     }
 }

@@ -191,12 +191,14 @@ pub trait Store: Send + Sync + 'static {
     /// Resumes the sync; resuming a running sync changes nothing.
     async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError>;
 
-    /// Takes or renews the partner-polling lease for `holder` until `now + ttl`; `None` while
-    /// another holder's lease is still running.
+    /// Takes or renews the partner-polling lease for `holder` for `ttl`; `None` while another
+    /// holder's lease is still running. Decided and stamped with the database's clock at a
+    /// moment inside the call, so a granted lease runs out no earlier than `ttl` after the
+    /// call started: the caller counts it down on its own monotonic clock from before the
+    /// call, trusting no host's wall clock.
     async fn acquire_lease(
         &self,
         holder: &str,
-        now: DateTime<Utc>,
         ttl: std::time::Duration,
     ) -> Result<Option<Lease>, StoreError>;
 
@@ -210,12 +212,12 @@ pub trait Store: Send + Sync + 'static {
     /// Takes every recorded request, oldest first; each is returned once.
     async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError>;
 
-    /// Hands the lease back early: it runs out at `expires_at` (the pacing gap, so the next
-    /// leader's first call keeps the rate).
+    /// Hands the lease back early: it runs out `gap` from now by the database's clock (the
+    /// pacing gap, so the next leader's first call keeps the rate).
     async fn release_lease(
         &self,
         lease: &Lease,
-        expires_at: DateTime<Utc>,
+        gap: std::time::Duration,
     ) -> Result<(), StoreError>;
 }
 
@@ -256,8 +258,9 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// The lease after `holder` asks for it at `now`: renewed when it already holds it, taken
-    /// over (with a new token) when it is free or has run out, `None` when someone else holds it.
+    /// The lease after `holder` asks for it at `now` (the database's clock): renewed when it
+    /// already holds it, taken over (with a new token) when it is free or has run out, `None`
+    /// when someone else holds it.
     pub fn claimed_by(
         &self,
         holder: &str,
@@ -277,20 +280,19 @@ impl Lease {
     }
 }
 
-/// What an apply must prove before it writes: the lease it acts under, and when it checks.
+/// What an apply must prove before it writes: the lease it acts under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
     pub lease: Lease,
-    pub at: DateTime<Utc>,
 }
 
 impl Fence {
     /// Refuses unless `current` (read under a lock in the apply's transaction) is still this
-    /// fence's lease and has not run out.
-    pub(crate) fn check(&self, current: &Lease) -> Result<(), StoreError> {
+    /// fence's lease and has not run out at `now`, the database's clock.
+    pub(crate) fn check(&self, current: &Lease, now: DateTime<Utc>) -> Result<(), StoreError> {
         if current.holder == self.lease.holder
             && current.token == self.lease.token
-            && current.expires_at > self.at
+            && current.expires_at > now
         {
             Ok(())
         } else {

@@ -501,14 +501,10 @@ impl Store for PostgresStore {
             .await
             .during("starting the apply transaction")?;
         if let Some(fence) = fence {
-            // FOR SHARE: a takeover's UPDATE waits until this apply has committed.
-            let current: Lease = sqlx::query_as(
-                "SELECT holder, token, expires_at FROM sync_lease WHERE id = 1 FOR SHARE",
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .during("reading the sync lease")?;
-            fence.check(&current)?;
+            // FOR SHARE: a takeover's UPDATE waits until this apply has committed. Expiry is
+            // judged by the database's clock, as the lease was granted.
+            let (current, now) = read_lease_and_clock(&mut tx, "FOR SHARE").await?;
+            fence.check(&current, now)?;
         }
         let checkpoint: DayCheckpoint = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM fetches WHERE id = $1::uuid) AS seen,
@@ -721,7 +717,6 @@ impl Store for PostgresStore {
     async fn acquire_lease(
         &self,
         holder: &str,
-        now: DateTime<Utc>,
         ttl: std::time::Duration,
     ) -> Result<Option<Lease>, StoreError> {
         let mut tx = self
@@ -729,12 +724,8 @@ impl Store for PostgresStore {
             .begin()
             .await
             .during("starting the lease transaction")?;
-        let current: Lease = sqlx::query_as(
-            "SELECT holder, token, expires_at FROM sync_lease WHERE id = 1 FOR UPDATE",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .during("reading the sync lease")?;
+        // The database's clock, read inside the call: never before the caller started it.
+        let (current, now) = read_lease_and_clock(&mut tx, "FOR UPDATE").await?;
         let Some(claimed) = current.claimed_by(holder, now, ttl) else {
             return Ok(None);
         };
@@ -800,12 +791,14 @@ impl Store for PostgresStore {
     async fn release_lease(
         &self,
         lease: &Lease,
-        expires_at: DateTime<Utc>,
+        gap: std::time::Duration,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE sync_lease SET expires_at = $1 WHERE id = 1 AND holder = $2 AND token = $3",
+            "UPDATE sync_lease
+             SET expires_at = clock_timestamp() + $1::bigint * INTERVAL '1 microsecond'
+             WHERE id = 1 AND holder = $2 AND token = $3",
         )
-        .bind(expires_at)
+        .bind(i64::try_from(gap.as_micros()).unwrap_or(i64::MAX))
         .bind(&lease.holder)
         .bind(lease.token)
         .execute(&self.pool)
@@ -825,4 +818,23 @@ impl Store for PostgresStore {
         .during("resuming the sync")?;
         self.sync_control().await
     }
+}
+
+/// The lease row, locked with `lock` (a literal), and the database's clock.
+async fn read_lease_and_clock(
+    tx: &mut sqlx::PgConnection,
+    lock: &'static str,
+) -> Result<(Lease, DateTime<Utc>), StoreError> {
+    let (holder, token, expires_at, now) = sqlx::query_as(&format!(
+        "SELECT holder, token, expires_at, clock_timestamp() FROM sync_lease WHERE id = 1 {lock}"
+    ))
+    .fetch_one(tx)
+    .await
+    .during("reading the sync lease")?;
+    let lease = Lease {
+        holder,
+        token,
+        expires_at,
+    };
+    Ok((lease, now))
 }

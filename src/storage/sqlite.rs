@@ -578,7 +578,7 @@ impl Store for SqliteStore {
             .during("reading the day's checkpoint")?;
         if let Some(fence) = fence {
             // The write lock is held: no takeover can commit until this apply does.
-            fence.check(&read_lease(&mut tx).await?)?;
+            fence.check(&read_lease(&mut tx).await?, Utc::now())?;
         }
         if checkpoint.seen {
             return Ok(ApplyOutcome::AlreadyApplied);
@@ -783,7 +783,6 @@ impl Store for SqliteStore {
     async fn acquire_lease(
         &self,
         holder: &str,
-        now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<Option<Lease>, StoreError> {
         let mut tx = self
@@ -791,6 +790,8 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .during("starting the lease transaction")?;
+        // The embedded database's clock is this host's, read under the write lock.
+        let now = Utc::now();
         let Some(claimed) = read_lease(&mut tx).await?.claimed_by(holder, now, ttl) else {
             return Ok(None);
         };
@@ -853,11 +854,8 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn release_lease(
-        &self,
-        lease: &Lease,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    async fn release_lease(&self, lease: &Lease, gap: Duration) -> Result<(), StoreError> {
+        let expires_at = Utc::now() + chrono::Duration::from_std(gap).unwrap_or_default();
         sqlx::query(
             "UPDATE sync_lease SET expires_at = ? WHERE id = 1 AND holder = ? AND token = ?",
         )

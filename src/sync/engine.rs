@@ -3,6 +3,10 @@
 //!
 //! Everything that waits uses tokio's clock (see [`Clock`]), so the schedule logic runs under
 //! a paused clock in tests.
+//!
+//! Only the holder of the sync lease calls the partner, and only while its hold lasts by its
+//! own monotonic clock (see [`super::lease`]): the database judges the lease by its clock,
+//! the hold is counted from before each claim, and every call asks right before it is sent.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
+use super::lease::{self, Tenure};
 use super::queue::{Batch, Urgency, WorkQueue};
 use super::quiet::QuietWeekdays;
 use super::status::{Counters, Freshness, LastError, ParkedDay, SyncStatus, TierStatus};
@@ -22,7 +27,7 @@ use super::{ProductDate, RetryPolicy, fetch_with_retry, product_dates};
 use crate::config::Settings;
 use crate::domain::{DayFetch, ExperienceId};
 use crate::partner::{Partner, PartnerError};
-use crate::storage::{ApplyOutcome, Fence, Lease, Store, StoreError, SyncControl, SyncRequest};
+use crate::storage::{ApplyOutcome, Fence, Store, StoreError, SyncControl, SyncRequest};
 
 /// The reason recorded when the partner answers 401/403.
 pub const KEY_REJECTED: &str = "partner rejected the API key";
@@ -97,8 +102,9 @@ struct Inner {
     queue: Mutex<WorkQueue>,
     work_ready: Notify,
     control: watch::Sender<SyncControl>,
-    /// The lease while this instance is the leader; only the leader calls the partner.
-    lease: watch::Sender<Option<Lease>>,
+    /// The hold on the lease while this instance is the leader; only the leader calls the
+    /// partner, and only before the hold's deadline.
+    lease: watch::Sender<Option<Tenure>>,
     /// One lock per tier: a tier runs at most once at a time.
     tier_runs: Vec<tokio::sync::Mutex<()>>,
     tier_status: Mutex<Vec<TierStatus>>,
@@ -169,19 +175,27 @@ impl Engine {
     }
 
     /// Takes the lease when it is free, renews it while held, and hands it back on shutdown.
+    /// A renewal counts from before its call, so one that fails or blocks extends nothing;
+    /// when the hold's deadline passes meanwhile, this instance stops leading (its workers
+    /// requeue their days) until a renewal gets through.
     async fn keep_lease(self) {
         let inner = &self.inner;
-        let renew_every = inner.config.lease_ttl / 3;
+        let ttl = inner.config.lease_ttl;
+        let renew_every = ttl / 3;
+        let margin = lease::call_margin(ttl, inner.partner.pacing_period());
         loop {
-            let now = inner.clock.now();
-            let claimed = inner
-                .store
-                .acquire_lease(&inner.config.instance, now, inner.config.lease_ttl)
+            let claimed = self
+                .until_deadline(lease::claim(
+                    inner.store.as_ref(),
+                    &inner.config.instance,
+                    ttl,
+                    margin,
+                ))
                 .await;
             let was_leader = inner.lease.borrow().is_some();
             match claimed {
-                Ok(Some(lease)) => {
-                    inner.lease.send_replace(Some(lease));
+                Ok(Some(tenure)) if tenure.may_call() => {
+                    inner.lease.send_replace(Some(tenure));
                     if !was_leader {
                         tracing::info!(instance = %inner.config.instance, "became the sync leader");
                         for index in 0..inner.config.tiers.len() {
@@ -190,39 +204,50 @@ impl Engine {
                         }
                     }
                 }
+                Ok(Some(_)) => {
+                    tracing::warn!("the lease renewal took longer than the lease; not calling");
+                }
                 Ok(None) => {
                     if was_leader {
                         tracing::warn!("lost the sync lease to another instance");
                     }
                     inner.lease.send_replace(None);
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "cannot renew the sync lease");
-                    // Past its expiry a lease is not ours, whatever the database says later.
-                    inner.lease.send_if_modified(|lease| {
-                        let expired = lease.as_ref().is_some_and(|l| l.expires_at <= now);
-                        if expired {
-                            *lease = None;
-                        }
-                        expired
-                    });
-                }
+                Err(error) => tracing::warn!(%error, "cannot renew the sync lease"),
             }
             tokio::select! {
                 () = inner.shutdown.cancelled() => break,
-                () = tokio::time::sleep(renew_every) => {}
+                () = self.until_deadline(tokio::time::sleep(renew_every)) => {}
             }
         }
         let held = inner.lease.send_replace(None);
-        if let Some(lease) = held {
+        if let Some(tenure) = held {
             // The next leader may start one pacing period after our last call.
-            let gap = chrono::Duration::from_std(inner.partner.pacing_period()).unwrap_or_default();
-            if let Err(error) = inner
-                .store
-                .release_lease(&lease, inner.clock.now() + gap)
-                .await
-            {
+            let gap = inner.partner.pacing_period();
+            if let Err(error) = inner.store.release_lease(&tenure.lease, gap).await {
                 tracing::warn!(%error, "cannot hand the sync lease back; it runs out by itself");
+            }
+        }
+    }
+
+    /// Awaits `work`; if the hold's deadline passes meanwhile, stops leading at that moment.
+    async fn until_deadline<T>(&self, work: impl Future<Output = T>) -> T {
+        let deadline = self
+            .inner
+            .lease
+            .borrow()
+            .as_ref()
+            .map(|tenure| tenure.calls_until);
+        let Some(deadline) = deadline else {
+            return work.await;
+        };
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            done = &mut work => done,
+            () = tokio::time::sleep_until(deadline) => {
+                self.inner.step_down();
+                work.await
             }
         }
     }
@@ -449,7 +474,10 @@ impl Engine {
             } else {
                 "follower"
             },
-            leader: lease.holder.filter(|_| lease.expires_at > now),
+            // The database's clock would say; this host's is the best guess at hand.
+            leader: lease
+                .holder
+                .filter(|_| lease.expires_at > chrono::Utc::now()),
             lease_expires_at: lease.expires_at,
             pause_reason: control.reason.clone().filter(|_| control.paused),
             paused_since: control.paused.then_some(control.changed_at),
@@ -530,12 +558,17 @@ impl Inner {
                     () = self.work_ready.notified() => continue,
                 }
             };
+            let may_call = || self.may_call();
             let fetched = tokio::select! {
                 // A call that has completed is applied even if a pause arrived meanwhile: its
                 // answer is paid for, and dropping it would cost a second call later.
                 biased;
                 fetched = fetch_with_retry(
-                    self.partner.as_ref(), day, self.config.retry, |error| self.count_retry(error),
+                    self.partner.as_ref(),
+                    day,
+                    self.config.retry,
+                    &may_call,
+                    |error| self.count_retry(error),
                 ) => fetched,
                 _ = control.wait_for(|c| c.paused) => {
                     lock(&self.queue).requeue(day, urgency);
@@ -550,8 +583,31 @@ impl Inner {
                     return;
                 }
             };
-            lock(&self.counters).calls += 1;
+            if !matches!(fetched, Err(PartnerError::Withheld)) {
+                lock(&self.counters).calls += 1;
+            }
             self.settle(day, urgency, fetched).await;
+        }
+    }
+
+    /// Whether a partner call may be sent now: asked right before each one.
+    fn may_call(&self) -> bool {
+        self.lease.borrow().as_ref().is_some_and(Tenure::may_call)
+    }
+
+    /// Stops leading if the hold's deadline has passed: the lease may have run out by the
+    /// database's clock, and another instance may be calling. A renewal that gets through
+    /// makes this instance the leader again.
+    fn step_down(&self) {
+        let stepped_down = self.lease.send_if_modified(|held| {
+            let expired = held.as_ref().is_some_and(|tenure| !tenure.may_call());
+            if expired {
+                *held = None;
+            }
+            expired
+        });
+        if stepped_down {
+            tracing::warn!("the sync lease may have run out; no partner call until it is renewed");
         }
     }
 
@@ -572,6 +628,11 @@ impl Inner {
     ) {
         let fetch = match fetched {
             Ok(fetch) => fetch,
+            Err(PartnerError::Withheld) => {
+                lock(&self.queue).requeue(day, urgency);
+                self.step_down();
+                return;
+            }
             Err(error) if error.is_fatal() => {
                 lock(&self.queue).requeue(day, urgency);
                 self.record_error(day, error.code(), error.to_string());
@@ -590,14 +651,17 @@ impl Inner {
                 return;
             }
         };
-        let Some(lease) = self.lease.borrow().clone() else {
+        // The database refuses the write unless this lease is still current by its clock.
+        let Some(lease) = self
+            .lease
+            .borrow()
+            .as_ref()
+            .map(|tenure| tenure.lease.clone())
+        else {
             lock(&self.queue).requeue(day, urgency);
             return;
         };
-        let fence = Fence {
-            lease,
-            at: self.clock.now(),
-        };
+        let fence = Fence { lease };
         match self.store.apply_fetch(&fetch, Some(&fence)).await {
             Ok(outcome) => {
                 {

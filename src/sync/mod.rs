@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod engine;
+pub mod lease;
 pub mod queue;
 pub mod quiet;
 pub mod real_time_store;
@@ -10,16 +11,18 @@ pub mod scheduler;
 pub mod status;
 pub mod tiers;
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::domain::{DayFetch, ExperienceId};
-use crate::partner::{Partner, PartnerError};
+use crate::partner::{CallGate, Partner, PartnerError};
 use crate::storage::{ApplyOutcome, Fence, Store, StoreError};
+use lease::Tenure;
 
 /// One unit of sync work: one product on one date (one partner call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,11 +81,14 @@ impl Default for RetryPolicy {
 /// Fetches one day, retrying transient failures (5xx, timeouts, malformed bodies) with
 /// exponential backoff and jitter. A 429 is retried as often as it takes: the partner's pacer
 /// already holds every caller until the partner's reset, so nothing is lost and nothing
-/// hammers. A rejected key or a bad request is returned at once.
+/// hammers. A rejected key or a bad request is returned at once, and so is
+/// [`PartnerError::Withheld`]: `may_call` is asked right before every attempt is sent (after
+/// the pacer's wait and any backoff), and a no ends the fetch without a call.
 pub async fn fetch_with_retry(
     partner: &dyn Partner,
     day: ProductDate,
     policy: RetryPolicy,
+    may_call: &CallGate<'_>,
     mut on_retry: impl FnMut(&PartnerError),
 ) -> Result<DayFetch, PartnerError> {
     let backoff = ExponentialBuilder::default()
@@ -97,7 +103,7 @@ pub async fn fetch_with_retry(
         let result = (|| {
             attempt += 1;
             partner
-                .fetch_day(day.experience, day.date)
+                .fetch_day_gated(day.experience, day.date, may_call)
                 .instrument(tracing::info_span!("partner_call", attempt))
         })
         .retry(backoff)
@@ -125,6 +131,11 @@ pub enum SyncError {
     LeaseHeldElsewhere { holder: String },
     #[error("claiming the sync lease: {0}")]
     Lease(#[source] StoreError),
+    #[error(
+        "the sync lease could not be kept (renewals failed, or another instance took it over); \
+         partner calls stopped, the days not yet applied can be synced again"
+    )]
+    LeaseLost,
     #[error("applying {day}: {source}")]
     Store {
         day: ProductDate,
@@ -154,12 +165,20 @@ pub struct LeaseClaim {
     pub ttl: Duration,
 }
 
+/// A one-shot run's hold on the lease, renewed by [`LeaseClaim::keep`] while the run goes on.
+type Held = std::sync::Mutex<Option<Tenure>>;
+
+fn held(held: &Held) -> std::sync::MutexGuard<'_, Option<Tenure>> {
+    // Plain data that a panic cannot leave half-updated.
+    held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl LeaseClaim {
-    /// Takes or renews the lease; a run never calls the partner while a daemon holds it.
-    async fn fence(&self, store: &dyn Store) -> Result<Fence, SyncError> {
-        let now = Utc::now();
-        match store.acquire_lease(&self.holder, now, self.ttl).await {
-            Ok(Some(lease)) => Ok(Fence { lease, at: now }),
+    /// Takes the lease; a run never calls the partner while a daemon holds it.
+    async fn take(&self, store: &dyn Store, margin: Duration) -> Result<Tenure, SyncError> {
+        match lease::claim(store, &self.holder, self.ttl, margin).await {
+            Ok(Some(tenure)) if tenure.may_call() => Ok(tenure),
+            Ok(Some(_)) => Err(SyncError::LeaseLost),
             Ok(None) => Err(SyncError::LeaseHeldElsewhere {
                 holder: store
                     .current_lease()
@@ -171,11 +190,40 @@ impl LeaseClaim {
             Err(error) => Err(SyncError::Lease(error)),
         }
     }
+
+    /// Renews the lease every third of its length for as long as it is polled, also while
+    /// the run waits on a 429's hold or a backoff. A renewal counts from before its call, so
+    /// one that blocks extends nothing; once another holder has the lease, the hold is gone
+    /// and the run's calls are withheld.
+    async fn keep(&self, store: &dyn Store, margin: Duration, hold: &Held) -> Infallible {
+        loop {
+            tokio::time::sleep(self.ttl / 3).await;
+            match lease::claim(store, &self.holder, self.ttl, margin).await {
+                Ok(Some(renewed)) => {
+                    let mut current = held(hold);
+                    if current
+                        .as_ref()
+                        .is_some_and(|tenure| tenure.calls_until < renewed.calls_until)
+                    {
+                        *current = Some(renewed);
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!("another instance took the sync lease; stopping calls");
+                    *held(hold) = None;
+                    return std::future::pending().await;
+                }
+                // Nothing extended: the hold runs out at its deadline unless a renewal passes.
+                Err(error) => tracing::warn!(%error, "cannot renew the sync lease"),
+            }
+        }
+    }
 }
 
 /// Fetches and applies every day, in order of proximity, holding the sync lease so no other
-/// instance polls meanwhile. A bad API key, a lease held elsewhere or a store failure stops
-/// the run; a day that keeps failing is reported in the summary.
+/// instance polls meanwhile. A bad API key, a lease held elsewhere, a lease that cannot be
+/// kept or a store failure stops the run; a day that keeps failing is reported in the
+/// summary.
 pub async fn sync_days(
     partner: &dyn Partner,
     store: &dyn Store,
@@ -183,14 +231,45 @@ pub async fn sync_days(
     policy: RetryPolicy,
     claim: &LeaseClaim,
 ) -> Result<SyncSummary, SyncError> {
-    let mut fence = claim.fence(store).await?;
+    let margin = lease::call_margin(claim.ttl, partner.pacing_period());
+    let hold: Held = std::sync::Mutex::new(Some(claim.take(store, margin).await?));
+    let lease = held(&hold).as_ref().map(|tenure| tenure.lease.clone());
+    let outcome = tokio::select! {
+        outcome = fetch_and_apply(partner, store, days, policy, &hold) => outcome,
+        never = claim.keep(store, margin, &hold) => match never {},
+    };
+    // Hand the lease back: a daemon may take over one pacing period after our last call.
+    let lease = held(&hold).take().map(|tenure| tenure.lease).or(lease);
+    if let Some(lease) = lease
+        && let Err(error) = store.release_lease(&lease, partner.pacing_period()).await
+    {
+        tracing::warn!(%error, "cannot hand the sync lease back; it runs out by itself");
+    }
+    outcome
+}
+
+async fn fetch_and_apply(
+    partner: &dyn Partner,
+    store: &dyn Store,
+    days: impl IntoIterator<Item = ProductDate>,
+    policy: RetryPolicy,
+    hold: &Held,
+) -> Result<SyncSummary, SyncError> {
+    let may_call = || held(hold).as_ref().is_some_and(Tenure::may_call);
+    let may_call: &CallGate<'_> = &may_call;
     let mut fetches = futures::stream::iter(days)
-        .map(|day| async move { (day, fetch_with_retry(partner, day, policy, |_| {}).await) })
+        .map(|day| async move {
+            (
+                day,
+                fetch_with_retry(partner, day, policy, may_call, |_| {}).await,
+            )
+        })
         .buffered(FETCHES_IN_FLIGHT);
     let mut summary = SyncSummary::default();
     while let Some((day, fetched)) = fetches.next().await {
         let fetch = match fetched {
             Ok(fetch) => fetch,
+            Err(PartnerError::Withheld) => return Err(SyncError::LeaseLost),
             Err(error) if error.is_fatal() => return Err(SyncError::PartnerRejectedKey(error)),
             Err(error) => {
                 tracing::error!(%day, %error, "giving up on this day for this run");
@@ -199,9 +278,12 @@ pub async fn sync_days(
             }
         };
         summary.fetched += 1;
-        fence = claim.fence(store).await?;
+        // The database refuses the write if the lease is no longer this one.
+        let Some(lease) = held(hold).as_ref().map(|tenure| tenure.lease.clone()) else {
+            return Err(SyncError::LeaseLost);
+        };
         let outcome = store
-            .apply_fetch(&fetch, Some(&fence))
+            .apply_fetch(&fetch, Some(&Fence { lease }))
             .await
             .map_err(|source| SyncError::Store { day, source })?;
         if let ApplyOutcome::Applied { transfers, .. } = outcome
@@ -211,11 +293,6 @@ pub async fn sync_days(
             summary.transfers += transfers;
         }
         tracing::info!(%day, slots = fetch.slots.len(), ?outcome, "applied");
-    }
-    // Hand the lease back: a daemon may take over one pacing period after our last call.
-    let gap = chrono::Duration::from_std(partner.pacing_period()).unwrap_or_default();
-    if let Err(error) = store.release_lease(&fence.lease, Utc::now() + gap).await {
-        tracing::warn!(%error, "cannot hand the sync lease back; it runs out by itself");
     }
     Ok(summary)
 }

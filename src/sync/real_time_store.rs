@@ -132,11 +132,10 @@ impl Store for RealTimeStore {
     async fn acquire_lease(
         &self,
         holder: &str,
-        now: DateTime<Utc>,
         ttl: std::time::Duration,
     ) -> Result<Option<Lease>, StoreError> {
         let holder = holder.to_string();
-        self.call(move |s| async move { s.acquire_lease(&holder, now, ttl).await })
+        self.call(move |s| async move { s.acquire_lease(&holder, ttl).await })
             .await
     }
     async fn current_lease(&self) -> Result<Lease, StoreError> {
@@ -154,10 +153,10 @@ impl Store for RealTimeStore {
     async fn release_lease(
         &self,
         lease: &Lease,
-        expires_at: DateTime<Utc>,
+        gap: std::time::Duration,
     ) -> Result<(), StoreError> {
         let lease = lease.clone();
-        self.call(move |s| async move { s.release_lease(&lease, expires_at).await })
+        self.call(move |s| async move { s.release_lease(&lease, gap).await })
             .await
     }
     async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {

@@ -626,6 +626,10 @@ pub async fn engine_for(
         retry: fast_retries(),
         // Hours of simulated time cost few renewals, and a successor still leads within 20 s.
         lease_ttl: std::time::Duration::from_secs(60),
+        // The database judges the lease by its own clock, which the paused clock does not
+        // move: a restarted engine takes its lease back at once as the same instance, where
+        // another would wait real seconds.
+        instance: "paused-clock-engine".into(),
         control_poll: std::time::Duration::from_secs(1),
         ..EngineConfig::from_settings(&settings)
     };
