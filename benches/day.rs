@@ -2,32 +2,53 @@
 //! under tokio's paused clock, against the in-process simulator enforcing the partner's 30
 //! requests per minute. Products are synthetic, each running on 1 to 4 weekdays.
 //!
-//! `cargo bench --bench day` (about `DAY_PRODUCTS` = 450 products, `DAY_HOURS` = 24 measured
-//! hours after `DAY_WARM_UP_HOURS` = 24; the database lives under /dev/shm when it exists).
+//! `cargo bench --bench day`. Knobs: `DAY_PRODUCTS` (450), `DAY_HOURS` (24 measured hours),
+//! `DAY_WARM_UP_HOURS` (24), `DAY_SCENARIOS` (`instant,realistic`: which of the two below
+//! run, in that order). The database lives under /dev/shm when it exists.
+//!
+//! Two scenarios, each on a fresh store and simulator, in the same run:
+//! - **instant**: the partner answers in zero time and store calls take no simulated time;
+//! - **realistic**: every partner call takes 200–800 ms (uniform, seeded): half of it before
+//!   the partner counts and answers the call, half on the way back. The bench's partner holds
+//!   the real [`Pacer`]'s permit from sending to the answer, as the HTTP client does, so the
+//!   window guard sees the answer times. Every store call the engine makes takes its real
+//!   time: simulated time is frozen while the store works (the [`RealTimeStore`] runs it on a
+//!   runtime of its own, in a blocking task, and tokio does not advance a paused clock then),
+//!   so the bench measures each call's wall-clock time and then sleeps exactly that long on
+//!   the simulated clock before handing the result back. A worker is busy for the call's real
+//!   duration, and a fetched day counts as served only once its apply has taken that time.
 //!
 //! The store starts in a steady state: every product-date of the horizon fetched once, at an
 //! age spread evenly over how often it is refreshed. The engine then runs the warm-up and the
-//! measured hours. Each simulated minute, every product-date's staleness (now − its last
-//! applied fetch; for a date never fetched, since it entered the horizon) is sampled and
-//! grouped by the tier that owns the date and by whether the product runs that day (bookable)
-//! or not (empty). Calls are grouped the same way, from the simulator's own log.
+//! measured hours. Each simulated minute, every product-date's staleness (now − the partner
+//! answer behind what is served, i.e. of the last fetch whose apply has finished; for a date
+//! never fetched, since it entered the horizon) is sampled and grouped by the tier that owns
+//! the date and by whether the product runs that day (bookable) or not (empty). Calls are
+//! grouped the same way, from the simulator's own log.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
+use async_trait::async_trait;
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 use invsync::config::Settings;
 use invsync::domain::{DayFetch, ExperienceId, Secret};
+use invsync::ledger::VerifyReport;
+use invsync::partner::{CallGate, Pacer, Partner, PartnerError};
 use invsync::simulator::{InProcessPartner, Simulator, SimulatorConfig, synthetic_products};
-use invsync::storage::Store;
+use invsync::storage::{
+    ApplyOutcome, DatePrice, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError,
+    SyncControl, SyncRequest,
+};
 use invsync::sync::clock::Clock;
-use invsync::sync::engine::{Engine, EngineConfig};
+use invsync::sync::engine::{Engine, EngineConfig, WORKERS};
 use invsync::sync::real_time_store::RealTimeStore;
 use invsync::sync::tiers::{Tier, owner};
 use invsync::sync::{ProductDate, horizon, product_dates, quiet, scheduler};
+use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const SEED: u64 = 6;
@@ -35,6 +56,239 @@ const KEY: &str = "day-bench";
 const MINUTE: Duration = Duration::from_secs(60);
 /// A Tuesday, 08:00 in the partner's zone.
 const START: &str = "2026-12-01T00:00:00Z";
+
+/// A partner call's latency in the realistic scenario, in milliseconds.
+const LATENCY_MS: std::ops::RangeInclusive<u64> = 200..=800;
+/// High enough that the in-process partner's own pacer never waits: the bench's pacer does.
+const UNTHROTTLED: NonZeroU32 = NonZeroU32::new(60_000_000).expect("non-zero");
+/// The partner call timeout the daemon uses by default.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Instant,
+    Realistic,
+}
+
+impl Scenario {
+    fn from_env() -> Vec<Self> {
+        let text = std::env::var("DAY_SCENARIOS").unwrap_or_else(|_| "instant,realistic".into());
+        text.split(',')
+            .map(|name| match name.trim() {
+                "instant" => Self::Instant,
+                "realistic" => Self::Realistic,
+                other => panic!("DAY_SCENARIOS: unknown scenario {other:?}"),
+            })
+            .collect()
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Instant => "instant",
+            Self::Realistic => "realistic",
+        }
+    }
+}
+
+/// The partner of the realistic scenario: the in-process simulator behind a latency, paced by
+/// the real [`Pacer`] the way the HTTP client uses it (the permit is held until the answer is
+/// in, then settled as answered or rate-limited).
+struct SlowPartner {
+    inner: InProcessPartner,
+    pacer: Pacer,
+    rng: Mutex<StdRng>,
+}
+
+impl SlowPartner {
+    fn new(sim: Simulator, rate: NonZeroU32, clock: Clock) -> Self {
+        Self {
+            inner: InProcessPartner::new(sim, UNTHROTTLED, clock),
+            pacer: Pacer::new(rate, CALL_TIMEOUT),
+            rng: Mutex::new(StdRng::seed_from_u64(SEED)),
+        }
+    }
+}
+
+#[async_trait]
+impl Partner for SlowPartner {
+    async fn fetch_day(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+    ) -> Result<DayFetch, PartnerError> {
+        self.fetch_day_gated(experience, date, &|| true).await
+    }
+
+    async fn fetch_day_gated(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+        may_send: &CallGate<'_>,
+    ) -> Result<DayFetch, PartnerError> {
+        let permit = self.pacer.until_ready().await;
+        if !may_send() {
+            permit.not_sent();
+            return Err(PartnerError::Withheld);
+        }
+        let latency = Duration::from_millis(lock(&self.rng).random_range(LATENCY_MS));
+        let there = latency / 2;
+        tokio::time::sleep(there).await;
+        // The partner counts the call, reads its inventory and answers now.
+        let result = self.inner.fetch_day(experience, date).await;
+        tokio::time::sleep(latency - there).await;
+        match &result {
+            Err(PartnerError::RateLimited { reset_at }) => permit.rate_limited(*reset_at),
+            _ => permit.answered(),
+        }
+        result
+    }
+
+    fn rate_limit_per_minute(&self) -> NonZeroU32 {
+        self.pacer.rate_limit_per_minute()
+    }
+
+    fn pacing_period(&self) -> Duration {
+        self.pacer.period()
+    }
+}
+
+/// The engine's store: the real store (through [`RealTimeStore`]), recording when each
+/// applied fetch became visible and how long each apply really took. With `charge`, every
+/// call then sleeps its real duration on the simulated clock (see the module).
+struct TimedStore {
+    inner: Arc<dyn Store>,
+    charge: bool,
+    /// The partner answer behind what is served, per product-date.
+    served: Mutex<HashMap<(ExperienceId, NaiveDate), DateTime<Utc>>>,
+    apply_times: Mutex<Vec<Duration>>,
+}
+
+impl TimedStore {
+    async fn new(inner: Arc<dyn Store>, charge: bool, from: NaiveDate, to: NaiveDate) -> Self {
+        let served = inner
+            .last_fetches(from, to)
+            .await
+            .expect("last fetches")
+            .into_iter()
+            .map(|fetch| ((fetch.experience, fetch.date), fetch.fetched_at))
+            .collect();
+        Self {
+            inner,
+            charge,
+            served: Mutex::new(served),
+            apply_times: Mutex::default(),
+        }
+    }
+
+    async fn timed<T>(&self, call: impl std::future::Future<Output = T>) -> (T, Duration) {
+        let started = std::time::Instant::now();
+        let output = call.await;
+        let took = started.elapsed();
+        if self.charge {
+            tokio::time::sleep(took).await;
+        }
+        (output, took)
+    }
+
+    fn served_at(&self, day: ProductDate) -> Option<DateTime<Utc>> {
+        lock(&self.served).get(&(day.experience, day.date)).copied()
+    }
+}
+
+#[async_trait]
+impl Store for TimedStore {
+    async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
+        self.timed(self.inner.ensure_experiences(ids)).await.0
+    }
+    async fn apply_fetch(
+        &self,
+        fetch: &DayFetch,
+        fence: Option<&Fence>,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let (outcome, took) = self.timed(self.inner.apply_fetch(fetch, fence)).await;
+        lock(&self.apply_times).push(took);
+        if let Ok(ApplyOutcome::Applied { .. }) = &outcome {
+            let mut served = lock(&self.served);
+            let at = served
+                .entry((fetch.experience, fetch.date))
+                .or_insert(fetch.fetched_at);
+            *at = (*at).max(fetch.fetched_at);
+        }
+        outcome
+    }
+    async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
+        self.timed(self.inner.experience_exists(id)).await.0
+    }
+    async fn slots_on(
+        &self,
+        id: ExperienceId,
+        date: NaiveDate,
+    ) -> Result<Vec<ServedSlot>, StoreError> {
+        self.timed(self.inner.slots_on(id, date)).await.0
+    }
+    async fn sellable_dates(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DatePrice>, StoreError> {
+        self.timed(self.inner.sellable_dates(id, from, to)).await.0
+    }
+    async fn slot_history(
+        &self,
+        id: ExperienceId,
+        date: NaiveDate,
+        start_time: NaiveTime,
+    ) -> Result<Option<SlotHistory>, StoreError> {
+        self.timed(self.inner.slot_history(id, date, start_time))
+            .await
+            .0
+    }
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        self.timed(self.inner.verify()).await.0
+    }
+    async fn last_fetches(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<LastFetch>, StoreError> {
+        self.timed(self.inner.last_fetches(from, to)).await.0
+    }
+    async fn sync_control(&self) -> Result<SyncControl, StoreError> {
+        self.timed(self.inner.sync_control()).await.0
+    }
+    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
+        self.timed(self.inner.pause_sync(reason, at)).await.0
+    }
+    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
+        self.timed(self.inner.resume_sync(at)).await.0
+    }
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.timed(self.inner.acquire_lease(holder, ttl)).await.0
+    }
+    async fn current_lease(&self) -> Result<Lease, StoreError> {
+        self.timed(self.inner.current_lease()).await.0
+    }
+    async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
+        self.timed(self.inner.request_sync(request)).await.0
+    }
+    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
+        self.timed(self.inner.take_sync_requests()).await.0
+    }
+    async fn release_lease(&self, lease: &Lease, gap: Duration) -> Result<(), StoreError> {
+        self.timed(self.inner.release_lease(lease, gap)).await.0
+    }
+}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -158,49 +412,11 @@ struct Measured {
     calls: BTreeMap<(usize, bool), u64>,
 }
 
-/// When each product-date was last fetched: read from the store once, then kept up to date
-/// from the simulator's log of answered calls (reading the whole horizon from the store every
-/// minute would dominate the run). The end of the run checks it against the store.
-struct LastFetched {
-    at: HashMap<(ExperienceId, NaiveDate), DateTime<Utc>>,
-    seen_until: tokio::time::Instant,
-}
-
-impl LastFetched {
-    async fn read(store: &dyn Store, engine: &Engine) -> Self {
-        let (today, last) = engine.horizon();
-        Self {
-            at: store
-                .last_fetches(today, last)
-                .await
-                .expect("last fetches")
-                .into_iter()
-                .map(|fetch| ((fetch.experience, fetch.date), fetch.fetched_at))
-                .collect(),
-            seen_until: tokio::time::Instant::now(),
-        }
-    }
-
-    fn catch_up(&mut self, sim: &Simulator, clock: Clock) {
-        let now = tokio::time::Instant::now();
-        for call in sim.calls() {
-            if call.status == 200 && call.arrived >= self.seen_until && call.arrived <= now {
-                let (Some(experience), Some(date)) = (call.experience, call.date) else {
-                    continue;
-                };
-                self.at.insert((experience, date), clock.at(call.arrived));
-            }
-        }
-        self.seen_until = now;
-    }
-}
-
 /// Samples every product-date's staleness each simulated minute for `hours`.
 async fn sample(
-    sim: &Simulator,
+    store: &TimedStore,
     engine: &Engine,
     catalog: &Catalog,
-    last_fetched: &mut LastFetched,
     hours: u64,
     measured: &mut Measured,
 ) {
@@ -208,7 +424,6 @@ async fn sample(
     let experiences: Vec<ExperienceId> = catalog.runs_on.keys().copied().collect();
     for _ in 0..hours * 60 {
         tokio::time::sleep(MINUTE).await;
-        last_fetched.catch_up(sim, clock);
         let now = clock.now();
         let (today, last) = engine.horizon();
         let entered_horizon = today
@@ -218,9 +433,9 @@ async fn sample(
             .single()
             .expect("an unambiguous midnight")
             .with_timezone(&Utc);
+        let served = lock(&store.served);
         for day in product_dates(&experiences, today, last) {
-            let since = last_fetched
-                .at
+            let since = served
                 .get(&(day.experience, day.date))
                 .copied()
                 .unwrap_or(entered_horizon);
@@ -231,36 +446,55 @@ async fn sample(
     }
 }
 
-/// Every product-date's last fetch as sampled is what the store holds, but for calls answered
-/// and not yet applied (at most one per worker).
-async fn check_against_store(store: &dyn Store, engine: &Engine, last_fetched: &LastFetched) {
+/// What the bench counted as served is what the store holds, but for applies that have
+/// committed and are still taking their time on the simulated clock (at most one per worker).
+async fn check_against_store(store: &TimedStore, engine: &Engine) {
     let (today, last) = engine.horizon();
-    let stored = store.last_fetches(today, last).await.expect("last fetches");
-    let in_flight = stored
-        .iter()
-        .filter(|fetch| {
-            let sampled = last_fetched.at[&(fetch.experience, fetch.date)];
-            assert!(
-                sampled >= fetch.fetched_at,
-                "{fetch:?} sampled at {sampled}"
-            );
-            sampled > fetch.fetched_at
-        })
-        .count();
+    let stored = store
+        .inner
+        .last_fetches(today, last)
+        .await
+        .expect("last fetches");
+    let mut ahead = 0;
+    for fetch in &stored {
+        let day = ProductDate {
+            experience: fetch.experience,
+            date: fetch.date,
+        };
+        let counted = store.served_at(day).expect("every stored day is counted");
+        assert!(
+            counted <= fetch.fetched_at,
+            "{fetch:?} counted at {counted}"
+        );
+        if counted < fetch.fetched_at {
+            ahead += 1;
+        }
+    }
     assert!(
-        in_flight <= 3,
-        "{in_flight} sampled fetches are not in the store"
+        ahead <= WORKERS,
+        "{ahead} stored fetches are not counted as served"
     );
 }
 
-#[tokio::main(flavor = "current_thread", start_paused = true)]
-async fn main() {
-    let products = usize::try_from(env_or("DAY_PRODUCTS", 450)).expect("products");
-    let hours = env_or("DAY_HOURS", 24);
-    let warm_up_hours = env_or("DAY_WARM_UP_HOURS", 24);
-    let real_start = std::time::Instant::now();
+fn duration_quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
 
-    let catalog_products = synthetic_products(products, SEED);
+struct Knobs {
+    products: usize,
+    hours: u64,
+    warm_up_hours: u64,
+}
+
+/// One scenario on a fresh store and simulator; prints its table and returns today's
+/// bookable p95 staleness.
+async fn run(scenario: Scenario, knobs: &Knobs) -> Option<u64> {
+    let real_start = std::time::Instant::now();
+    let catalog_products = synthetic_products(knobs.products, SEED);
     let experiences: Vec<ExperienceId> = catalog_products.iter().map(|p| p.product_id).collect();
     let runs_on = catalog_products
         .iter()
@@ -296,38 +530,44 @@ async fn main() {
     }
     .expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("day.db").display());
-    let store = RealTimeStore::connect(&url).await.expect("store");
-    store
+    let real_store = RealTimeStore::connect(&url).await.expect("store");
+    real_store
         .ensure_experiences(&experiences)
         .await
         .expect("experiences");
-    settle(store.as_ref(), &sim, &catalog, &experiences, clock.now()).await;
-    let settled_in = real_start.elapsed();
-
-    let rate: NonZeroU32 = settings.partner.rate_limit_per_minute;
-    let partner = InProcessPartner::new(sim.clone(), rate, clock);
-    let engine = Engine::new(config, store.clone(), Arc::new(partner), clock)
-        .await
-        .expect("engine");
-    let _workers = engine.start();
-    let _schedule = scheduler::start(&engine);
-
-    tokio::time::sleep(Duration::from_secs(warm_up_hours * 3600)).await;
-    let measure_from = tokio::time::Instant::now();
-    let mut measured = Measured::default();
-    let mut last_fetched = LastFetched::read(store.as_ref(), &engine).await;
-    sample(
+    settle(
+        real_store.as_ref(),
         &sim,
-        &engine,
         &catalog,
-        &mut last_fetched,
-        hours,
-        &mut measured,
+        &experiences,
+        clock.now(),
     )
     .await;
-    check_against_store(store.as_ref(), &engine, &last_fetched).await;
+    let settled_in = real_start.elapsed();
+    let today = clock.today(catalog.zone);
+    let (first, last) = horizon(today, config.horizon_days);
+    let charge = scenario == Scenario::Realistic;
+    let store = Arc::new(TimedStore::new(real_store, charge, first, last).await);
+
+    let rate: NonZeroU32 = settings.partner.rate_limit_per_minute;
+    let partner: Arc<dyn Partner> = match scenario {
+        Scenario::Instant => Arc::new(InProcessPartner::new(sim.clone(), rate, clock)),
+        Scenario::Realistic => Arc::new(SlowPartner::new(sim.clone(), rate, clock)),
+    };
+    let engine = Engine::new(config, store.clone(), partner, clock)
+        .await
+        .expect("engine");
+    let workers = engine.start();
+    let schedule = scheduler::start(&engine);
+
+    tokio::time::sleep(Duration::from_secs(knobs.warm_up_hours * 3600)).await;
+    let measure_from = tokio::time::Instant::now();
+    let mut measured = Measured::default();
+    sample(&store, &engine, &catalog, knobs.hours, &mut measured).await;
+    check_against_store(&store, &engine).await;
     let status = engine.status().await.expect("status");
     engine.shutdown();
+    drop((schedule, workers));
 
     let calls = sim.calls();
     let measured_calls: Vec<_> = calls
@@ -348,15 +588,41 @@ async fn main() {
         *measured.calls.entry(group).or_default() += 1;
     }
     let total_calls = measured_calls.len() as u64;
-    let allowed = u64::from(rate.get()) * 60 * hours;
+    let allowed = u64::from(rate.get()) * 60 * knobs.hours;
 
+    let skipped: Vec<String> = status
+        .tiers
+        .iter()
+        .filter(|t| t.skipped_runs > 0)
+        .map(|t| format!("{} skipped {}", t.name, t.skipped_runs))
+        .collect();
+    let mut applies = lock(&store.apply_times).clone();
+    applies.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    match scenario {
+        Scenario::Instant => {
+            println!("instant: the partner answers at once; store calls take no simulated time")
+        }
+        Scenario::Realistic => println!(
+            "realistic: partner calls take {}-{} ms (uniform); every store call takes its real time on the simulated clock",
+            LATENCY_MS.start(),
+            LATENCY_MS.end()
+        ),
+    }
     println!(
-        "day: {products} synthetic products (1-4 running weekdays), 60-day horizon, {rate} requests/minute, SQLite; \
-         {hours} h simulated after a {warm_up_hours} h warm-up; empty weekdays probed every {} h",
-        quiet::PROBE_PERIOD.as_secs() / 3600
+        "  applies: {} (real time p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms{})",
+        applies.len(),
+        ms(duration_quantile(&applies, 0.5)),
+        ms(duration_quantile(&applies, 0.95)),
+        ms(duration_quantile(&applies, 1.0)),
+        if charge {
+            ", charged to the simulated clock"
+        } else {
+            ", not charged"
+        }
     );
     println!(
-        "{:<8} {:>7} {:>7} | {:>25} | {:>25}",
+        "  {:<8} {:>7} {:>7} | {:>25} | {:>25}",
         "tier", "calls", "empty", "bookable p50 / p95 / max", "empty p50 / p95 / max"
     );
     for (index, tier) in catalog.tiers.iter().enumerate() {
@@ -367,7 +633,7 @@ async fn main() {
         };
         let calls = |bookable| measured.calls.get(&(index, bookable)).copied().unwrap_or(0);
         println!(
-            "{:<8} {:>7} {:>7} | {:>25} | {:>25}",
+            "  {:<8} {:>7} {:>7} | {:>25} | {:>25}",
             tier.name(),
             calls(true) + calls(false),
             calls(false),
@@ -375,24 +641,59 @@ async fn main() {
             quantiles(false)
         );
     }
-    let behind: Vec<String> = status
-        .tiers
-        .iter()
-        .filter(|t| t.skipped_runs > 0)
-        .map(|t| format!("{} skipped {}", t.name, t.skipped_runs))
-        .collect();
     println!(
-        "total {total_calls} calls of {allowed} allowed ({:.1} %); 429s {rate_limited}; busiest 60 s window {} (limit {rate}); \
+        "  total {total_calls} calls of {allowed} allowed ({:.1} %); 429s {rate_limited}; busiest 60 s window {} (limit {rate}); \
          tier runs skipped: {}; simulated {:?} in {:.0?} real ({:.0?} to settle the store)",
         100.0 * total_calls as f64 / allowed as f64,
         sim.max_calls_in_any_window(MINUTE),
-        if behind.is_empty() {
+        if skipped.is_empty() {
             "none".into()
         } else {
-            behind.join(", ")
+            skipped.join(", ")
         },
         measure_from.elapsed(),
         real_start.elapsed(),
         settled_in,
+    );
+    let today_tier = catalog
+        .tiers
+        .iter()
+        .position(|tier| tier.name() == "today")?;
+    measured
+        .staleness
+        .get(&(today_tier, true))
+        .and_then(|histogram| histogram.quantile(0.95))
+}
+
+#[tokio::main(flavor = "current_thread", start_paused = true)]
+async fn main() {
+    let knobs = Knobs {
+        products: usize::try_from(env_or("DAY_PRODUCTS", 450)).expect("products"),
+        hours: env_or("DAY_HOURS", 24),
+        warm_up_hours: env_or("DAY_WARM_UP_HOURS", 24),
+    };
+    println!(
+        "day: {} synthetic products (1-4 running weekdays), 60-day horizon, 30 requests/minute, SQLite; \
+         {} h simulated after a {} h warm-up; empty weekdays probed every {} h",
+        knobs.products,
+        knobs.hours,
+        knobs.warm_up_hours,
+        quiet::PROBE_PERIOD.as_secs() / 3600
+    );
+    let mut today_p95 = Vec::new();
+    for scenario in Scenario::from_env() {
+        today_p95.push((scenario, run(scenario, &knobs).await));
+    }
+    let summary: Vec<String> = today_p95
+        .iter()
+        .map(|(scenario, p95)| format!("{} {}", scenario.name(), human(*p95)))
+        .collect();
+    let held = today_p95
+        .iter()
+        .all(|(_, p95)| p95.is_some_and(|seconds| seconds <= 15 * 60));
+    println!(
+        "today's bookable dates, p95 staleness: {} (15 min: {})",
+        summary.join(", "),
+        if held { "held" } else { "NOT held" }
     );
 }

@@ -1,23 +1,44 @@
-//! Memory: the peak RSS of a real `invsync sync` process syncing 450 synthetic products over
-//! the horizon from an unthrottled simulator, at 60 days and at 120 days (it must stay flat:
-//! the sync streams days, it never holds the horizon), on SQLite and on PostgreSQL.
+//! Memory: the resident set of a running `invsync serve` process at 450 synthetic products ×
+//! 60 days, synced and answering reads from a warm read cache, beside the same binary serving
+//! an empty database with the sync off (the comparison point, measured in the same run), on
+//! SQLite and on PostgreSQL.
 //!
 //! `cargo bench --bench memory` (PostgreSQL from `TEST_POSTGRES_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`; a fresh database per run, dropped after).
-//! Each run starts on a fresh database and a fresh in-process simulator. The comparison point
-//! is the same binary running `invsync verify` on that fresh, empty database (runtime, logging,
-//! pool and migrations, no sync work). Peak RSS is the child's `ru_maxrss`, taken by a small
-//! re-executed copy of this bench (see `REPORTER_ENV`).
+//! `cargo bench --bench memory -- sqlite` (or `postgres`) runs one backend. Knobs:
+//! `MEMORY_PRODUCTS` (450), `MEMORY_HORIZON_DAYS` (60), `MEMORY_HOT_DAYS` (4: the days from
+//! today on that the hot reads ask for) and `MEMORY_READ_SECONDS` (20: how long the hot
+//! reads run while the process is sampled).
+//!
+//! Each backend runs, in order, on a fresh database and the same binary
+//! (`CARGO_BIN_EXE_invsync`), configured through the environment only:
+//! 1. **idle**: `invsync serve` with `sync.enabled = false` on an empty database, answering
+//!    `/healthz` while sampled for a few seconds;
+//! 2. **synced**: `invsync serve` leading the sync against this process's unthrottled
+//!    simulator, sampled once its start-up backfill has applied every product-date;
+//! 3. **full read pass**: the same process answers `/dates` for every product and `/slots`
+//!    for every product-date of the horizon (more days than the read cache keeps, so it fills
+//!    and starts over several times);
+//! 4. **hot reads**: `/dates` for every product and `/slots` for every product on the first
+//!    `MEMORY_HOT_DAYS` days, looped for `MEMORY_READ_SECONDS`: the first loop fills the cache
+//!    from the database, the later ones are served from it (their rate against the first
+//!    loop's shows it). The process is sampled every 100 ms meanwhile.
+//!
+//! Each sample reads `VmRSS` (resident now) and `VmHWM` (the peak so far) from
+//! `/proc/PID/status`; a phase reports its median `VmRSS` and the `VmHWM` at its end.
+//! Reads come from `READERS` concurrent clients in this process; the daemon logs at the
+//! default level (`info`: one line per request and per partner call) to a file.
 
 mod support;
 
-use std::io;
+use std::net::TcpListener;
 use std::num::NonZeroU32;
 use std::path::Path;
-use std::process::{Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::Days;
+use chrono::{Days, NaiveDate};
+use futures::StreamExt;
 use invsync::config::Settings;
 use invsync::domain::Secret;
 use invsync::simulator::{
@@ -26,107 +47,222 @@ use invsync::simulator::{
 use invsync::storage;
 use support::PostgresServer;
 
-const PRODUCTS: usize = 450;
-const HORIZONS: [u32; 2] = [60, 120];
-const TARGET_MIB: f64 = 64.0;
-/// High enough that neither the simulator nor the client's pacer ever waits.
+/// High enough that neither the simulator nor the daemon's pacer ever waits.
 const UNTHROTTLED_PER_MINUTE: u32 = 60_000_000;
 const SIM_KEY: &str = "memory-bench";
+/// Concurrent HTTP clients reading from the daemon.
+const READERS: usize = 8;
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+const IDLE_FOR: Duration = Duration::from_secs(5);
+const START_LIMIT: Duration = Duration::from_secs(60);
+const BACKFILL_LIMIT: Duration = Duration::from_secs(30 * 60);
 
-/// Set in the environment of this bench's own re-executed copy, which runs one command and
-/// reports that command's peak RSS. Linux carries the exec-ing process's high-water RSS into
-/// the new program's `ru_maxrss`, so a child spawned straight from this (large) bench process
-/// would report at least the bench's own peak; the fresh copy is a few MiB, below anything
-/// invsync reaches.
-const REPORTER_ENV: &str = "INVSYNC_MEMORY_BENCH_REPORTER";
-/// The reporter's last line of stdout.
-const PEAK_PREFIX: &str = "peak-rss-kib: ";
-
-/// One child process, measured.
-struct Measured {
-    status: ExitStatus,
-    elapsed: Duration,
-    peak_rss_kib: i64,
-    stdout: String,
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|value| value.parse().expect("a whole number"))
+        .unwrap_or(default)
 }
 
-/// The reporter: runs its arguments as a command, then prints the command's peak RSS.
-fn report_peak_rss() -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
-    let program = args.next().expect("a command to measure");
-    let status = Command::new(program)
-        .args(args)
-        .env_remove(REPORTER_ENV)
-        .status()
-        .expect("the measured command runs");
-    // SAFETY: rusage is plain data; zeroed is a valid value for getrusage to overwrite.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid pointer to an rusage. The measured command is the only child this
-    // process ever waited for, so the children's peak is its peak.
-    let result = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    assert_eq!(result, 0, "getrusage: {}", io::Error::last_os_error());
-    println!("{PEAK_PREFIX}{}", usage.ru_maxrss);
-    u8::try_from(status.code().unwrap_or(1)).map_or(ExitCode::FAILURE, ExitCode::from)
+struct Knobs {
+    products: usize,
+    horizon_days: u32,
+    hot_days: u32,
+    read_for: Duration,
 }
 
-/// Runs a reporter command (see `invsync`) and collects the output and peak RSS it reports.
-fn measure(mut reporter: Command) -> Measured {
-    reporter.stdout(Stdio::piped());
-    let start = Instant::now();
-    let output = reporter.output().expect("the reporter runs");
-    let elapsed = start.elapsed();
-    let mut stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
-    let last_line = stdout
-        .trim_end()
-        .rfind('\n')
-        .map_or(0, |newline| newline + 1);
-    let peak_rss_kib = stdout[last_line..]
-        .trim_end()
-        .strip_prefix(PEAK_PREFIX)
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or_else(|| panic!("no peak RSS reported: {stdout}"));
-    stdout.truncate(last_line);
-    Measured {
-        status: output.status,
-        elapsed,
-        peak_rss_kib,
-        stdout,
+impl Knobs {
+    fn from_env() -> Self {
+        let horizon_days = u32::try_from(env_or("MEMORY_HORIZON_DAYS", 60)).expect("days");
+        Self {
+            products: usize::try_from(env_or("MEMORY_PRODUCTS", 450)).expect("products"),
+            horizon_days,
+            hot_days: u32::try_from(env_or("MEMORY_HOT_DAYS", 4))
+                .expect("days")
+                .min(horizon_days),
+            read_for: Duration::from_secs(env_or("MEMORY_READ_SECONDS", 20)),
+        }
+    }
+
+    fn experiences(&self) -> Vec<i64> {
+        (0..self.products as i64)
+            .map(|index| SYNTHETIC_FIRST_ID + index)
+            .collect()
     }
 }
 
-/// `invsync <args>` under the reporter, configured through the environment only, run from
-/// `dir` (so no `config.toml` is read), logging at the default level to a file in `dir`.
-fn invsync(dir: &Path, url: &str, sim: &SimulatorHandle, horizon: u32, args: &[&str]) -> Command {
-    let experiences: Vec<String> = (0..PRODUCTS as i64)
-        .map(|index| (SYNTHETIC_FIRST_ID + index).to_string())
-        .collect();
-    let log = std::fs::File::create(dir.join(format!("{}-{horizon}.log", args.join("-"))))
-        .expect("log file");
-    let mut command = Command::new(std::env::current_exe().expect("the bench's own path"));
-    command
-        .arg(env!("CARGO_BIN_EXE_invsync"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env(REPORTER_ENV, "1")
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("INVSYNC_DATABASE__URL", url)
-        .env("INVSYNC_PARTNER__BASE_URL", sim.base_url())
-        .env("INVSYNC_PARTNER__API_KEY", SIM_KEY)
-        .env(
-            "INVSYNC_PARTNER__RATE_LIMIT_PER_MINUTE",
-            UNTHROTTLED_PER_MINUTE.to_string(),
-        )
-        .env("INVSYNC_PARTNER__EXPERIENCES", experiences.join(","))
-        .env("INVSYNC_SYNC__HORIZON_DAYS", horizon.to_string())
-        .stderr(log);
-    command
+/// One reading of `/proc/PID/status`, in KiB.
+#[derive(Clone, Copy)]
+struct Sample {
+    rss_kib: u64,
+    hwm_kib: u64,
 }
 
-async fn start_simulator() -> SimulatorHandle {
+fn sample(pid: u32) -> Sample {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    Sample {
+        rss_kib: field("VmRSS:"),
+        hwm_kib: field("VmHWM:"),
+    }
+}
+
+/// What one phase measured.
+struct Phase {
+    name: String,
+    /// Median `VmRSS` over the phase's samples.
+    rss_kib: u64,
+    /// `VmHWM` at the end of the phase.
+    hwm_kib: u64,
+    reads: Option<Reads>,
+}
+
+struct Reads {
+    count: usize,
+    per_second: f64,
+    /// The rate of the first hot loop, which filled the cache from the database.
+    first_loop_per_second: Option<f64>,
+}
+
+fn median(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+/// `invsync serve`, run from `dir` (so no `config.toml` is read), logging to a file there.
+struct Daemon {
+    child: Child,
+    base: String,
+}
+
+impl Daemon {
+    async fn start(
+        dir: &Path,
+        name: &str,
+        url: &str,
+        sim: &SimulatorHandle,
+        knobs: &Knobs,
+        sync: bool,
+    ) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let experiences: Vec<String> = knobs.experiences().iter().map(i64::to_string).collect();
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_invsync"))
+            .arg("serve")
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("INVSYNC_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("INVSYNC_DATABASE__URL", url)
+            .env("INVSYNC_PARTNER__BASE_URL", sim.base_url())
+            .env("INVSYNC_PARTNER__API_KEY", SIM_KEY)
+            .env(
+                "INVSYNC_PARTNER__RATE_LIMIT_PER_MINUTE",
+                UNTHROTTLED_PER_MINUTE.to_string(),
+            )
+            .env("INVSYNC_PARTNER__EXPERIENCES", experiences.join(","))
+            .env("INVSYNC_SYNC__HORIZON_DAYS", knobs.horizon_days.to_string())
+            .env("INVSYNC_SYNC__ENABLED", sync.to_string())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("invsync serve starts");
+        let mut daemon = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        daemon.wait_ready().await;
+        daemon
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    async fn wait_ready(&mut self) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                panic!("invsync serve exited early: {status}");
+            }
+            let ready = reqwest::get(format!("{}/readyz", self.base))
+                .await
+                .is_ok_and(|response| response.status().is_success());
+            if ready {
+                return;
+            }
+            assert!(started.elapsed() < START_LIMIT, "invsync serve not ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    fn stop(mut self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: signalling our own child by its pid, which it keeps until we reap it.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(sent, 0, "SIGTERM: {}", std::io::Error::last_os_error());
+        let status =
+            tokio::task::block_in_place(|| self.child.wait()).expect("invsync serve exits");
+        assert!(status.success(), "invsync serve exited with {status}");
+    }
+}
+
+/// Samples `pid` every `SAMPLE_EVERY` until `done` resolves; returns its output and samples.
+async fn sampled<T>(pid: u32, done: impl std::future::Future<Output = T>) -> (T, Vec<Sample>) {
+    let mut samples = vec![sample(pid)];
+    let mut ticker = tokio::time::interval(SAMPLE_EVERY);
+    tokio::pin!(done);
+    loop {
+        tokio::select! {
+            output = &mut done => {
+                samples.push(sample(pid));
+                return (output, samples);
+            }
+            _ = ticker.tick() => samples.push(sample(pid)),
+        }
+    }
+}
+
+fn phase(name: impl Into<String>, samples: &[Sample], reads: Option<Reads>) -> Phase {
+    Phase {
+        name: name.into(),
+        rss_kib: median(samples.iter().map(|s| s.rss_kib).collect()),
+        hwm_kib: samples.last().expect("a sample").hwm_kib,
+        reads,
+    }
+}
+
+/// Reads every URL once from `READERS` clients at once; every answer must be a 200.
+async fn read_all(client: &reqwest::Client, urls: &[String]) -> usize {
+    futures::stream::iter(urls)
+        .map(|url| async move {
+            let response = client.get(url).send().await.expect("read answered");
+            assert!(
+                response.status().is_success(),
+                "{url}: {}",
+                response.status()
+            );
+            response.bytes().await.expect("read body");
+        })
+        .buffer_unordered(READERS)
+        .count()
+        .await
+}
+
+async fn start_simulator(knobs: &Knobs) -> SimulatorHandle {
     Simulator::new(SimulatorConfig {
         rate_limit_per_minute: NonZeroU32::new(UNTHROTTLED_PER_MINUTE).expect("non-zero"),
-        products: synthetic_products(PRODUCTS, 0),
+        products: synthetic_products(knobs.products, 0),
         ..SimulatorConfig::new(Secret::new(SIM_KEY))
     })
     .spawn_local()
@@ -134,151 +270,192 @@ async fn start_simulator() -> SimulatorHandle {
     .expect("simulator")
 }
 
-/// Runs `command` off the async runtime, which keeps serving the simulator meanwhile.
-async fn measure_blocking(command: Command) -> Measured {
-    tokio::task::spawn_blocking(move || measure(command))
-        .await
-        .expect("measuring thread")
-}
-
-struct Row {
-    horizon: u32,
-    product_days: usize,
-    sync: Measured,
-    baseline: Measured,
-    verify: Measured,
-}
-
-/// Baseline, sync and verify of one horizon on the fresh database at `url`.
-async fn run(dir: &Path, url: &str, horizon: u32) -> Row {
-    let sim = start_simulator().await;
-    let expected = PRODUCTS * horizon as usize;
-    let today = Settings::default().partner.today();
-
-    let baseline = measure_blocking(invsync(dir, url, &sim, horizon, &["verify"])).await;
-    assert!(baseline.status.success(), "verify on the empty database");
-    let sync = measure_blocking(invsync(dir, url, &sim, horizon, &["sync"])).await;
-    assert!(
-        sync.status.success(),
-        "invsync sync failed: {}",
-        sync.stdout
-    );
-    let verify = measure_blocking(invsync(dir, url, &sim, horizon, &["verify"])).await;
-    assert!(
-        verify.status.success(),
-        "verify after the sync: {}",
-        verify.stdout
-    );
-
-    // The run must have done the whole job: every product-date called once, answered, applied.
-    assert!(
-        sync.stdout
-            .starts_with(&format!("fetched {expected} product-days")),
-        "sync reported: {}",
-        sync.stdout
-    );
-    let calls = sim.sim.calls();
-    assert_eq!(calls.len(), expected, "partner calls");
-    assert!(
-        calls.iter().all(|call| call.status == 200),
-        "partner errors"
-    );
+/// Waits until every product-date of the horizon has been fetched and applied.
+async fn wait_backfilled(daemon: &mut Daemon, url: &str, today: NaiveDate, knobs: &Knobs) {
     let store = storage::connect(url).await.expect("store");
-    let last = today + Days::new(u64::from(horizon) - 1);
-    let recorded = store.last_fetches(today, last).await.expect("last fetches");
-    assert_eq!(recorded.len(), expected, "product-dates recorded");
-
-    Row {
-        horizon,
-        product_days: expected,
-        sync,
-        baseline,
-        verify,
+    let last = today + Days::new(u64::from(knobs.horizon_days) - 1);
+    let expected = knobs.products * knobs.horizon_days as usize;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = daemon.child.try_wait().expect("child status") {
+            panic!("invsync serve exited during the backfill: {status}");
+        }
+        let fetched = store
+            .last_fetches(today, last)
+            .await
+            .expect("last fetches")
+            .len();
+        if fetched >= expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < BACKFILL_LIMIT,
+            "backfill: {fetched} of {expected} product-days after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
-fn mib(kib: i64) -> f64 {
+/// The four phases on the fresh database at `url`.
+async fn run(dir: &Path, backend: &str, url: &str, knobs: &Knobs) -> Vec<Phase> {
+    let sim = start_simulator(knobs).await;
+    let client = reqwest::Client::new();
+    let today = Settings::default().partner.today();
+    let mut phases = Vec::new();
+
+    let idle = Daemon::start(dir, &format!("{backend}-idle"), url, &sim, knobs, false).await;
+    let healthz = format!("{}/healthz", idle.base);
+    let ((), samples) = sampled(idle.pid(), async {
+        let started = Instant::now();
+        while started.elapsed() < IDLE_FOR {
+            read_all(&client, std::slice::from_ref(&healthz)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    phases.push(phase("idle: sync off, empty database", &samples, None));
+    idle.stop();
+
+    let mut daemon = Daemon::start(dir, &format!("{backend}-serve"), url, &sim, knobs, true).await;
+    let backfill_started = Instant::now();
+    wait_backfilled(&mut daemon, url, today, knobs).await;
+    let backfilled_in = backfill_started.elapsed();
+    let (_, samples) = sampled(daemon.pid(), tokio::time::sleep(Duration::from_secs(2))).await;
+    phases.push(phase(
+        format!(
+            "synced: {} product-days in {:.0} s",
+            knobs.products * knobs.horizon_days as usize,
+            backfilled_in.as_secs_f64()
+        ),
+        &samples,
+        None,
+    ));
+
+    let base = &daemon.base;
+    let experiences = knobs.experiences();
+    let dates: Vec<String> = experiences
+        .iter()
+        .map(|id| format!("{base}/api/v1/experience/{id}/dates"))
+        .collect();
+    let slots_on = |days: u32| -> Vec<String> {
+        today
+            .iter_days()
+            .take(days as usize)
+            .flat_map(|date| {
+                experiences
+                    .iter()
+                    .map(move |id| format!("{base}/api/v1/experience/{id}/slots?date={date}"))
+            })
+            .collect()
+    };
+
+    let full: Vec<String> = dates
+        .iter()
+        .cloned()
+        .chain(slots_on(knobs.horizon_days))
+        .collect();
+    let started = Instant::now();
+    let (count, samples) = sampled(daemon.pid(), read_all(&client, &full)).await;
+    phases.push(phase(
+        "full read pass: every /dates and /slots",
+        &samples,
+        Some(Reads {
+            count,
+            per_second: count as f64 / started.elapsed().as_secs_f64(),
+            first_loop_per_second: None,
+        }),
+    ));
+
+    let hot: Vec<String> = dates
+        .iter()
+        .cloned()
+        .chain(slots_on(knobs.hot_days))
+        .collect();
+    let started = Instant::now();
+    let ((count, first_loop), samples) = sampled(daemon.pid(), async {
+        let mut count = 0;
+        let mut first_loop = None;
+        while count == 0 || started.elapsed() < knobs.read_for {
+            let loop_started = Instant::now();
+            let read = read_all(&client, &hot).await;
+            first_loop.get_or_insert(read as f64 / loop_started.elapsed().as_secs_f64());
+            count += read;
+        }
+        (count, first_loop)
+    })
+    .await;
+    phases.push(phase(
+        format!(
+            "hot reads: /dates and {} days of /slots, looped",
+            knobs.hot_days
+        ),
+        &samples,
+        Some(Reads {
+            count,
+            per_second: count as f64 / started.elapsed().as_secs_f64(),
+            first_loop_per_second: first_loop,
+        }),
+    ));
+    daemon.stop();
+    phases
+}
+
+fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-impl Row {
-    fn print(&self, backend: &str) {
-        let (sync, baseline) = (mib(self.sync.peak_rss_kib), mib(self.baseline.peak_rss_kib));
+fn print(backend: &str, phases: &[Phase]) {
+    let idle = phases.first().expect("the idle phase");
+    for phase in phases {
+        let reads = phase.reads.as_ref().map_or_else(String::new, |reads| {
+            let first = reads
+                .first_loop_per_second
+                .map_or_else(String::new, |first| {
+                    format!(" (first loop {first:.0}/s, the rest from the cache)")
+                });
+            format!("   {} reads, {:.0}/s{first}", reads.count, reads.per_second)
+        });
         println!(
-            "{backend:<9} {:>7} {:>12} {:>9.1}s {:>10.1} {:>10.1} {:>10.1} {:>12.1} {:>9}",
-            self.horizon,
-            self.product_days,
-            self.sync.elapsed.as_secs_f64(),
-            sync,
-            baseline,
-            sync - baseline,
-            mib(self.verify.peak_rss_kib),
-            if sync <= TARGET_MIB { "met" } else { "MISSED" },
+            "{backend:<9} {:<48} {:>9.1} {:>9.1} {:>+10.1}{reads}",
+            phase.name,
+            mib(phase.rss_kib),
+            mib(phase.hwm_kib),
+            mib(phase.hwm_kib) - mib(idle.hwm_kib),
         );
     }
 }
 
-/// How the peak grew when the horizon doubled.
-fn print_flatness(backend: &str, rows: &[Row]) {
-    if let [short, long] = rows {
-        println!(
-            "{backend:<9} sync peak RSS {}d / {}d = {:.2}",
-            long.horizon,
-            short.horizon,
-            long.sync.peak_rss_kib as f64 / short.sync.peak_rss_kib as f64
-        );
-    }
-}
-
-fn main() -> ExitCode {
-    if std::env::var_os(REPORTER_ENV).is_some() {
-        return report_peak_rss();
-    }
-    tokio::runtime::Runtime::new()
-        .expect("tokio runtime")
-        .block_on(bench());
-    ExitCode::SUCCESS
-}
-
-async fn bench() {
+#[tokio::main]
+async fn main() {
+    let knobs = Knobs::from_env();
     println!(
-        "memory: peak RSS (MiB) of `invsync sync`, {PRODUCTS} synthetic products, unthrottled simulator; target <= {TARGET_MIB} MiB, flat in the horizon"
+        "memory: RSS (MiB) of `invsync serve`, {} synthetic products x {} days, unthrottled simulator, {READERS} readers; \
+         comparison point: the same binary idle on an empty database",
+        knobs.products, knobs.horizon_days
     );
     println!(
-        "{:<9} {:>7} {:>12} {:>10} {:>10} {:>10} {:>10} {:>12} {:>9}",
-        "backend",
-        "horizon",
-        "product-days",
-        "elapsed",
-        "sync",
-        "baseline",
-        "sync-base",
-        "verify after",
-        "target"
+        "{:<9} {:<48} {:>9} {:>9} {:>10}",
+        "backend", "phase", "VmRSS p50", "VmHWM", "HWM-idle"
     );
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let wanted = |backend: &str| only.is_empty() || only.iter().any(|arg| arg == backend);
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut sqlite = Vec::new();
-    for horizon in HORIZONS {
-        let url = format!(
-            "sqlite://{}",
-            dir.path().join(format!("memory-{horizon}.db")).display()
-        );
-        let row = run(dir.path(), &url, horizon).await;
-        row.print("sqlite");
-        sqlite.push(row);
-    }
-    print_flatness("sqlite", &sqlite);
 
-    if let Some(mut server) = PostgresServer::connect().await {
-        let mut postgres = Vec::new();
-        for horizon in HORIZONS {
-            let role = format!("memory_{horizon}");
-            let url = server.create_database(&role).await;
-            let row = run(dir.path(), &url, horizon).await;
-            row.print("postgres");
-            postgres.push(row);
-            server.drop_database(&role).await;
-        }
-        print_flatness("postgres", &postgres);
+    if wanted("sqlite") {
+        let url = format!("sqlite://{}", dir.path().join("memory.db").display());
+        let phases = run(dir.path(), "sqlite", &url, &knobs).await;
+        print("sqlite", &phases);
+    }
+    if wanted("postgres")
+        && let Some(mut server) = PostgresServer::connect().await
+    {
+        let url = server.create_database("memory").await;
+        let phases = run(dir.path(), "postgres", &url, &knobs).await;
+        print("postgres", &phases);
+        server.drop_database("memory").await;
     }
 }
