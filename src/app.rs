@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
@@ -49,8 +49,7 @@ impl Application {
         )
         .await
         .context("loading the sync state")?;
-        let listener = TcpListener::bind(settings.server.listen)
-            .await
+        let listener = bind(settings.server.listen, settings.server.listen_backlog())
             .with_context(|| format!("binding server.listen {}", settings.server.listen))?;
         Ok(Self {
             listener,
@@ -122,6 +121,19 @@ impl Application {
         }
         served
     }
+}
+
+/// Binds with a backlog of its own: tokio's default (1,024) lets a burst of connects overflow
+/// the accept queue, and those clients wait seconds for TCP to retransmit their handshake.
+fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // A restarted daemon rebinds at once, whatever connections of the last one linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(backlog)
 }
 
 pub fn partner_client(settings: &Settings) -> anyhow::Result<PartnerClient> {

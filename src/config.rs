@@ -44,6 +44,15 @@ pub struct ServerSettings {
     /// After SIGTERM, how long `/readyz` answers 503 while requests are still served, so a
     /// load balancer stops routing here before the listener closes.
     pub shutdown_delay_seconds: u32,
+    /// Connections the kernel queues before they are accepted; `None` takes the kernel's
+    /// maximum (`net.core.somaxconn`), so a burst of connects is not dropped into TCP retries.
+    pub listen_backlog: Option<NonZeroU32>,
+    /// Reads (GET) handled at once; more wait for a slot.
+    pub max_concurrent_reads: NonZeroU32,
+    /// Writes (POST and the rest) handled at once, apart from the reads' slots.
+    pub max_concurrent_writes: NonZeroU32,
+    /// The longest a request waits for a slot before it is shed with `503 overloaded`.
+    pub queue_budget_ms: NonZeroU32,
 }
 
 impl Default for ServerSettings {
@@ -53,6 +62,10 @@ impl Default for ServerSettings {
             admin_token: None,
             request_timeout_seconds: NonZeroU32::new(30).expect("non-zero literal"),
             shutdown_delay_seconds: 0,
+            listen_backlog: None,
+            max_concurrent_reads: NonZeroU32::new(256).expect("non-zero literal"),
+            max_concurrent_writes: NonZeroU32::new(64).expect("non-zero literal"),
+            queue_budget_ms: NonZeroU32::new(1000).expect("non-zero literal"),
         }
     }
 }
@@ -64,6 +77,23 @@ impl ServerSettings {
 
     pub fn shutdown_delay(&self) -> Duration {
         Duration::from_secs(self.shutdown_delay_seconds.into())
+    }
+
+    pub fn queue_budget(&self) -> Duration {
+        Duration::from_millis(self.queue_budget_ms.get().into())
+    }
+
+    /// The configured backlog, else the kernel's maximum (4096 where it cannot be read).
+    pub fn listen_backlog(&self) -> u32 {
+        self.listen_backlog.map_or_else(
+            || {
+                std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+                    .ok()
+                    .and_then(|text| text.trim().parse().ok())
+                    .unwrap_or(4096)
+            },
+            NonZeroU32::get,
+        )
     }
 }
 

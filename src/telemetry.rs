@@ -35,6 +35,7 @@ pub mod names {
     pub const PARTNER_REQUEST_DURATION: &str = "invsync_partner_request_duration_seconds";
     pub const HTTP_REQUESTS: &str = "invsync_http_requests_total";
     pub const HTTP_REQUEST_DURATION: &str = "invsync_http_request_duration_seconds";
+    pub const HTTP_SHED: &str = "invsync_http_shed_total";
     pub const SYNC_QUEUE_PENDING: &str = "invsync_sync_queue_pending";
     pub const SYNC_IN_FLIGHT: &str = "invsync_sync_in_flight";
     pub const SYNC_PARKED_DAYS: &str = "invsync_sync_parked_days";
@@ -143,6 +144,11 @@ fn describe() {
         HTTP_REQUEST_DURATION,
         Unit::Seconds,
         "API request latency by method, route template and status"
+    );
+    describe_counter!(
+        HTTP_SHED,
+        Unit::Count,
+        "API requests answered 503 overloaded after waiting the queue budget, by class (read, write)"
     );
     describe_gauge!(
         SYNC_QUEUE_PENDING,

@@ -564,7 +564,7 @@ fn every_day_the_parser_accepts_can_be_stored() {
 }
 
 /// Every `code` the API documents for an error.
-const ERROR_CODES: [&str; 14] = [
+const ERROR_CODES: [&str; 15] = [
     "invalid_experience_id",
     "invalid_date",
     "date_outside_horizon",
@@ -578,6 +578,7 @@ const ERROR_CODES: [&str; 14] = [
     "payload_too_large",
     "unsupported_media_type",
     "timeout",
+    "overloaded",
     "internal",
 ];
 

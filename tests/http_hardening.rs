@@ -328,3 +328,122 @@ async fn the_bearer_scheme_is_case_insensitive() {
         assert_eq!(response.status().as_u16(), 200);
     }
 }
+
+/// One slot per class and a short queue budget, so a test can fill a class with one request.
+async fn spawn_tight_app(backend: TestStore) -> TestApp {
+    spawn_app_with(backend, |settings| {
+        let one = std::num::NonZeroU32::new(1).expect("non-zero");
+        settings.sync.enabled = false;
+        settings.server.max_concurrent_reads = one;
+        settings.server.max_concurrent_writes = one;
+        settings.server.queue_budget_ms = std::num::NonZeroU32::new(200).expect("non-zero");
+    })
+    .await
+}
+
+/// Asserts a fast `503 overloaded` with `Retry-After` and the JSON error body.
+async fn assert_shed(response: reqwest::Response) {
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = response.json().await.expect("JSON body");
+    assert_eq!(body["code"], "overloaded", "{body}");
+}
+
+/// A write whose body never finishes arriving holds the one write slot: further writes are
+/// shed within the queue budget, reads and probes are still served.
+#[tokio::test]
+async fn a_flood_of_writes_is_shed_fast_while_reads_are_served() {
+    let app = spawn_tight_app(sqlite_store().await).await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    let mut stalled = TcpStream::connect(&address).await.expect("connects");
+    let head = format!(
+        "POST /api/v1/sync/pause HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {ADMIN_TOKEN}\r\n\
+         content-type: application/json\r\ncontent-length: 64\r\n\r\n{{"
+    );
+    stalled.write_all(head.as_bytes()).await.expect("sends");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    let shed = app
+        .http
+        .post(format!("{}/api/v1/sync/resume", app.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("answers");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_shed(shed).await;
+    for path in [
+        "/api/v1/experience/14/dates",
+        "/healthz",
+        "/api/v1/sync/status",
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("invsync_http_shed_total{class=\"write\"}"),
+        "{metrics}"
+    );
+    drop(stalled);
+}
+
+/// A read held up in the database holds the one read slot: further reads are shed, writes
+/// and probes are still served.
+#[tokio::test]
+async fn a_flood_of_reads_is_shed_fast_while_writes_are_served() {
+    use sqlx::Connection;
+    let Some(backend) = postgres_store().await else {
+        return;
+    };
+    let app = spawn_tight_app(backend).await;
+    let mut blocker = sqlx::PgConnection::connect(&app.backend.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query("LOCK TABLE entries IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let held = {
+        let http = app.http.clone();
+        let url = format!("{}/api/v1/ledger/verify", app.base);
+        tokio::spawn(async move { http.get(url).bearer_auth(ADMIN_TOKEN).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = std::time::Instant::now();
+    let shed = app
+        .http
+        .get(format!("{}/api/v1/experience/14/dates", app.base))
+        .send()
+        .await
+        .expect("answers");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_shed(shed).await;
+    let (status, body) = app
+        .post("/api/v1/sync/pause", Some(ADMIN_TOKEN), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, 200);
+
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    let verified = held.await.unwrap().expect("answers");
+    assert_eq!(verified.status(), 200);
+}

@@ -39,6 +39,8 @@ pub enum AppError {
     PayloadTooLarge { limit: usize },
     #[error("no answer within {0:?}; try again")]
     Timeout(Duration),
+    #[error("too many requests at once; try again in {retry_after} s")]
+    Overloaded { retry_after: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A bug (a handler panicked, a body did not serialize); the details are logged where it
@@ -54,7 +56,7 @@ pub struct ErrorBody {
     /// Stable, machine-readable: `invalid_experience_id`, `invalid_date`,
     /// `date_outside_horizon`, `invalid_start_time`, `invalid_body`, `unauthorized`,
     /// `unknown_experience`, `slot_not_found`, `not_found`, `method_not_allowed`,
-    /// `payload_too_large`, `unsupported_media_type`, `timeout`, `internal`.
+    /// `payload_too_large`, `unsupported_media_type`, `timeout`, `overloaded`, `internal`.
     pub code: &'static str,
     pub message: String,
 }
@@ -79,6 +81,7 @@ impl AppError {
             // The service, not the client, was too slow: 503 invites a later retry, where 408
             // would tell the client its own request was late.
             Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::Store(_) | Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -94,6 +97,12 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
-        (status, Json(ErrorBody { code, message })).into_response()
+        let mut response = (status, Json(ErrorBody { code, message })).into_response();
+        if let Self::Overloaded { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        }
+        response
     }
 }

@@ -1,5 +1,6 @@
 //! The middleware every request passes through, outermost first: a request id, a trace span,
-//! HTTP metrics, a panic guard, a timeout and a body size limit. Each rejection made here is an
+//! HTTP metrics, a panic guard, admission (shedding what waits too long for a slot), a timeout
+//! and a body size limit. Each rejection made here is an
 //! [`AppError`], so a client gets JSON whatever goes wrong.
 
 use std::any::Any;
@@ -16,6 +17,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{OnResponse, TraceLayer};
 use tracing::Span;
 
+use super::admission::{self, Admission};
 use super::error::AppError;
 use crate::telemetry::names;
 
@@ -30,7 +32,7 @@ const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Wraps every route and the fallbacks of `router` in the stack. `Router::layer` runs after
 /// routing, so the span and the metrics see the matched route template.
-pub fn apply<S>(router: Router<S>, request_timeout: Duration) -> Router<S>
+pub fn apply<S>(router: Router<S>, request_timeout: Duration, admission: Admission) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -48,6 +50,7 @@ where
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(middleware::from_fn(record_metrics))
             .layer(CatchPanicLayer::custom(panic_response))
+            .layer(middleware::from_fn_with_state(admission, admission::admit))
             .layer(middleware::from_fn_with_state(
                 request_timeout,
                 enforce_timeout,
@@ -164,6 +167,10 @@ mod tests {
 
     use super::*;
 
+    fn unlimited() -> Admission {
+        Admission::new(&crate::config::ServerSettings::default())
+    }
+
     async fn panics() -> &'static str {
         panic!("a bug in a handler")
     }
@@ -197,6 +204,7 @@ mod tests {
                 .route("/panic", get(panics))
                 .route("/ok", get(|| async { axum::Json("fine") })),
             Duration::from_secs(5),
+            unlimited(),
         );
         let (status, body, has_request_id) = call(router.clone(), "/panic").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -211,6 +219,7 @@ mod tests {
         let router = apply(
             Router::new().route("/slow", get(sleeps)),
             Duration::from_secs(2),
+            unlimited(),
         );
         let (status, body, _) = call(router, "/slow").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -1,5 +1,6 @@
 //! The HTTP API. It reads only from the store; it never talks to the partner.
 
+mod admission;
 mod control;
 mod error;
 mod extract;
@@ -71,7 +72,8 @@ pub fn router(state: AppState) -> Router {
     let router = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    layers::apply(router, state.settings.server.request_timeout())
+    let admission = admission::Admission::new(&state.settings.server);
+    layers::apply(router, state.settings.server.request_timeout(), admission)
         .layer(Extension(openapi::OpenApiJson::new(document)))
         .with_state(state)
 }
