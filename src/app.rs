@@ -99,18 +99,25 @@ impl Application {
         let stopping = engine.clone();
         let not_ready = self.state.shutdown.clone();
         let delay = self.state.settings.server.shutdown_delay();
-        let served = axum::serve(self.listener, api::router(self.state))
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                not_ready.cancel();
-                stopping.shutdown();
-                if !delay.is_zero() {
-                    tracing::info!(?delay, "not ready; serving on before closing the listener");
-                    tokio::time::sleep(delay).await;
-                }
-            })
-            .await
-            .context("serving HTTP");
+        let limits = self.state.settings.server.connection_limits();
+        let stop_accepting = async move {
+            shutdown.await;
+            not_ready.cancel();
+            stopping.shutdown();
+            if !delay.is_zero() {
+                tracing::info!(?delay, "not ready; serving on before closing the listener");
+                tokio::time::sleep(delay).await;
+            }
+        };
+        let router = api::router(self.state);
+        api::server::serve(
+            self.listener,
+            router,
+            limits,
+            stop_accepting,
+            SHUTDOWN_GRACE,
+        )
+        .await;
         engine.shutdown();
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while workers.join_next().await.is_some() {}
@@ -119,7 +126,7 @@ impl Application {
         if drained.is_err() {
             tracing::warn!("sync workers did not stop in time");
         }
-        served
+        Ok(())
     }
 }
 

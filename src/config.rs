@@ -53,6 +53,11 @@ pub struct ServerSettings {
     pub max_concurrent_writes: NonZeroU32,
     /// The longest a request waits for a slot before it is shed with `503 overloaded`.
     pub queue_budget_ms: NonZeroU32,
+    /// Connections open at once; further ones wait in the listen backlog.
+    pub max_connections: NonZeroU32,
+    /// A connection that sends no complete request head within this (a slow client, or an
+    /// idle keep-alive) is closed. Keep it above a load balancer's idle timeout.
+    pub header_read_timeout_seconds: NonZeroU32,
 }
 
 impl Default for ServerSettings {
@@ -66,6 +71,8 @@ impl Default for ServerSettings {
             max_concurrent_reads: NonZeroU32::new(256).expect("non-zero literal"),
             max_concurrent_writes: NonZeroU32::new(64).expect("non-zero literal"),
             queue_budget_ms: NonZeroU32::new(1000).expect("non-zero literal"),
+            max_connections: NonZeroU32::new(16_384).expect("non-zero literal"),
+            header_read_timeout_seconds: NonZeroU32::new(75).expect("non-zero literal"),
         }
     }
 }
@@ -77,6 +84,13 @@ impl ServerSettings {
 
     pub fn shutdown_delay(&self) -> Duration {
         Duration::from_secs(self.shutdown_delay_seconds.into())
+    }
+
+    pub fn connection_limits(&self) -> crate::api::server::ConnectionLimits {
+        crate::api::server::ConnectionLimits {
+            max_connections: usize::try_from(self.max_connections.get()).unwrap_or(usize::MAX),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds.get().into()),
+        }
     }
 
     pub fn queue_budget(&self) -> Duration {

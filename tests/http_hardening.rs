@@ -447,3 +447,47 @@ async fn a_flood_of_reads_is_shed_fast_while_writes_are_served() {
     let verified = held.await.unwrap().expect("answers");
     assert_eq!(verified.status(), 200);
 }
+
+/// A connection that never sends a request head is closed once the header timeout passes.
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_header_read_timeout() {
+    let app = spawn_app_with(sqlite_store().await, |settings| {
+        settings.server.header_read_timeout_seconds = std::num::NonZeroU32::new(1).expect("1");
+    })
+    .await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    let mut silent = TcpStream::connect(&address).await.expect("connects");
+    let started = std::time::Instant::now();
+    let mut buffer = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buffer))
+        .await
+        .expect("closed by the server within the timeout");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Past `server.max_connections`, a connection waits in the backlog until one closes.
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_closes() {
+    let app = spawn_app_with(sqlite_store().await, |settings| {
+        settings.server.max_connections = std::num::NonZeroU32::new(1).expect("1");
+    })
+    .await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    let holder = TcpStream::connect(&address).await.expect("connects");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fresh = || reqwest::Client::new().get(format!("{}/healthz", app.base));
+    let waiting = fresh().timeout(Duration::from_millis(500)).send().await;
+    assert!(waiting.is_err(), "served past the limit: {waiting:?}");
+    drop(holder);
+    let served = fresh()
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("served once the first connection closed");
+    assert_eq!(served.status(), 200);
+}

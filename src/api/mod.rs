@@ -9,6 +9,7 @@ mod inventory;
 mod layers;
 mod metrics;
 mod openapi;
+pub mod server;
 
 use std::sync::Arc;
 
