@@ -35,13 +35,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 use invsync::config::Settings;
-use invsync::domain::{DayFetch, ExperienceId, Secret};
+use invsync::domain::{DatePrice, DayFetch, ExperienceId, Secret};
 use invsync::ledger::VerifyReport;
 use invsync::partner::{CallGate, Pacer, Partner, PartnerError};
 use invsync::simulator::{InProcessPartner, Simulator, SimulatorConfig, synthetic_products};
 use invsync::storage::{
-    ApplyOutcome, DatePrice, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError,
-    SyncControl, SyncRequest,
+    ApplyOutcome, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError, SyncControl,
+    SyncRequest,
 };
 use invsync::sync::clock::Clock;
 use invsync::sync::engine::{Engine, EngineConfig, WORKERS};

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use common::*;
-use invsync::domain::{DayFetch, ExperienceId};
+use invsync::domain::{DatePrice, DayFetch, ExperienceId};
 use invsync::ledger::VerifyReport;
 use invsync::simulator::{CallRecord, InProcessPartner, Simulator, SimulatorConfig};
 use invsync::storage::{
-    ApplyOutcome, DatePrice, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError,
-    SyncControl, SyncRequest,
+    ApplyOutcome, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError, SyncControl,
+    SyncRequest,
 };
 use invsync::sync::clock::Clock;
 use invsync::sync::{LeaseClaim, SyncError};

@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use common::*;
-use invsync::domain::{DayFetch, ExperienceId, PaxAvailability, Price, Slot};
-use invsync::storage::{self, ApplyOutcome, DatePrice, ServedSlot, Store};
+use invsync::domain::{DatePrice, DayFetch, ExperienceId, PaxAvailability, Price, Slot};
+use invsync::storage::{self, ApplyOutcome, ServedSlot, Store};
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::{Config, TestRunner};

@@ -23,10 +23,10 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use tokio::time::Instant;
 
 use super::{
-    ApplyOutcome, DatePrice, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError,
-    SyncControl, SyncRequest,
+    ApplyOutcome, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError, SyncControl,
+    SyncRequest,
 };
-use crate::domain::{DayFetch, ExperienceId};
+use crate::domain::{DatePrice, DayFetch, ExperienceId};
 use crate::ledger::VerifyReport;
 
 /// Days of slots kept; a few KB each. When full the cache starts over, so memory stays

@@ -13,9 +13,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use rust_decimal::Decimal;
 
-use crate::domain::{DayFetch, ExperienceId, PaxAvailability, Price, Seats};
+use crate::domain::{
+    DatePrice, DayFetch, ExperienceId, MinorUnits, PaxAvailability, Price, PriceOutOfRange, Seats,
+    SellablePaxPrice, cheapest_primary_by_date,
+};
 use crate::ledger::{
     self, AccountId, AccountKind, AccountState, Entry, PoolObservation, PostingError, Transfer,
     VerifyReport, Violation,
@@ -44,6 +46,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("this instance no longer holds the sync lease; the apply was refused")]
     LeaseLost,
+}
+
+/// A price too large to store is refused as corrupt data, like any value the schema cannot hold.
+impl From<PriceOutOfRange> for StoreError {
+    fn from(error: PriceOutOfRange) -> Self {
+        Self::Corrupt(error.to_string())
+    }
 }
 
 /// Attaches what the store was doing to a database error.
@@ -97,13 +106,6 @@ impl ServedSlot {
             .find(|pax| pax.is_primary)
             .or_else(|| self.pax.first())
     }
-}
-
-/// A sellable date and its "from" price.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatePrice {
-    pub date: NaiveDate,
-    pub price: Price,
 }
 
 /// One ledger entry on one of a slot's accounts.
@@ -377,102 +379,21 @@ pub fn redact_url(url: &str) -> String {
     redacted
 }
 
-/// A price as exact integers: minor units at one explicit scale shared by both amounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct MinorUnits {
-    pub final_price: i64,
-    pub original_price: i64,
-    pub scale: u32,
-}
-
-impl MinorUnits {
-    pub fn from_price(price: &Price) -> Result<Self, StoreError> {
-        let final_price = price.final_price.normalize();
-        let original_price = price.original_price.normalize();
-        let scale = final_price.scale().max(original_price.scale());
-        let to_minor = |mut amount: Decimal| {
-            amount.rescale(scale);
-            i64::try_from(amount.mantissa())
-                .map_err(|_| StoreError::Corrupt(format!("price {amount} does not fit 64 bits")))
-        };
-        Ok(Self {
-            final_price: to_minor(final_price)?,
-            original_price: to_minor(original_price)?,
-            scale,
-        })
+/// A stored price; the scale column is a plain integer on every backend.
+fn stored_price(
+    final_price: i64,
+    original_price: i64,
+    scale: i32,
+    currency: String,
+) -> Result<Price, StoreError> {
+    let scale = u32::try_from(scale)
+        .map_err(|_| StoreError::Corrupt(format!("stored price scale {scale}")))?;
+    Ok(MinorUnits {
+        final_price,
+        original_price,
+        scale,
     }
-
-    /// Reads a stored price; the scale column is a plain integer on every backend.
-    pub fn from_stored(
-        final_price: i64,
-        original_price: i64,
-        scale: i32,
-    ) -> Result<Self, StoreError> {
-        Ok(Self {
-            final_price,
-            original_price,
-            scale: u32::try_from(scale)
-                .map_err(|_| StoreError::Corrupt(format!("stored price scale {scale}")))?,
-        })
-    }
-
-    pub fn into_price(self, currency: String) -> Price {
-        Price {
-            final_price: Decimal::new(self.final_price, self.scale).normalize(),
-            original_price: Decimal::new(self.original_price, self.scale).normalize(),
-            currency,
-        }
-    }
-}
-
-/// A pax price on a sellable slot, as read for the `/dates` computation.
-pub(crate) struct SellablePaxPrice {
-    pub date: NaiveDate,
-    pub slot_id: i64,
-    pub is_primary: bool,
-    pub price: Price,
-}
-
-/// The "from" price of each date: per slot the primary pax (else the first in partner order;
-/// rows must come ordered by date, slot and position), then the lowest final price per date
-/// among the slots priced in the currency of the day's first slot: prices in different
-/// currencies are not comparable, so a slot in another currency never sets the day's price.
-pub(crate) fn cheapest_primary_by_date(rows: Vec<SellablePaxPrice>) -> Vec<DatePrice> {
-    let mut dates: Vec<DatePrice> = Vec::new();
-    let mut slot_prices: Vec<(NaiveDate, Price)> = Vec::new();
-    let mut current_slot: Option<(i64, bool)> = None;
-    for row in rows {
-        match current_slot {
-            Some((slot, _)) if slot != row.slot_id => current_slot = None,
-            _ => {}
-        }
-        match current_slot {
-            None => {
-                slot_prices.push((row.date, row.price));
-                current_slot = Some((row.slot_id, row.is_primary));
-            }
-            Some((slot, false)) if row.is_primary => {
-                if let Some(last) = slot_prices.last_mut() {
-                    last.1 = row.price;
-                }
-                current_slot = Some((slot, true));
-            }
-            Some(_) => {}
-        }
-    }
-    for (date, price) in slot_prices {
-        match dates.last_mut() {
-            Some(last) if last.date == date => {
-                if price.currency == last.price.currency
-                    && price.final_price < last.price.final_price
-                {
-                    last.price = price;
-                }
-            }
-            _ => dates.push(DatePrice { date, price }),
-        }
-    }
-    dates
+    .into_price(currency))
 }
 
 /// A sellable slot's pax price as both backends read it for `/dates`.
@@ -498,12 +419,12 @@ pub(crate) fn sellable_dates_from_rows(
                 date: row.service_date,
                 slot_id: row.slot_id,
                 is_primary: row.is_primary,
-                price: MinorUnits::from_stored(
+                price: stored_price(
                     row.final_price_minor,
                     row.original_price_minor,
                     row.price_scale,
-                )?
-                .into_price(row.currency),
+                    row.currency,
+                )?,
             })
         })
         .collect::<Result<_, StoreError>>()?;
@@ -546,12 +467,12 @@ pub(crate) fn served_slots(
     let mut pax_by_slot: HashMap<i64, Vec<PaxAvailability>> = HashMap::new();
     for row in pax {
         let served = PaxAvailability {
-            price: MinorUnits::from_stored(
+            price: stored_price(
                 row.final_price_minor,
                 row.original_price_minor,
                 row.price_scale,
-            )?
-            .into_price(row.currency),
+                row.currency,
+            )?,
             pax_type: row.pax_type,
             name: row.name,
             description: row.description,
@@ -731,15 +652,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
-
-    fn price(final_price: &str) -> Price {
-        Price {
-            final_price: Decimal::from_str(final_price).unwrap(),
-            original_price: Decimal::from_str("999.9").unwrap(),
-            currency: "SGD".into(),
-        }
-    }
 
     #[test]
     fn urls_lose_their_passwords_in_messages() {
@@ -777,60 +689,5 @@ mod tests {
         );
         assert!(!message.contains(":pw@"), "{message}");
         assert!(!format!("{error:?}").contains(":pw@"), "{error:?}");
-    }
-
-    #[test]
-    fn minor_units_round_trip_exactly() {
-        for text in ["242.14", "73", "0", "0.1", "1234567.891"] {
-            let p = price(text);
-            let units = MinorUnits::from_price(&p).unwrap();
-            assert_eq!(units.into_price("SGD".into()), p, "{text}");
-        }
-        let units = MinorUnits::from_price(&price("242.14")).unwrap();
-        assert_eq!((units.final_price, units.scale), (24214, 2));
-    }
-
-    #[test]
-    fn from_price_uses_primary_pax_not_free_infant() {
-        let day = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
-        let row = |slot_id, is_primary, p: &str| SellablePaxPrice {
-            date: day,
-            slot_id,
-            is_primary,
-            price: price(p),
-        };
-        let rows = vec![
-            row(1, false, "0"),
-            row(1, true, "341"),
-            row(1, false, "137"),
-            row(2, false, "400"),
-            row(2, false, "5"),
-        ];
-        let dates = cheapest_primary_by_date(rows);
-        assert_eq!(dates.len(), 1);
-        assert_eq!(dates[0].price.final_price, Decimal::from(341));
-    }
-
-    #[test]
-    fn from_price_compares_prices_within_one_currency() {
-        let day = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
-        let row = |slot_id, p: &str, currency: &str| SellablePaxPrice {
-            date: day,
-            slot_id,
-            is_primary: true,
-            price: Price {
-                currency: currency.into(),
-                ..price(p)
-            },
-        };
-        let rows = vec![
-            row(1, "341", "SGD"),
-            row(2, "5", "USD"),
-            row(3, "300", "SGD"),
-        ];
-        let dates = cheapest_primary_by_date(rows);
-        assert_eq!(dates.len(), 1);
-        assert_eq!(dates[0].price.final_price, Decimal::from(300));
-        assert_eq!(dates[0].price.currency, "SGD");
     }
 }

@@ -17,12 +17,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres};
 
 use super::{
-    ApplyOutcome, DatePrice, DayPool, DayPosting, DuringExt, Fence, LastFetch, Lease, MinorUnits,
-    PaxRow, Posting, Postings, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow,
-    Store, StoreError, SyncControl, SyncRequest, day_transfers, sellable_dates_from_rows,
-    served_slots, verify_ledger,
+    ApplyOutcome, DayPool, DayPosting, DuringExt, Fence, LastFetch, Lease, PaxRow, Posting,
+    Postings, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow, Store, StoreError,
+    SyncControl, SyncRequest, day_transfers, sellable_dates_from_rows, served_slots, verify_ledger,
 };
-use crate::domain::{DayFetch, ExperienceId};
+use crate::domain::{DatePrice, DayFetch, ExperienceId, MinorUnits};
 use crate::ledger::{AccountId, Transfer, VerifyReport};
 
 /// Enough for the sync's concurrent applies plus the read API, while several instances still

@@ -16,12 +16,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::{
-    ApplyOutcome, DatePrice, DayPool, DayPosting, DuringExt, Fence, LastFetch, Lease, MinorUnits,
-    PaxRow, Posting, Postings, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow,
-    Store, StoreError, SyncControl, SyncRequest, day_transfers, sellable_dates_from_rows,
-    served_slots, verify_ledger,
+    ApplyOutcome, DayPool, DayPosting, DuringExt, Fence, LastFetch, Lease, PaxRow, Posting,
+    Postings, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow, Store, StoreError,
+    SyncControl, SyncRequest, day_transfers, sellable_dates_from_rows, served_slots, verify_ledger,
 };
-use crate::domain::{DayFetch, ExperienceId};
+use crate::domain::{DatePrice, DayFetch, ExperienceId, MinorUnits};
 use crate::ledger::{AccountId, VerifyReport};
 
 const TIME_FORMAT: &str = "%H:%M";

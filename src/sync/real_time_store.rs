@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
-use crate::domain::{DayFetch, ExperienceId};
+use crate::domain::{DatePrice, DayFetch, ExperienceId};
 use crate::storage::{
-    ApplyOutcome, DatePrice, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError,
-    SyncControl, SyncRequest,
+    ApplyOutcome, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError, SyncControl,
+    SyncRequest,
 };
 
 /// The real store, reached so that its work takes no simulated time (see the module).
