@@ -7,6 +7,7 @@
 //! storage backends persist what this module decides; the database constraints (floor,
 //! immutability) are the second line of defence.
 
+pub(crate) mod posting;
 pub mod verify;
 
 use std::collections::HashMap;

@@ -17,11 +17,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres};
 
 use super::{
-    ApplyOutcome, DayPool, DayPosting, DuringExt, Fence, LastFetch, Lease, PaxRow, Posting,
-    Postings, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow, Store, StoreError,
-    SyncControl, SyncRequest, day_transfers, sellable_dates_from_rows, served_slots, verify_ledger,
+    ApplyOutcome, DuringExt, Fence, LastFetch, Lease, PaxRow, Posting, Postings, SellablePaxRow,
+    ServedSlot, SlotHistory, SlotRow, Store, StoreError, SyncControl, SyncRequest,
+    sellable_dates_from_rows, served_slots, verify_ledger,
 };
 use crate::domain::{DatePrice, DayFetch, ExperienceId, MinorUnits};
+use crate::ledger::posting::{DayPool, DayPosting, RunningBalance, day_transfers};
 use crate::ledger::{AccountId, Transfer, VerifyReport};
 
 /// Enough for the sync's concurrent applies plus the read API, while several instances still
@@ -324,8 +325,10 @@ static CLOSE_VANISHED_READ_POOLS: LazyLock<String> = LazyLock::new(|| {
 /// A pool of the day with its partner account's running state on every row.
 #[derive(sqlx::FromRow)]
 struct PoolRow {
-    #[sqlx(flatten)]
-    pool: DayPool,
+    account: AccountId,
+    balance: i64,
+    version: i64,
+    observed: i64,
     partner_balance: i64,
     partner_version: i64,
 }
@@ -375,7 +378,15 @@ async fn reconcile_ledger(
         balance: first.partner_balance,
         version: first.partner_version,
     };
-    let pools: Vec<DayPool> = rows.into_iter().map(|row| row.pool).collect();
+    let pools: Vec<DayPool> = rows
+        .into_iter()
+        .map(|row| DayPool {
+            account: row.account,
+            balance: row.balance,
+            version: row.version,
+            observed: row.observed,
+        })
+        .collect();
     let transfers = day_transfers(partner, &pools);
     if transfers.is_empty() {
         return Ok(0);

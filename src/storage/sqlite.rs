@@ -16,11 +16,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::{
-    ApplyOutcome, DayPool, DayPosting, DuringExt, Fence, LastFetch, Lease, PaxRow, Posting,
-    Postings, RunningBalance, SellablePaxRow, ServedSlot, SlotHistory, SlotRow, Store, StoreError,
-    SyncControl, SyncRequest, day_transfers, sellable_dates_from_rows, served_slots, verify_ledger,
+    ApplyOutcome, DuringExt, Fence, LastFetch, Lease, PaxRow, Posting, Postings, SellablePaxRow,
+    ServedSlot, SlotHistory, SlotRow, Store, StoreError, SyncControl, SyncRequest,
+    sellable_dates_from_rows, served_slots, verify_ledger,
 };
 use crate::domain::{DatePrice, DayFetch, ExperienceId, MinorUnits};
+use crate::ledger::posting::{DayPool, DayPosting, RunningBalance, day_transfers};
 use crate::ledger::{AccountId, VerifyReport};
 
 const TIME_FORMAT: &str = "%H:%M";
