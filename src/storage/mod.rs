@@ -7,6 +7,7 @@
 mod cached;
 mod postgres;
 mod sqlite;
+mod types;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -490,29 +491,6 @@ pub(crate) fn served_slots(
             pax: pax_by_slot.remove(&slot.id).unwrap_or_default(),
         })
         .collect())
-}
-
-/// Account kinds are stored as their names on every backend.
-impl<DB: sqlx::Database> sqlx::Type<DB> for AccountKind
-where
-    String: sqlx::Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <String as sqlx::Type<DB>>::type_info()
-    }
-
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <String as sqlx::Type<DB>>::compatible(ty)
-    }
-}
-
-impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for AccountKind
-where
-    String: sqlx::Decode<'r, DB>,
-{
-    fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        Ok(<String as sqlx::Decode<'r, DB>>::decode(value)?.parse()?)
-    }
 }
 
 /// Runs every ledger check on `conn`, which should hold one snapshot for all of them.
