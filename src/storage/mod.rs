@@ -6,6 +6,7 @@
 
 mod cached;
 mod postgres;
+mod sql;
 mod sqlite;
 mod types;
 
@@ -19,7 +20,7 @@ use crate::domain::{
     DatePrice, DayFetch, ExperienceId, MinorUnits, PaxAvailability, Price, PriceOutOfRange, Seats,
     SellablePaxPrice, cheapest_primary_by_date,
 };
-use crate::ledger::{self, AccountKind, PostingError, VerifyReport, Violation};
+use crate::ledger::{AccountKind, PostingError, VerifyReport};
 
 pub use cached::{CachedStore, Rendered};
 pub use postgres::PostgresStore;
@@ -491,46 +492,6 @@ pub(crate) fn served_slots(
             pax: pax_by_slot.remove(&slot.id).unwrap_or_default(),
         })
         .collect())
-}
-
-/// Runs every ledger check on `conn`, which should hold one snapshot for all of them.
-/// One verification at a time in this process: each runs whole-ledger queries, and callers
-/// in parallel would take the connections the sync's applies need.
-pub(crate) static VERIFY_GATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-pub(crate) async fn verify_ledger<DB>(conn: &mut DB::Connection) -> Result<VerifyReport, StoreError>
-where
-    DB: sqlx::Database,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    String: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
-    (i64, i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-{
-    use futures::TryStreamExt;
-
-    let mut violations = Vec::new();
-    let mut violation_count = 0u64;
-    for &(invariant, check) in ledger::verify::CHECKS {
-        // Counted in full, kept only up to the report's limit: a corrupt ledger can have a
-        // violation per row.
-        let mut details = sqlx::query_scalar::<DB, String>(check).fetch(&mut *conn);
-        while let Some(detail) = details
-            .try_next()
-            .await
-            .during("checking a ledger invariant")?
-        {
-            violation_count += 1;
-            if violations.len() < ledger::verify::MAX_REPORTED_VIOLATIONS {
-                violations.push(Violation { invariant, detail });
-            }
-        }
-    }
-    let counts: (i64, i64, i64) = sqlx::query_as(ledger::verify::COUNTS)
-        .fetch_one(&mut *conn)
-        .await
-        .during("counting the ledger")?;
-    Ok(VerifyReport::new(counts, violations, violation_count))
 }
 
 #[cfg(test)]

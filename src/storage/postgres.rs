@@ -16,10 +16,10 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres};
 
+use super::sql::{Portable, SYNC_REQUESTS};
 use super::{
-    ApplyOutcome, DuringExt, Fence, LastFetch, Lease, PaxRow, Posting, Postings, SellablePaxRow,
-    ServedSlot, SlotHistory, SlotRow, Store, StoreError, SyncControl, SyncRequest,
-    sellable_dates_from_rows, served_slots, verify_ledger,
+    ApplyOutcome, DuringExt, Fence, LastFetch, Lease, Postings, SellablePaxRow, ServedSlot,
+    SlotHistory, Store, StoreError, SyncControl, SyncRequest, sellable_dates_from_rows,
 };
 use crate::domain::{DatePrice, DayFetch, ExperienceId, MinorUnits};
 use crate::ledger::posting::{DayPool, DayPosting, RunningBalance, day_transfers};
@@ -564,11 +564,7 @@ impl Store for PostgresStore {
     }
 
     async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM experiences WHERE id = $1)")
-            .bind(id.get())
-            .fetch_one(&self.pool)
-            .await
-            .during("looking up an experience")
+        Postgres::experience_exists(&self.pool, id).await
     }
 
     async fn slots_on(
@@ -576,35 +572,7 @@ impl Store for PostgresStore {
         id: ExperienceId,
         date: NaiveDate,
     ) -> Result<Vec<ServedSlot>, StoreError> {
-        let slot_rows: Vec<SlotRow> = sqlx::query_as(
-            "SELECT s.id, s.provider_slot_id, s.start_time, a.balance AS remaining
-             FROM slots s
-             JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
-             WHERE s.experience_id = $1 AND s.service_date = $2 AND s.is_open
-             ORDER BY s.start_time, s.id",
-        )
-        .bind(id.get())
-        .bind(date)
-        .fetch_all(&self.pool)
-        .await
-        .during("reading a day's slots")?;
-        let pax_rows: Vec<PaxRow> = sqlx::query_as(
-            "SELECT p.slot_id, p.pax_type, p.name, p.description, p.min_pax, p.max_pax,
-                    p.is_primary, p.currency, p.price_scale, p.final_price_minor,
-                    p.original_price_minor, a.balance
-             FROM slot_pax p
-             JOIN slots s ON s.id = p.slot_id
-             JOIN accounts a ON a.slot_id = p.slot_id AND a.pax_type = p.pax_type
-                            AND a.kind = 'available'
-             WHERE s.experience_id = $1 AND s.service_date = $2 AND s.is_open AND p.is_present
-             ORDER BY p.slot_id, p.position",
-        )
-        .bind(id.get())
-        .bind(date)
-        .fetch_all(&self.pool)
-        .await
-        .during("reading a day's pax")?;
-        served_slots(date, slot_rows, pax_rows)
+        Postgres::slots_on(&self.pool, id, date).await
     }
 
     async fn sellable_dates(
@@ -638,53 +606,15 @@ impl Store for PostgresStore {
         date: NaiveDate,
         start_time: NaiveTime,
     ) -> Result<Option<SlotHistory>, StoreError> {
-        let slot: Option<(i64, String, bool)> = sqlx::query_as(
-            "SELECT id, provider_slot_id, is_open FROM slots
-             WHERE experience_id = $1 AND service_date = $2 AND start_time = $3
-             ORDER BY is_open DESC, id DESC LIMIT 1",
-        )
-        .bind(id.get())
-        .bind(date)
-        .bind(start_time)
-        .fetch_optional(&self.pool)
-        .await
-        .during("looking up a slot")?;
-        let Some((slot_id, provider_slot_id, is_open)) = slot else {
-            return Ok(None);
-        };
-        let postings: Vec<Posting> = sqlx::query_as(
-            "SELECT e.created_at AS at, e.transaction_id, e.account_id,
-                    a.kind AS account_kind, a.pax_type, e.amount, e.balance_after, e.version,
-                    CAST(j.fetch_id AS TEXT) AS fetch_id, f.fetched_at
-             FROM entries e
-             JOIN accounts a ON a.id = e.account_id
-             JOIN journal_transactions j ON j.id = e.transaction_id
-             JOIN fetches f ON f.id = j.fetch_id
-             WHERE a.slot_id = $1
-             ORDER BY e.transaction_id, e.account_id",
-        )
-        .bind(slot_id)
-        .fetch_all(&self.pool)
-        .await
-        .during("reading a slot's postings")?;
-        Ok(Some(SlotHistory {
-            provider_slot_id,
-            start_date: date,
-            start_time,
-            is_open,
-            postings,
-        }))
+        Postgres::slot_history(&self.pool, id, date, start_time).await
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
         // One snapshot for every check, and no locks taken from the writers.
-        let _turn = super::VERIFY_GATE.lock().await;
-        let mut tx = self
+        let snapshot = self
             .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await
-            .during("starting the verification")?;
-        verify_ledger::<Postgres>(&mut tx).await
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+        Postgres::verify(snapshot).await
     }
 
     async fn last_fetches(
@@ -692,36 +622,15 @@ impl Store for PostgresStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<LastFetch>, StoreError> {
-        sqlx::query_as(
-            "SELECT experience_id AS experience, service_date AS date,
-                    last_fetched_at AS fetched_at, slot_count::BIGINT AS slot_count
-             FROM product_dates WHERE service_date BETWEEN $1 AND $2",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await
-        .during("reading the last fetch of each day")
+        Postgres::last_fetches(&self.pool, from, to).await
     }
 
     async fn sync_control(&self) -> Result<SyncControl, StoreError> {
-        sqlx::query_as("SELECT paused, reason, changed_at FROM sync_control WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await
-            .during("reading the sync control")
+        Postgres::sync_control(&self.pool).await
     }
 
     async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        sqlx::query(
-            "UPDATE sync_control SET paused = TRUE, reason = $1, changed_at = $2
-             WHERE id = 1 AND NOT paused",
-        )
-        .bind(reason)
-        .bind(at)
-        .execute(&self.pool)
-        .await
-        .during("pausing the sync")?;
-        self.sync_control().await
+        Postgres::pause_sync(&self.pool, reason, at).await
     }
 
     async fn acquire_lease(
@@ -736,66 +645,19 @@ impl Store for PostgresStore {
             .during("starting the lease transaction")?;
         // The database's clock, read inside the call: never before the caller started it.
         let (current, now) = read_lease_and_clock(&mut tx, "FOR UPDATE").await?;
-        let Some(claimed) = current.claimed_by(holder, now, ttl) else {
-            return Ok(None);
-        };
-        sqlx::query("UPDATE sync_lease SET holder = $1, token = $2, expires_at = $3 WHERE id = 1")
-            .bind(&claimed.holder)
-            .bind(claimed.token)
-            .bind(claimed.expires_at)
-            .execute(&mut *tx)
-            .await
-            .during("claiming the sync lease")?;
-        tx.commit().await.during("committing the sync lease")?;
-        Ok(Some(claimed))
+        Postgres::claim_lease(tx, &current, now, holder, ttl).await
     }
 
     async fn current_lease(&self) -> Result<Lease, StoreError> {
-        sqlx::query_as("SELECT holder, token, expires_at FROM sync_lease WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await
-            .during("reading the sync lease")
+        Postgres::lease(&self.pool).await
     }
 
     async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sync_triggers (experience_id, from_date, to_date, requested_at)
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(request.experience.map(ExperienceId::get))
-        .bind(request.from)
-        .bind(request.to)
-        .bind(request.requested_at)
-        .execute(&self.pool)
-        .await
-        .during("recording a sync request")?;
-        Ok(())
+        Postgres::request_sync(&self.pool, request).await
     }
 
     async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .during("starting to take sync requests")?;
-        let rows: Vec<(i64, Option<i64>, NaiveDate, NaiveDate, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT id, experience_id, from_date, to_date, requested_at FROM sync_triggers
-             ORDER BY id FOR UPDATE",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .during("reading sync requests")?;
-        if let Some(&(last, ..)) = rows.last() {
-            sqlx::query("DELETE FROM sync_triggers WHERE id <= $1")
-                .bind(last)
-                .execute(&mut *tx)
-                .await
-                .during("taking sync requests")?;
-        }
-        tx.commit().await.during("committing taken sync requests")?;
-        rows.into_iter()
-            .map(|(_, experience, from, to, at)| SyncRequest::try_from((experience, from, to, at)))
-            .collect()
+        Postgres::take_sync_requests(self.pool.begin(), &SYNC_REQUESTS_FOR_UPDATE).await
     }
 
     async fn release_lease(
@@ -818,15 +680,19 @@ impl Store for PostgresStore {
     }
 
     async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        sqlx::query(
-            "UPDATE sync_control SET paused = FALSE, reason = NULL, changed_at = $1
-             WHERE id = 1 AND paused",
-        )
-        .bind(at)
-        .execute(&self.pool)
-        .await
-        .during("resuming the sync")?;
-        self.sync_control().await
+        Postgres::resume_sync(&self.pool, at).await
+    }
+}
+
+/// The requests, locked: a second taker waits, then finds the rows the first one deleted gone.
+static SYNC_REQUESTS_FOR_UPDATE: LazyLock<String> =
+    LazyLock::new(|| format!("{SYNC_REQUESTS} FOR UPDATE"));
+
+impl Portable for Postgres {
+    type StartTime = NaiveTime;
+
+    fn start_time(time: NaiveTime) -> NaiveTime {
+        time
     }
 }
 

@@ -15,10 +15,10 @@ use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
 
+use super::sql::{Portable, SYNC_REQUESTS};
 use super::{
-    ApplyOutcome, DuringExt, Fence, LastFetch, Lease, PaxRow, Posting, Postings, SellablePaxRow,
-    ServedSlot, SlotHistory, SlotRow, Store, StoreError, SyncControl, SyncRequest,
-    sellable_dates_from_rows, served_slots, verify_ledger,
+    ApplyOutcome, DuringExt, Fence, LastFetch, Lease, Postings, SellablePaxRow, ServedSlot,
+    SlotHistory, Store, StoreError, SyncControl, SyncRequest, sellable_dates_from_rows,
 };
 use crate::domain::{DatePrice, DayFetch, ExperienceId, MinorUnits};
 use crate::ledger::posting::{DayPool, DayPosting, RunningBalance, day_transfers};
@@ -109,6 +109,15 @@ struct DayCheckpoint {
 
 fn format_time(time: NaiveTime) -> String {
     time.format(TIME_FORMAT).to_string()
+}
+
+impl Portable for Sqlite {
+    /// Stored as text, `HH:MM`.
+    type StartTime = String;
+
+    fn start_time(time: NaiveTime) -> String {
+        format_time(time)
+    }
 }
 
 /// Records an experience and opens its partner account, unless they exist already.
@@ -578,7 +587,7 @@ impl Store for SqliteStore {
             .during("reading the day's checkpoint")?;
         if let Some(fence) = fence {
             // The write lock is held: no takeover can commit until this apply does.
-            fence.check(&read_lease(&mut tx).await?, Utc::now())?;
+            fence.check(&Sqlite::lease(&mut *tx).await?, Utc::now())?;
         }
         if checkpoint.seen {
             return Ok(ApplyOutcome::AlreadyApplied);
@@ -613,12 +622,7 @@ impl Store for SqliteStore {
     }
 
     async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM experiences WHERE id = ?")
-            .bind(id.get())
-            .fetch_optional(&self.reader)
-            .await
-            .during("looking up an experience")?;
-        Ok(found.is_some())
+        Sqlite::experience_exists(&self.reader, id).await
     }
 
     async fn slots_on(
@@ -626,36 +630,7 @@ impl Store for SqliteStore {
         id: ExperienceId,
         date: NaiveDate,
     ) -> Result<Vec<ServedSlot>, StoreError> {
-        let slot_rows: Vec<SlotRow> = sqlx::query_as(
-            "SELECT s.id, s.provider_slot_id, s.start_time, a.balance AS remaining
-             FROM slots s
-             JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
-             WHERE s.experience_id = ? AND s.service_date = ? AND s.is_open = 1
-             ORDER BY s.start_time, s.id",
-        )
-        .bind(id.get())
-        .bind(date)
-        .fetch_all(&self.reader)
-        .await
-        .during("reading a day's slots")?;
-        let pax_rows: Vec<PaxRow> = sqlx::query_as(
-            "SELECT p.slot_id, p.pax_type, p.name, p.description, p.min_pax, p.max_pax,
-                    p.is_primary, p.currency, p.price_scale, p.final_price_minor,
-                    p.original_price_minor, a.balance
-             FROM slot_pax p
-             JOIN slots s ON s.id = p.slot_id
-             JOIN accounts a ON a.slot_id = p.slot_id AND a.pax_type = p.pax_type
-                            AND a.kind = 'available'
-             WHERE s.experience_id = ? AND s.service_date = ? AND s.is_open = 1
-               AND p.is_present = 1
-             ORDER BY p.slot_id, p.position",
-        )
-        .bind(id.get())
-        .bind(date)
-        .fetch_all(&self.reader)
-        .await
-        .during("reading a day's pax")?;
-        served_slots(date, slot_rows, pax_rows)
+        Sqlite::slots_on(&self.reader, id, date).await
     }
 
     async fn sellable_dates(
@@ -697,53 +672,12 @@ impl Store for SqliteStore {
         date: NaiveDate,
         start_time: NaiveTime,
     ) -> Result<Option<SlotHistory>, StoreError> {
-        let slot: Option<(i64, String, bool)> = sqlx::query_as(
-            "SELECT id, provider_slot_id, is_open FROM slots
-             WHERE experience_id = ? AND service_date = ? AND start_time = ?
-             ORDER BY is_open DESC, id DESC LIMIT 1",
-        )
-        .bind(id.get())
-        .bind(date)
-        .bind(format_time(start_time))
-        .fetch_optional(&self.reader)
-        .await
-        .during("looking up a slot")?;
-        let Some((slot_id, provider_slot_id, is_open)) = slot else {
-            return Ok(None);
-        };
-        let postings: Vec<Posting> = sqlx::query_as(
-            "SELECT e.created_at AS at, e.transaction_id, e.account_id,
-                    a.kind AS account_kind, a.pax_type, e.amount, e.balance_after, e.version,
-                    j.fetch_id, f.fetched_at
-             FROM entries e
-             JOIN accounts a ON a.id = e.account_id
-             JOIN journal_transactions j ON j.id = e.transaction_id
-             JOIN fetches f ON f.id = j.fetch_id
-             WHERE a.slot_id = ?
-             ORDER BY e.transaction_id, e.account_id",
-        )
-        .bind(slot_id)
-        .fetch_all(&self.reader)
-        .await
-        .during("reading a slot's postings")?;
-        Ok(Some(SlotHistory {
-            provider_slot_id,
-            start_date: date,
-            start_time,
-            is_open,
-            postings,
-        }))
+        Sqlite::slot_history(&self.reader, id, date, start_time).await
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        // One read transaction so every check sees the same snapshot.
-        let _turn = super::VERIFY_GATE.lock().await;
-        let mut tx = self
-            .reader
-            .begin()
-            .await
-            .during("starting the verification")?;
-        verify_ledger::<Sqlite>(&mut tx).await
+        // One read transaction, so every check sees the same snapshot.
+        Sqlite::verify(self.reader.begin()).await
     }
 
     async fn last_fetches(
@@ -751,33 +685,15 @@ impl Store for SqliteStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<LastFetch>, StoreError> {
-        sqlx::query_as(
-            "SELECT experience_id AS experience, service_date AS date,
-                    last_fetched_at AS fetched_at, slot_count
-             FROM product_dates WHERE service_date BETWEEN ? AND ?",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.reader)
-        .await
-        .during("reading the last fetch of each day")
+        Sqlite::last_fetches(&self.reader, from, to).await
     }
 
     async fn sync_control(&self) -> Result<SyncControl, StoreError> {
-        read_sync_control(&self.reader).await
+        Sqlite::sync_control(&self.reader).await
     }
 
     async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        sqlx::query(
-            "UPDATE sync_control SET paused = 1, reason = ?, changed_at = ?
-             WHERE id = 1 AND paused = 0",
-        )
-        .bind(reason)
-        .bind(at)
-        .execute(&self.writer)
-        .await
-        .during("pausing the sync")?;
-        read_sync_control(&self.writer).await
+        Sqlite::pause_sync(&self.writer, reason, at).await
     }
 
     async fn acquire_lease(
@@ -792,66 +708,22 @@ impl Store for SqliteStore {
             .during("starting the lease transaction")?;
         // The embedded database's clock is this host's, read under the write lock.
         let now = Utc::now();
-        let Some(claimed) = read_lease(&mut tx).await?.claimed_by(holder, now, ttl) else {
-            return Ok(None);
-        };
-        sqlx::query("UPDATE sync_lease SET holder = ?, token = ?, expires_at = ? WHERE id = 1")
-            .bind(&claimed.holder)
-            .bind(claimed.token)
-            .bind(claimed.expires_at)
-            .execute(&mut *tx)
-            .await
-            .during("claiming the sync lease")?;
-        tx.commit().await.during("committing the sync lease")?;
-        Ok(Some(claimed))
+        let current = Sqlite::lease(&mut *tx).await?;
+        Sqlite::claim_lease(tx, &current, now, holder, ttl).await
     }
 
     async fn current_lease(&self) -> Result<Lease, StoreError> {
-        sqlx::query_as("SELECT holder, token, expires_at FROM sync_lease WHERE id = 1")
-            .fetch_one(&self.reader)
-            .await
-            .during("reading the sync lease")
+        Sqlite::lease(&self.reader).await
     }
 
     async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sync_triggers (experience_id, from_date, to_date, requested_at)
-             VALUES (?, ?, ?, ?)",
-        )
-        .bind(request.experience.map(ExperienceId::get))
-        .bind(request.from)
-        .bind(request.to)
-        .bind(request.requested_at)
-        .execute(&self.writer)
-        .await
-        .during("recording a sync request")?;
-        Ok(())
+        Sqlite::request_sync(&self.writer, request).await
     }
 
     async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .during("starting to take sync requests")?;
-        let rows: Vec<(i64, Option<i64>, NaiveDate, NaiveDate, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT id, experience_id, from_date, to_date, requested_at FROM sync_triggers
-             ORDER BY id",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .during("reading sync requests")?;
-        if let Some(&(last, ..)) = rows.last() {
-            sqlx::query("DELETE FROM sync_triggers WHERE id <= ?")
-                .bind(last)
-                .execute(&mut *tx)
-                .await
-                .during("taking sync requests")?;
-        }
-        tx.commit().await.during("committing taken sync requests")?;
-        rows.into_iter()
-            .map(|(_, experience, from, to, at)| SyncRequest::try_from((experience, from, to, at)))
-            .collect()
+        // The write lock, taken up front, keeps every other taker out.
+        let begin = self.writer.begin_with("BEGIN IMMEDIATE");
+        Sqlite::take_sync_requests(begin, SYNC_REQUESTS).await
     }
 
     async fn release_lease(&self, lease: &Lease, gap: Duration) -> Result<(), StoreError> {
@@ -869,28 +741,6 @@ impl Store for SqliteStore {
     }
 
     async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        sqlx::query(
-            "UPDATE sync_control SET paused = 0, reason = NULL, changed_at = ?
-             WHERE id = 1 AND paused = 1",
-        )
-        .bind(at)
-        .execute(&self.writer)
-        .await
-        .during("resuming the sync")?;
-        read_sync_control(&self.writer).await
+        Sqlite::resume_sync(&self.writer, at).await
     }
-}
-
-async fn read_sync_control(pool: &SqlitePool) -> Result<SyncControl, StoreError> {
-    sqlx::query_as("SELECT paused, reason, changed_at FROM sync_control WHERE id = 1")
-        .fetch_one(pool)
-        .await
-        .during("reading the sync control")
-}
-
-async fn read_lease(conn: &mut SqliteConnection) -> Result<Lease, StoreError> {
-    sqlx::query_as("SELECT holder, token, expires_at FROM sync_lease WHERE id = 1")
-        .fetch_one(conn)
-        .await
-        .during("reading the sync lease")
 }
