@@ -40,8 +40,8 @@ use invsync::ledger::VerifyReport;
 use invsync::partner::{CallGate, Pacer, Partner, PartnerError};
 use invsync::simulator::{InProcessPartner, Simulator, SimulatorConfig, synthetic_products};
 use invsync::storage::{
-    ApplyOutcome, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError, SyncControl,
-    SyncRequest,
+    ApplyOutcome, Fence, Inventory, LastFetch, Lease, Leases, Ledger, Mirror, Pause, ServedSlot,
+    SlotHistory, Store, StoreError, SyncControl, SyncRequest, SyncRequests,
 };
 use invsync::sync::clock::Clock;
 use invsync::sync::engine::{Engine, EngineConfig, WORKERS};
@@ -202,10 +202,35 @@ impl TimedStore {
 }
 
 #[async_trait]
-impl Store for TimedStore {
+impl Inventory for TimedStore {
+    async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
+        self.timed(self.inner.experience_exists(id)).await.0
+    }
+
+    async fn slots_on(
+        &self,
+        id: ExperienceId,
+        date: NaiveDate,
+    ) -> Result<Vec<ServedSlot>, StoreError> {
+        self.timed(self.inner.slots_on(id, date)).await.0
+    }
+
+    async fn sellable_dates(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DatePrice>, StoreError> {
+        self.timed(self.inner.sellable_dates(id, from, to)).await.0
+    }
+}
+
+#[async_trait]
+impl Mirror for TimedStore {
     async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
         self.timed(self.inner.ensure_experiences(ids)).await.0
     }
+
     async fn apply_fetch(
         &self,
         fetch: &DayFetch,
@@ -222,24 +247,18 @@ impl Store for TimedStore {
         }
         outcome
     }
-    async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
-        self.timed(self.inner.experience_exists(id)).await.0
-    }
-    async fn slots_on(
+
+    async fn last_fetches(
         &self,
-        id: ExperienceId,
-        date: NaiveDate,
-    ) -> Result<Vec<ServedSlot>, StoreError> {
-        self.timed(self.inner.slots_on(id, date)).await.0
-    }
-    async fn sellable_dates(
-        &self,
-        id: ExperienceId,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<DatePrice>, StoreError> {
-        self.timed(self.inner.sellable_dates(id, from, to)).await.0
+    ) -> Result<Vec<LastFetch>, StoreError> {
+        self.timed(self.inner.last_fetches(from, to)).await.0
     }
+}
+
+#[async_trait]
+impl Ledger for TimedStore {
     async fn slot_history(
         &self,
         id: ExperienceId,
@@ -250,25 +269,29 @@ impl Store for TimedStore {
             .await
             .0
     }
+
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
         self.timed(self.inner.verify()).await.0
     }
-    async fn last_fetches(
-        &self,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<LastFetch>, StoreError> {
-        self.timed(self.inner.last_fetches(from, to)).await.0
-    }
+}
+
+#[async_trait]
+impl Pause for TimedStore {
     async fn sync_control(&self) -> Result<SyncControl, StoreError> {
         self.timed(self.inner.sync_control()).await.0
     }
+
     async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
         self.timed(self.inner.pause_sync(reason, at)).await.0
     }
+
     async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
         self.timed(self.inner.resume_sync(at)).await.0
     }
+}
+
+#[async_trait]
+impl Leases for TimedStore {
     async fn acquire_lease(
         &self,
         holder: &str,
@@ -276,17 +299,24 @@ impl Store for TimedStore {
     ) -> Result<Option<Lease>, StoreError> {
         self.timed(self.inner.acquire_lease(holder, ttl)).await.0
     }
+
     async fn current_lease(&self) -> Result<Lease, StoreError> {
         self.timed(self.inner.current_lease()).await.0
     }
+
+    async fn release_lease(&self, lease: &Lease, gap: Duration) -> Result<(), StoreError> {
+        self.timed(self.inner.release_lease(lease, gap)).await.0
+    }
+}
+
+#[async_trait]
+impl SyncRequests for TimedStore {
     async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
         self.timed(self.inner.request_sync(request)).await.0
     }
+
     async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
         self.timed(self.inner.take_sync_requests()).await.0
-    }
-    async fn release_lease(&self, lease: &Lease, gap: Duration) -> Result<(), StoreError> {
-        self.timed(self.inner.release_lease(lease, gap)).await.0
     }
 }
 

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::partner::{PartnerClient, PartnerClientConfig};
-use crate::storage::{self, CachedStore, Store};
+use crate::storage::{self, CachedStore, Mirror, Store};
 use crate::sync::clock::Clock;
 use crate::sync::engine::{Engine, EngineConfig};
 use crate::sync::scheduler;

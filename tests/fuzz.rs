@@ -28,7 +28,7 @@ use invsync::domain::{DayFetch, Secret, Slot};
 use invsync::partner::wire::{DayParseError, parse_day_body};
 use invsync::partner::{PartnerClient, PartnerClientConfig, PartnerError};
 use invsync::simulator::{InProcessPartner, Simulator, SimulatorConfig};
-use invsync::storage::{CachedStore, Store};
+use invsync::storage::{CachedStore, Mirror, Store};
 use invsync::sync::clock::Clock;
 use invsync::sync::engine::{Engine, EngineConfig};
 use proptest::prelude::*;

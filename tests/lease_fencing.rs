@@ -9,15 +9,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::NaiveDate;
 use common::*;
-use invsync::domain::{DatePrice, DayFetch, ExperienceId};
-use invsync::ledger::VerifyReport;
 use invsync::simulator::{CallRecord, InProcessPartner, Simulator, SimulatorConfig};
-use invsync::storage::{
-    ApplyOutcome, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError, SyncControl,
-    SyncRequest,
-};
+use invsync::storage::{Fence, Lease, Leases, Mirror, Store, StoreError};
 use invsync::sync::clock::Clock;
 use invsync::sync::{LeaseClaim, SyncError};
 use tokio::sync::watch;
@@ -65,7 +60,7 @@ impl ClaimControl {
 }
 
 #[async_trait::async_trait]
-impl Store for ClaimControl {
+impl Leases for ClaimControl {
     async fn acquire_lease(
         &self,
         holder: &str,
@@ -97,68 +92,9 @@ impl Store for ClaimControl {
     async fn current_lease(&self) -> Result<Lease, StoreError> {
         self.inner.current_lease().await
     }
-    async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
-        self.inner.ensure_experiences(ids).await
-    }
-    async fn apply_fetch(
-        &self,
-        fetch: &DayFetch,
-        fence: Option<&Fence>,
-    ) -> Result<ApplyOutcome, StoreError> {
-        self.inner.apply_fetch(fetch, fence).await
-    }
-    async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
-        self.inner.experience_exists(id).await
-    }
-    async fn slots_on(
-        &self,
-        id: ExperienceId,
-        date: NaiveDate,
-    ) -> Result<Vec<ServedSlot>, StoreError> {
-        self.inner.slots_on(id, date).await
-    }
-    async fn sellable_dates(
-        &self,
-        id: ExperienceId,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<DatePrice>, StoreError> {
-        self.inner.sellable_dates(id, from, to).await
-    }
-    async fn slot_history(
-        &self,
-        id: ExperienceId,
-        date: NaiveDate,
-        start: NaiveTime,
-    ) -> Result<Option<SlotHistory>, StoreError> {
-        self.inner.slot_history(id, date, start).await
-    }
-    async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        self.inner.verify().await
-    }
-    async fn last_fetches(
-        &self,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<LastFetch>, StoreError> {
-        self.inner.last_fetches(from, to).await
-    }
-    async fn sync_control(&self) -> Result<SyncControl, StoreError> {
-        self.inner.sync_control().await
-    }
-    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        self.inner.pause_sync(reason, at).await
-    }
-    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        self.inner.resume_sync(at).await
-    }
-    async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
-        self.inner.request_sync(request).await
-    }
-    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
-        self.inner.take_sync_requests().await
-    }
 }
+
+invsync::forward_store!(ClaimControl => inner: Inventory, Mirror, Ledger, Pause, SyncRequests);
 
 /// The engine's lease in `tests/common` ([`engine_for`]): 60 s, renewed every 20 s; at the
 /// partner's 30 requests per minute the margin is a fifth of it.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use common::*;
 use invsync::domain::{DayFetch, ExperienceId};
-use invsync::storage::{CachedStore, Fence, Lease, Rendered, Store, StoreError};
+use invsync::storage::{CachedStore, Fence, Lease, Leases, Mirror, Rendered, Store, StoreError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::storage::Store;
+use crate::storage::Pause;
 
 /// A database that does not answer within this counts as unreachable.
 const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -15,7 +15,7 @@ use super::AppState;
 use super::error::{AppError, ErrorBody};
 use super::extract::{ExperiencePath, QueryParams};
 use crate::domain::{ExperienceId, PaxAvailability, Price, Seats};
-use crate::storage::{Posting, Rendered, ServedSlot, SlotHistory, Store};
+use crate::storage::{Inventory, Ledger, Posting, Rendered, ServedSlot, SlotHistory};
 
 /// Money as JSON numbers with the partner's precision (212.14, 73).
 #[derive(Serialize, ToSchema)]

@@ -26,7 +26,7 @@ pub use error::{AppError, ErrorBody};
 
 use crate::config::Settings;
 use crate::ledger::VerifyReport;
-use crate::storage::{CachedStore, Store};
+use crate::storage::{CachedStore, Ledger};
 use crate::sync::engine::Engine;
 use crate::telemetry::Metrics;
 

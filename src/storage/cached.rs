@@ -19,15 +19,13 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::NaiveDate;
 use tokio::time::Instant;
 
 use super::{
-    ApplyOutcome, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError, SyncControl,
-    SyncRequest,
+    ApplyOutcome, Fence, Inventory, LastFetch, Lease, Leases, Mirror, ServedSlot, Store, StoreError,
 };
 use crate::domain::{DatePrice, DayFetch, ExperienceId};
-use crate::ledger::VerifyReport;
 
 /// Days of slots kept; a few KB each. When full the cache starts over, so memory stays
 /// bounded whatever clients ask for; the hot days come back at their next read.
@@ -245,11 +243,7 @@ enum Lookup {
 }
 
 #[async_trait]
-impl Store for CachedStore {
-    async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
-        self.inner.ensure_experiences(ids).await
-    }
-
+impl Mirror for CachedStore {
     async fn apply_fetch(
         &self,
         fetch: &DayFetch,
@@ -263,6 +257,21 @@ impl Store for CachedStore {
         outcome
     }
 
+    async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
+        self.inner.ensure_experiences(ids).await
+    }
+
+    async fn last_fetches(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<LastFetch>, StoreError> {
+        self.inner.last_fetches(from, to).await
+    }
+}
+
+#[async_trait]
+impl Inventory for CachedStore {
     async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
         if self.lock().known_experiences.contains(&id) {
             return Ok(true);
@@ -290,40 +299,10 @@ impl Store for CachedStore {
     ) -> Result<Vec<DatePrice>, StoreError> {
         self.inner.sellable_dates(id, from, to).await
     }
+}
 
-    async fn slot_history(
-        &self,
-        id: ExperienceId,
-        date: NaiveDate,
-        start_time: NaiveTime,
-    ) -> Result<Option<SlotHistory>, StoreError> {
-        self.inner.slot_history(id, date, start_time).await
-    }
-
-    async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        self.inner.verify().await
-    }
-
-    async fn last_fetches(
-        &self,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<LastFetch>, StoreError> {
-        self.inner.last_fetches(from, to).await
-    }
-
-    async fn sync_control(&self) -> Result<SyncControl, StoreError> {
-        self.inner.sync_control().await
-    }
-
-    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        self.inner.pause_sync(reason, at).await
-    }
-
-    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        self.inner.resume_sync(at).await
-    }
-
+#[async_trait]
+impl Leases for CachedStore {
     async fn acquire_lease(
         &self,
         holder: &str,
@@ -342,18 +321,6 @@ impl Store for CachedStore {
         claimed
     }
 
-    async fn current_lease(&self) -> Result<Lease, StoreError> {
-        self.inner.current_lease().await
-    }
-
-    async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
-        self.inner.request_sync(request).await
-    }
-
-    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
-        self.inner.take_sync_requests().await
-    }
-
     async fn release_lease(
         &self,
         lease: &Lease,
@@ -363,4 +330,10 @@ impl Store for CachedStore {
         self.lock().end_tenure();
         self.inner.release_lease(lease, gap).await
     }
+
+    async fn current_lease(&self) -> Result<Lease, StoreError> {
+        self.inner.current_lease().await
+    }
 }
+
+crate::forward_store!(CachedStore => inner: Ledger, Pause, SyncRequests);

@@ -12,9 +12,11 @@ use sqlx::{
     ColumnIndex, Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type,
 };
 
+use super::coordination::StoredSyncRequest;
+use super::inventory::{PaxRow, SlotRow, served_slots};
 use super::{
-    DuringExt, LastFetch, Lease, PaxRow, Posting, ServedSlot, SlotHistory, SlotRow, StoreError,
-    SyncControl, SyncRequest, served_slots,
+    DuringExt, LastFetch, Lease, Posting, ServedSlot, SlotHistory, StoreError, SyncControl,
+    SyncRequest,
 };
 use crate::domain::ExperienceId;
 use crate::ledger::{self, VerifyReport, Violation};
@@ -45,13 +47,13 @@ where
     for<'r> (String,): FromRow<'r, Self::Row>,
     for<'r> (i64, i64, i64): FromRow<'r, Self::Row>,
     for<'r> (i64, String, bool): FromRow<'r, Self::Row>,
-    for<'r> (i64, Option<i64>, NaiveDate, NaiveDate, DateTime<Utc>): FromRow<'r, Self::Row>,
     for<'r> SlotRow: FromRow<'r, Self::Row>,
     for<'r> PaxRow: FromRow<'r, Self::Row>,
     for<'r> Posting: FromRow<'r, Self::Row>,
     for<'r> LastFetch: FromRow<'r, Self::Row>,
     for<'r> SyncControl: FromRow<'r, Self::Row>,
     for<'r> Lease: FromRow<'r, Self::Row>,
+    for<'r> StoredSyncRequest: FromRow<'r, Self::Row>,
     usize: ColumnIndex<Self::Row>,
 {
     /// A slot's start time as this backend stores it.
@@ -288,21 +290,18 @@ where
         select: &str,
     ) -> Result<Vec<SyncRequest>, StoreError> {
         let mut tx = begin.await.during("starting to take sync requests")?;
-        let rows: Vec<(i64, Option<i64>, NaiveDate, NaiveDate, DateTime<Utc>)> =
-            sqlx::query_as(select)
-                .fetch_all(&mut *tx)
-                .await
-                .during("reading sync requests")?;
-        if let Some(&(last, ..)) = rows.last() {
+        let rows: Vec<StoredSyncRequest> = sqlx::query_as(select)
+            .fetch_all(&mut *tx)
+            .await
+            .during("reading sync requests")?;
+        if let Some(last) = rows.last() {
             sqlx::query("DELETE FROM sync_triggers WHERE id <= $1")
-                .bind(last)
+                .bind(last.id)
                 .execute(&mut *tx)
                 .await
                 .during("taking sync requests")?;
         }
         tx.commit().await.during("committing taken sync requests")?;
-        rows.into_iter()
-            .map(|(_, experience, from, to, at)| SyncRequest::try_from((experience, from, to, at)))
-            .collect()
+        rows.into_iter().map(SyncRequest::try_from).collect()
     }
 }

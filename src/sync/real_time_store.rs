@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 use crate::domain::{DatePrice, DayFetch, ExperienceId};
 use crate::storage::{
-    ApplyOutcome, Fence, LastFetch, Lease, ServedSlot, SlotHistory, Store, StoreError, SyncControl,
-    SyncRequest,
+    ApplyOutcome, Fence, Inventory, LastFetch, Lease, Leases, Ledger, Mirror, Pause, ServedSlot,
+    SlotHistory, Store, StoreError, SyncControl, SyncRequest, SyncRequests,
 };
 
 /// The real store, reached so that its work takes no simulated time (see the module).
@@ -64,12 +64,40 @@ impl Drop for RealTimeStore {
 }
 
 #[async_trait::async_trait]
-impl Store for RealTimeStore {
+impl Inventory for RealTimeStore {
+    async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
+        self.call(move |s| async move { s.experience_exists(id).await })
+            .await
+    }
+
+    async fn slots_on(
+        &self,
+        id: ExperienceId,
+        date: NaiveDate,
+    ) -> Result<Vec<ServedSlot>, StoreError> {
+        self.call(move |s| async move { s.slots_on(id, date).await })
+            .await
+    }
+
+    async fn sellable_dates(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DatePrice>, StoreError> {
+        self.call(move |s| async move { s.sellable_dates(id, from, to).await })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Mirror for RealTimeStore {
     async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
         let ids = ids.to_vec();
         self.call(move |s| async move { s.ensure_experiences(&ids).await })
             .await
     }
+
     async fn apply_fetch(
         &self,
         fetch: &DayFetch,
@@ -80,27 +108,19 @@ impl Store for RealTimeStore {
         self.call(move |s| async move { s.apply_fetch(&fetch, fence.as_ref()).await })
             .await
     }
-    async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
-        self.call(move |s| async move { s.experience_exists(id).await })
-            .await
-    }
-    async fn slots_on(
+
+    async fn last_fetches(
         &self,
-        id: ExperienceId,
-        date: NaiveDate,
-    ) -> Result<Vec<ServedSlot>, StoreError> {
-        self.call(move |s| async move { s.slots_on(id, date).await })
-            .await
-    }
-    async fn sellable_dates(
-        &self,
-        id: ExperienceId,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<DatePrice>, StoreError> {
-        self.call(move |s| async move { s.sellable_dates(id, from, to).await })
+    ) -> Result<Vec<LastFetch>, StoreError> {
+        self.call(move |s| async move { s.last_fetches(from, to).await })
             .await
     }
+}
+
+#[async_trait::async_trait]
+impl Ledger for RealTimeStore {
     async fn slot_history(
         &self,
         id: ExperienceId,
@@ -110,25 +130,32 @@ impl Store for RealTimeStore {
         self.call(move |s| async move { s.slot_history(id, date, start).await })
             .await
     }
+
     async fn verify(&self) -> Result<crate::ledger::VerifyReport, StoreError> {
         self.call(|s| async move { s.verify().await }).await
     }
-    async fn last_fetches(
-        &self,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<LastFetch>, StoreError> {
-        self.call(move |s| async move { s.last_fetches(from, to).await })
-            .await
-    }
+}
+
+#[async_trait::async_trait]
+impl Pause for RealTimeStore {
     async fn sync_control(&self) -> Result<SyncControl, StoreError> {
         self.call(|s| async move { s.sync_control().await }).await
     }
+
     async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
         let reason = reason.to_string();
         self.call(move |s| async move { s.pause_sync(&reason, at).await })
             .await
     }
+
+    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
+        self.call(move |s| async move { s.resume_sync(at).await })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Leases for RealTimeStore {
     async fn acquire_lease(
         &self,
         holder: &str,
@@ -138,18 +165,11 @@ impl Store for RealTimeStore {
         self.call(move |s| async move { s.acquire_lease(&holder, ttl).await })
             .await
     }
+
     async fn current_lease(&self) -> Result<Lease, StoreError> {
         self.call(|s| async move { s.current_lease().await }).await
     }
-    async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
-        let request = request.clone();
-        self.call(move |s| async move { s.request_sync(&request).await })
-            .await
-    }
-    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
-        self.call(|s| async move { s.take_sync_requests().await })
-            .await
-    }
+
     async fn release_lease(
         &self,
         lease: &Lease,
@@ -159,8 +179,18 @@ impl Store for RealTimeStore {
         self.call(move |s| async move { s.release_lease(&lease, gap).await })
             .await
     }
-    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        self.call(move |s| async move { s.resume_sync(at).await })
+}
+
+#[async_trait::async_trait]
+impl SyncRequests for RealTimeStore {
+    async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
+        let request = request.clone();
+        self.call(move |s| async move { s.request_sync(&request).await })
+            .await
+    }
+
+    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
+        self.call(|s| async move { s.take_sync_requests().await })
             .await
     }
 }

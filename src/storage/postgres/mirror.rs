@@ -1,68 +1,20 @@
-//! The production PostgreSQL backend; several daemon instances may share one database.
-//!
-//! A fetched day is applied in one transaction of a fixed handful of statements whatever its
-//! size: each table is written by one statement over column arrays (`UNNEST`), never one round
-//! trip per slot or pax. Applies of the same day serialise on a transaction-scoped advisory
-//! lock, across processes; the experience's partner account, which every posting touches, is
-//! locked only once the day's mirror is written, so days of one experience are mirrored in
-//! parallel and only their ledger step queues.
+//! Applying a fetched day on PostgreSQL (see the backend's module for how applies of the same
+//! day and experience queue).
 
-use std::str::FromStr;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgExecutor, PgPool, Postgres};
+use chrono::{NaiveDate, NaiveTime, Utc};
+use sqlx::{PgConnection, PgExecutor, Postgres};
 
-use super::sql::{Portable, SYNC_REQUESTS};
-use super::{
-    ApplyOutcome, DuringExt, Fence, LastFetch, Lease, Postings, SellablePaxRow, ServedSlot,
-    SlotHistory, Store, StoreError, SyncControl, SyncRequest, sellable_dates_from_rows,
-};
-use crate::domain::{DatePrice, DayFetch, ExperienceId, MinorUnits};
+use super::PostgresStore;
+use super::coordination::read_lease_and_clock;
+use crate::domain::{DayFetch, ExperienceId, MinorUnits};
 use crate::ledger::posting::{DayPool, DayPosting, RunningBalance, day_transfers};
-use crate::ledger::{AccountId, Transfer, VerifyReport};
-
-/// Enough for the sync's concurrent applies plus the read API, while several instances still
-/// fit under PostgreSQL's default of 100 connections.
-const MAX_CONNECTIONS: u32 = 10;
-/// Bounds both waiting for a pooled connection and opening a new one.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-
-pub struct PostgresStore {
-    pool: PgPool,
-    postings: Postings,
-}
-
-impl PostgresStore {
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)
-            .during("parsing the PostgreSQL URL")?
-            .application_name("invsync");
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .during("connecting to PostgreSQL")?;
-        // The migrator holds an advisory lock, so instances starting together migrate once.
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self {
-            pool,
-            postings: Postings::On,
-        })
-    }
-
-    /// This store without ledger postings: only to measure what the ledger costs.
-    pub fn without_postings(self) -> Self {
-        Self {
-            postings: Postings::Off,
-            ..self
-        }
-    }
-}
+use crate::ledger::{AccountId, Transfer};
+use crate::storage::mirror::Postings;
+use crate::storage::sql::Portable;
+use crate::storage::{ApplyOutcome, DuringExt, Fence, LastFetch, Mirror, StoreError};
 
 /// Creates the experiences that do not exist yet, each with its partner account.
 async fn insert_experiences(
@@ -469,7 +421,7 @@ async fn write_posting(
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl Mirror for PostgresStore {
     async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
         insert_experiences(&self.pool, ids).await
     }
@@ -563,60 +515,6 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
-        Postgres::experience_exists(&self.pool, id).await
-    }
-
-    async fn slots_on(
-        &self,
-        id: ExperienceId,
-        date: NaiveDate,
-    ) -> Result<Vec<ServedSlot>, StoreError> {
-        Postgres::slots_on(&self.pool, id, date).await
-    }
-
-    async fn sellable_dates(
-        &self,
-        id: ExperienceId,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<DatePrice>, StoreError> {
-        let rows: Vec<SellablePaxRow> = sqlx::query_as(
-            "SELECT s.service_date, s.id AS slot_id, p.is_primary, p.currency, p.price_scale,
-                    p.final_price_minor, p.original_price_minor
-             FROM slots s
-             JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
-             JOIN slot_pax p ON p.slot_id = s.id AND p.is_present
-             WHERE s.experience_id = $1 AND s.service_date BETWEEN $2 AND $3
-               AND s.is_open AND a.balance > 0
-             ORDER BY s.service_date, s.id, p.position",
-        )
-        .bind(id.get())
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await
-        .during("reading sellable dates")?;
-        sellable_dates_from_rows(rows)
-    }
-
-    async fn slot_history(
-        &self,
-        id: ExperienceId,
-        date: NaiveDate,
-        start_time: NaiveTime,
-    ) -> Result<Option<SlotHistory>, StoreError> {
-        Postgres::slot_history(&self.pool, id, date, start_time).await
-    }
-
-    async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        // One snapshot for every check, and no locks taken from the writers.
-        let snapshot = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-        Postgres::verify(snapshot).await
-    }
-
     async fn last_fetches(
         &self,
         from: NaiveDate,
@@ -624,93 +522,4 @@ impl Store for PostgresStore {
     ) -> Result<Vec<LastFetch>, StoreError> {
         Postgres::last_fetches(&self.pool, from, to).await
     }
-
-    async fn sync_control(&self) -> Result<SyncControl, StoreError> {
-        Postgres::sync_control(&self.pool).await
-    }
-
-    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        Postgres::pause_sync(&self.pool, reason, at).await
-    }
-
-    async fn acquire_lease(
-        &self,
-        holder: &str,
-        ttl: std::time::Duration,
-    ) -> Result<Option<Lease>, StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .during("starting the lease transaction")?;
-        // The database's clock, read inside the call: never before the caller started it.
-        let (current, now) = read_lease_and_clock(&mut tx, "FOR UPDATE").await?;
-        Postgres::claim_lease(tx, &current, now, holder, ttl).await
-    }
-
-    async fn current_lease(&self) -> Result<Lease, StoreError> {
-        Postgres::lease(&self.pool).await
-    }
-
-    async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
-        Postgres::request_sync(&self.pool, request).await
-    }
-
-    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
-        Postgres::take_sync_requests(self.pool.begin(), &SYNC_REQUESTS_FOR_UPDATE).await
-    }
-
-    async fn release_lease(
-        &self,
-        lease: &Lease,
-        gap: std::time::Duration,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE sync_lease
-             SET expires_at = clock_timestamp() + $1::bigint * INTERVAL '1 microsecond'
-             WHERE id = 1 AND holder = $2 AND token = $3",
-        )
-        .bind(i64::try_from(gap.as_micros()).unwrap_or(i64::MAX))
-        .bind(&lease.holder)
-        .bind(lease.token)
-        .execute(&self.pool)
-        .await
-        .during("releasing the sync lease")?;
-        Ok(())
-    }
-
-    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        Postgres::resume_sync(&self.pool, at).await
-    }
-}
-
-/// The requests, locked: a second taker waits, then finds the rows the first one deleted gone.
-static SYNC_REQUESTS_FOR_UPDATE: LazyLock<String> =
-    LazyLock::new(|| format!("{SYNC_REQUESTS} FOR UPDATE"));
-
-impl Portable for Postgres {
-    type StartTime = NaiveTime;
-
-    fn start_time(time: NaiveTime) -> NaiveTime {
-        time
-    }
-}
-
-/// The lease row, locked with `lock` (a literal), and the database's clock.
-async fn read_lease_and_clock(
-    tx: &mut sqlx::PgConnection,
-    lock: &'static str,
-) -> Result<(Lease, DateTime<Utc>), StoreError> {
-    let (holder, token, expires_at, now) = sqlx::query_as(&format!(
-        "SELECT holder, token, expires_at, clock_timestamp() FROM sync_lease WHERE id = 1 {lock}"
-    ))
-    .fetch_one(tx)
-    .await
-    .during("reading the sync lease")?;
-    let lease = Lease {
-        holder,
-        token,
-        expires_at,
-    };
-    Ok((lease, now))
 }

@@ -1,98 +1,20 @@
-//! The embedded SQLite backend: one file under `data/` in WAL mode.
-//!
-//! Writes go through a pool of exactly one connection, and every write transaction takes the
-//! database's write lock up front (`BEGIN IMMEDIATE`, or a first statement that writes), so it
-//! can never fail halfway on a read-to-write lock upgrade. Reads use a separate read-only pool
-//! that WAL lets run beside the writer.
+//! Applying a fetched day on SQLite: the whole day in a few multi-statement round trips to the
+//! single writer connection, under the write lock its first statement takes.
 
-use std::str::FromStr;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Row, Sqlite, SqliteConnection};
 
-use super::sql::{Portable, SYNC_REQUESTS};
-use super::{
-    ApplyOutcome, DuringExt, Fence, LastFetch, Lease, Postings, SellablePaxRow, ServedSlot,
-    SlotHistory, Store, StoreError, SyncControl, SyncRequest, sellable_dates_from_rows,
-};
-use crate::domain::{DatePrice, DayFetch, ExperienceId, MinorUnits};
+use super::{SqliteStore, format_time};
+use crate::domain::{DayFetch, ExperienceId, MinorUnits};
+use crate::ledger::AccountId;
 use crate::ledger::posting::{DayPool, DayPosting, RunningBalance, day_transfers};
-use crate::ledger::{AccountId, VerifyReport};
-
-const TIME_FORMAT: &str = "%H:%M";
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(120);
-
-pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
-    postings: Postings,
-}
-
-impl SqliteStore {
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .during("parsing the SQLite URL")?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let path = options.get_filename();
-        if path.as_os_str() == ":memory:" {
-            // The reader and writer pools would each get a different empty database.
-            return Err(StoreError::UnsupportedUrl(format!(
-                "{} (in-memory SQLite is not supported; use a file)",
-                super::redact_url(url)
-            )));
-        }
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Corrupt(format!("cannot create {}: {e}", parent.display()))
-            })?;
-        }
-        // Generous timeout: the single writer connection is shared by every write, and a test
-        // running under tokio's paused clock must not see a spurious timeout. No ping before
-        // each use: an embedded connection cannot go stale, and every ping is a round trip to
-        // the connection's worker thread. The WAL is copied back into the database every
-        // 10,000 pages (about 40 MB) rather than 1,000: the pages every apply rewrites (the
-        // accounts, the newest entries) are copied once per checkpoint however often they
-        // changed, so fewer checkpoints copy less (4–9 % less time a day, alternating builds
-        // of `cargo bench --bench ingest`).
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .test_before_acquire(false)
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "10000"))
-            .await
-            .during("opening the SQLite database")?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .test_before_acquire(false)
-            .connect_with(options.read_only(true))
-            .await
-            .during("opening the SQLite database for reading")?;
-        Ok(Self {
-            writer,
-            reader,
-            postings: Postings::On,
-        })
-    }
-
-    /// This store without ledger postings: only to measure what the ledger costs.
-    pub fn without_postings(self) -> Self {
-        Self {
-            postings: Postings::Off,
-            ..self
-        }
-    }
-}
+use crate::storage::mirror::Postings;
+use crate::storage::sql::Portable;
+use crate::storage::{ApplyOutcome, DuringExt, Fence, LastFetch, Mirror, StoreError};
 
 /// What the store knows about a day before applying a fetch of it, and where a posting for
 /// it would start.
@@ -105,19 +27,6 @@ struct DayCheckpoint {
     partner: AccountId,
     #[sqlx(flatten)]
     start: PostingStart,
-}
-
-fn format_time(time: NaiveTime) -> String {
-    time.format(TIME_FORMAT).to_string()
-}
-
-impl Portable for Sqlite {
-    /// Stored as text, `HH:MM`.
-    type StartTime = String;
-
-    fn start_time(time: NaiveTime) -> String {
-        format_time(time)
-    }
 }
 
 /// Records an experience and opens its partner account, unless they exist already.
@@ -517,37 +426,8 @@ async fn reconcile_ledger(
     Ok(transfers.len())
 }
 
-/// A sellable pax as `[service_date, slot_id, is_primary, currency, price_scale,
-/// final_price_minor, original_price_minor]`.
-#[derive(serde::Deserialize)]
-struct SellablePaxJson(NaiveDate, i64, i64, String, i32, i64, i64);
-
-impl From<SellablePaxJson> for SellablePaxRow {
-    fn from(
-        SellablePaxJson(
-            service_date,
-            slot_id,
-            is_primary,
-            currency,
-            price_scale,
-            final_minor,
-            original_minor,
-        ): SellablePaxJson,
-    ) -> Self {
-        Self {
-            service_date,
-            slot_id,
-            is_primary: is_primary != 0,
-            currency,
-            price_scale,
-            final_price_minor: final_minor,
-            original_price_minor: original_minor,
-        }
-    }
-}
-
 #[async_trait]
-impl Store for SqliteStore {
+impl Mirror for SqliteStore {
     async fn ensure_experiences(&self, ids: &[ExperienceId]) -> Result<(), StoreError> {
         let mut tx = self
             .writer
@@ -621,126 +501,11 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
-        Sqlite::experience_exists(&self.reader, id).await
-    }
-
-    async fn slots_on(
-        &self,
-        id: ExperienceId,
-        date: NaiveDate,
-    ) -> Result<Vec<ServedSlot>, StoreError> {
-        Sqlite::slots_on(&self.reader, id, date).await
-    }
-
-    async fn sellable_dates(
-        &self,
-        id: ExperienceId,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<DatePrice>, StoreError> {
-        // One JSON row rather than one row per pax: sqlx hands each row over from its worker
-        // thread separately, and a horizon of days has hundreds of pax.
-        let json: String = sqlx::query_scalar(
-            "SELECT json_group_array(
-                        json_array(s.service_date, s.id, p.is_primary, p.currency,
-                                   p.price_scale, p.final_price_minor, p.original_price_minor)
-                        ORDER BY s.service_date, s.id, p.position)
-             FROM slots s
-             JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
-             JOIN slot_pax p ON p.slot_id = s.id AND p.is_present = 1
-             WHERE s.experience_id = ? AND s.service_date BETWEEN ? AND ?
-               AND s.is_open = 1 AND a.balance > 0",
-        )
-        .bind(id.get())
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.reader)
-        .await
-        .during("reading sellable dates")?;
-        let rows = serde_json::from_str::<Vec<SellablePaxJson>>(&json)
-            .map_err(|e| StoreError::Corrupt(format!("sellable pax as read back: {e}")))?
-            .into_iter()
-            .map(SellablePaxRow::from)
-            .collect();
-        sellable_dates_from_rows(rows)
-    }
-
-    async fn slot_history(
-        &self,
-        id: ExperienceId,
-        date: NaiveDate,
-        start_time: NaiveTime,
-    ) -> Result<Option<SlotHistory>, StoreError> {
-        Sqlite::slot_history(&self.reader, id, date, start_time).await
-    }
-
-    async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        // One read transaction, so every check sees the same snapshot.
-        Sqlite::verify(self.reader.begin()).await
-    }
-
     async fn last_fetches(
         &self,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<LastFetch>, StoreError> {
         Sqlite::last_fetches(&self.reader, from, to).await
-    }
-
-    async fn sync_control(&self) -> Result<SyncControl, StoreError> {
-        Sqlite::sync_control(&self.reader).await
-    }
-
-    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        Sqlite::pause_sync(&self.writer, reason, at).await
-    }
-
-    async fn acquire_lease(
-        &self,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Option<Lease>, StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .during("starting the lease transaction")?;
-        // The embedded database's clock is this host's, read under the write lock.
-        let now = Utc::now();
-        let current = Sqlite::lease(&mut *tx).await?;
-        Sqlite::claim_lease(tx, &current, now, holder, ttl).await
-    }
-
-    async fn current_lease(&self) -> Result<Lease, StoreError> {
-        Sqlite::lease(&self.reader).await
-    }
-
-    async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError> {
-        Sqlite::request_sync(&self.writer, request).await
-    }
-
-    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
-        // The write lock, taken up front, keeps every other taker out.
-        let begin = self.writer.begin_with("BEGIN IMMEDIATE");
-        Sqlite::take_sync_requests(begin, SYNC_REQUESTS).await
-    }
-
-    async fn release_lease(&self, lease: &Lease, gap: Duration) -> Result<(), StoreError> {
-        let expires_at = Utc::now() + chrono::Duration::from_std(gap).unwrap_or_default();
-        sqlx::query(
-            "UPDATE sync_lease SET expires_at = ? WHERE id = 1 AND holder = ? AND token = ?",
-        )
-        .bind(expires_at)
-        .bind(&lease.holder)
-        .bind(lease.token)
-        .execute(&self.writer)
-        .await
-        .during("releasing the sync lease")?;
-        Ok(())
-    }
-
-    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        Sqlite::resume_sync(&self.writer, at).await
     }
 }
