@@ -53,21 +53,28 @@ impl ServedSlot {
     }
 }
 
-/// A stored price; the scale column is a plain integer on every backend.
-fn stored_price(
-    final_price: i64,
-    original_price: i64,
-    scale: i32,
-    currency: String,
-) -> Result<Price, StoreError> {
-    let scale = u32::try_from(scale)
-        .map_err(|_| StoreError::Corrupt(format!("stored price scale {scale}")))?;
-    Ok(MinorUnits {
-        final_price,
-        original_price,
-        scale,
+/// A pax price as stored: minor units at the row's scale, in the row's currency.
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredPrice {
+    pub currency: String,
+    /// A plain integer on every backend.
+    pub price_scale: i32,
+    pub final_price_minor: i64,
+    pub original_price_minor: i64,
+}
+
+impl StoredPrice {
+    fn into_price(self) -> Result<Price, StoreError> {
+        let scale = self.price_scale;
+        let scale = u32::try_from(scale)
+            .map_err(|_| StoreError::Corrupt(format!("stored price scale {scale}")))?;
+        let units = MinorUnits {
+            final_price: self.final_price_minor,
+            original_price: self.original_price_minor,
+            scale,
+        };
+        Ok(units.into_price(self.currency))
     }
-    .into_price(currency))
 }
 
 /// A sellable slot's pax price as both backends read it for `/dates`.
@@ -76,10 +83,8 @@ pub(crate) struct SellablePaxRow {
     pub service_date: NaiveDate,
     pub slot_id: i64,
     pub is_primary: bool,
-    pub currency: String,
-    pub price_scale: i32,
-    pub final_price_minor: i64,
-    pub original_price_minor: i64,
+    #[sqlx(flatten)]
+    pub price: StoredPrice,
 }
 
 /// The "from" price of each date, from rows ordered by date, slot and pax position.
@@ -93,12 +98,7 @@ pub(crate) fn sellable_dates_from_rows(
                 date: row.service_date,
                 slot_id: row.slot_id,
                 is_primary: row.is_primary,
-                price: stored_price(
-                    row.final_price_minor,
-                    row.original_price_minor,
-                    row.price_scale,
-                    row.currency,
-                )?,
+                price: row.price.into_price()?,
             })
         })
         .collect::<Result<_, StoreError>>()?;
@@ -124,10 +124,8 @@ pub(crate) struct PaxRow {
     min_pax: i64,
     max_pax: i64,
     is_primary: bool,
-    currency: String,
-    price_scale: i32,
-    final_price_minor: i64,
-    original_price_minor: i64,
+    #[sqlx(flatten)]
+    price: StoredPrice,
     balance: Seats,
 }
 
@@ -141,12 +139,7 @@ pub(crate) fn served_slots(
     let mut pax_by_slot: HashMap<i64, Vec<PaxAvailability>> = HashMap::new();
     for row in pax {
         let served = PaxAvailability {
-            price: stored_price(
-                row.final_price_minor,
-                row.original_price_minor,
-                row.price_scale,
-                row.currency,
-            )?,
+            price: row.price.into_price()?,
             pax_type: row.pax_type,
             name: row.name,
             description: row.description,

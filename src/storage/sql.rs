@@ -8,9 +8,7 @@ use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use futures::TryStreamExt;
-use sqlx::{
-    ColumnIndex, Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type,
-};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::coordination::StoredSyncRequest;
 use super::inventory::{PaxRow, SlotRow, served_slots};
@@ -54,7 +52,6 @@ where
     for<'r> SyncControl: FromRow<'r, Self::Row>,
     for<'r> Lease: FromRow<'r, Self::Row>,
     for<'r> StoredSyncRequest: FromRow<'r, Self::Row>,
-    usize: ColumnIndex<Self::Row>,
 {
     /// A slot's start time as this backend stores it.
     type StartTime: for<'q> Encode<'q, Self> + Type<Self> + Send;

@@ -6,7 +6,7 @@ use sqlx::Sqlite;
 
 use super::SqliteStore;
 use crate::domain::{DatePrice, ExperienceId};
-use crate::storage::inventory::{SellablePaxRow, sellable_dates_from_rows};
+use crate::storage::inventory::{SellablePaxRow, StoredPrice, sellable_dates_from_rows};
 use crate::storage::sql::Portable;
 use crate::storage::{DuringExt, Inventory, ServedSlot, StoreError};
 
@@ -31,10 +31,12 @@ impl From<SellablePaxJson> for SellablePaxRow {
             service_date,
             slot_id,
             is_primary: is_primary != 0,
-            currency,
-            price_scale,
-            final_price_minor: final_minor,
-            original_price_minor: original_minor,
+            price: StoredPrice {
+                currency,
+                price_scale,
+                final_price_minor: final_minor,
+                original_price_minor: original_minor,
+            },
         }
     }
 }
