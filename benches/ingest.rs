@@ -10,7 +10,7 @@
 //! (default 7) sets the number of rounds.
 //!
 //! The days come from the built-in simulator (unthrottled, in this process), built before the
-//! clock starts, so only applying is timed: `Store::apply_fetch`, one transaction per day,
+//! clock starts, so only applying is timed: `Mirror::apply_fetch`, one transaction per day,
 //! exactly as the sync calls it. Three workloads:
 //! - "one at a time": products 14 and 15, one apply at a time;
 //! - "concurrent": the same days, `WORKERS` tasks each taking the next day from a shared list,

@@ -1,12 +1,14 @@
 //! This process's hold on the sync lease, as far as calling the partner goes.
 //!
 //! The database grants and judges the lease by its own clock: a lease granted for `ttl` runs
-//! out no earlier than `ttl` after the claim call started (see [`Store::acquire_lease`]).
+//! out no earlier than `ttl` after the claim call started (see [`Leases::acquire_lease`]).
 //! So the hold is counted down on tokio's clock (monotonic time in production, the paused
 //! clock in tests) from the instant before the claim call: it never outlives the lease,
 //! whatever the hosts' wall clocks say, however long the call blocked. Partner calls stop a
 //! margin earlier still. A process that stalls (GC, SIGSTOP, a slow database) wakes past its
 //! deadline and withholds its calls until a renewal gets through.
+//!
+//! [`Leases::acquire_lease`]: crate::storage::Leases::acquire_lease
 
 use std::time::Duration;
 
