@@ -117,14 +117,6 @@ impl SlowPartner {
 
 #[async_trait]
 impl Partner for SlowPartner {
-    async fn fetch_day(
-        &self,
-        experience: ExperienceId,
-        date: NaiveDate,
-    ) -> Result<DayFetch, PartnerError> {
-        self.fetch_day_gated(experience, date, &|| true).await
-    }
-
     async fn fetch_day_gated(
         &self,
         experience: ExperienceId,

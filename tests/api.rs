@@ -278,17 +278,11 @@ async fn verify_lists_the_first_hundred_violations_and_counts_them_all() {
 /// callers in parallel cannot take the pool from the sync's applies.
 #[tokio::test]
 async fn parallel_verifications_run_one_at_a_time() {
-    use sqlx::Connection;
     let Some(backend) = postgres_store().await else {
         return;
     };
     let app = spawn_app(backend).await;
-    let mut blocker = sqlx::PgConnection::connect(&app.backend.url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
-    sqlx::query("LOCK TABLE entries IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = lock_entries(&app.backend.url).await;
     let callers: Vec<_> = (0..8)
         .map(|_| {
             let http = app.http.clone();

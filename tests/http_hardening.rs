@@ -341,8 +341,13 @@ async fn spawn_tight_app(backend: TestStore) -> TestApp {
     .await
 }
 
-/// Asserts a fast `503 overloaded` with `Retry-After` and the JSON error body.
-async fn assert_shed(response: reqwest::Response) {
+/// Sends `request` and asserts a fast `503 overloaded` with `Retry-After` and the JSON error
+/// body.
+async fn assert_shed_fast(request: reqwest::RequestBuilder) {
+    let started = std::time::Instant::now();
+    let response = request.send().await.expect("answers");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
     let body: Value = response.json().await.expect("JSON body");
@@ -363,20 +368,8 @@ async fn a_flood_of_writes_is_shed_fast_while_reads_are_served() {
     stalled.write_all(head.as_bytes()).await.expect("sends");
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let started = std::time::Instant::now();
-    let shed = app
-        .http
-        .post(format!("{}/api/v1/sync/resume", app.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("answers");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_shed(shed).await;
+    let resume = app.http.post(format!("{}/api/v1/sync/resume", app.base));
+    assert_shed_fast(resume.bearer_auth(ADMIN_TOKEN)).await;
     for path in [
         "/api/v1/experience/14/dates",
         "/healthz",
@@ -405,17 +398,11 @@ async fn a_flood_of_writes_is_shed_fast_while_reads_are_served() {
 /// and probes are still served.
 #[tokio::test]
 async fn a_flood_of_reads_is_shed_fast_while_writes_are_served() {
-    use sqlx::Connection;
     let Some(backend) = postgres_store().await else {
         return;
     };
     let app = spawn_tight_app(backend).await;
-    let mut blocker = sqlx::PgConnection::connect(&app.backend.url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
-    sqlx::query("LOCK TABLE entries IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = lock_entries(&app.backend.url).await;
     let held = {
         let http = app.http.clone();
         let url = format!("{}/api/v1/ledger/verify", app.base);
@@ -423,19 +410,11 @@ async fn a_flood_of_reads_is_shed_fast_while_writes_are_served() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let started = std::time::Instant::now();
-    let shed = app
-        .http
-        .get(format!("{}/api/v1/experience/14/dates", app.base))
-        .send()
-        .await
-        .expect("answers");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_shed(shed).await;
+    assert_shed_fast(
+        app.http
+            .get(format!("{}/api/v1/experience/14/dates", app.base)),
+    )
+    .await;
     let (status, body) = app
         .post("/api/v1/sync/pause", Some(ADMIN_TOKEN), None)
         .await;

@@ -59,14 +59,6 @@ impl Switching {
 
 #[async_trait]
 impl Partner for Switching {
-    async fn fetch_day(
-        &self,
-        experience: ExperienceId,
-        date: NaiveDate,
-    ) -> Result<DayFetch, PartnerError> {
-        self.current().fetch_day(experience, date).await
-    }
-
     async fn fetch_day_gated(
         &self,
         experience: ExperienceId,

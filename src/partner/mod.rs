@@ -27,25 +27,23 @@ pub type CallGate<'a> = dyn Fn() -> bool + Send + Sync + 'a;
 /// simulator in paused-clock tests and benchmarks. Every implementation paces its calls.
 #[async_trait]
 pub trait Partner: Send + Sync + 'static {
-    async fn fetch_day(
-        &self,
-        experience: ExperienceId,
-        date: NaiveDate,
-    ) -> Result<DayFetch, PartnerError>;
-
-    /// [`Partner::fetch_day`], asking `may_send` right before the request would go out. An
-    /// implementation that waits (on its pacer) before sending asks after the wait, which may
-    /// be long (a 429's hold).
+    /// One day, asking `may_send` right before the request would go out. An implementation
+    /// that waits (on its pacer) before sending asks after the wait, which may be long (a
+    /// 429's hold).
     async fn fetch_day_gated(
         &self,
         experience: ExperienceId,
         date: NaiveDate,
         may_send: &CallGate<'_>,
+    ) -> Result<DayFetch, PartnerError>;
+
+    /// One day, sent whenever the pacer allows.
+    async fn fetch_day(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
     ) -> Result<DayFetch, PartnerError> {
-        if !may_send() {
-            return Err(PartnerError::Withheld);
-        }
-        self.fetch_day(experience, date).await
+        self.fetch_day_gated(experience, date, &|| true).await
     }
 
     fn rate_limit_per_minute(&self) -> NonZeroU32;
@@ -56,14 +54,6 @@ pub trait Partner: Send + Sync + 'static {
 
 #[async_trait]
 impl Partner for PartnerClient {
-    async fn fetch_day(
-        &self,
-        experience: ExperienceId,
-        date: NaiveDate,
-    ) -> Result<DayFetch, PartnerError> {
-        PartnerClient::fetch_day(self, experience, date).await
-    }
-
     async fn fetch_day_gated(
         &self,
         experience: ExperienceId,

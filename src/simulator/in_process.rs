@@ -38,14 +38,6 @@ impl InProcessPartner {
 
 #[async_trait]
 impl Partner for InProcessPartner {
-    async fn fetch_day(
-        &self,
-        experience: ExperienceId,
-        date: NaiveDate,
-    ) -> Result<DayFetch, PartnerError> {
-        self.fetch_day_gated(experience, date, &|| true).await
-    }
-
     async fn fetch_day_gated(
         &self,
         experience: ExperienceId,

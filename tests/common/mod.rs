@@ -318,6 +318,22 @@ pub async fn raw_connection_to(url: &str) -> RawConnection {
     }
 }
 
+/// A PostgreSQL connection holding `entries` locked in a transaction: every ledger read on
+/// the database waits until it is committed or dropped.
+pub async fn lock_entries(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    let mut blocker = sqlx::PgConnection::connect(url).await.expect("connects");
+    sqlx::query("BEGIN")
+        .execute(&mut blocker)
+        .await
+        .expect("begins");
+    sqlx::query("LOCK TABLE entries IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .expect("locks");
+    blocker
+}
+
 pub const SIM_KEY: &str = "test-sim-key";
 
 /// The real service on 127.0.0.1:0 over a real database, with the built-in simulator as its
