@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use futures::FutureExt;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -36,10 +37,11 @@ pub async fn serve(
     grace: Duration,
 ) {
     // HTTP/1.1 only: sniffing for an HTTP/2 preface waits on the client with no timeout, so a
-    // silent connection would escape the header timeout.
-    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    // silent connection would escape the header timeout. hyper's own HTTP/1 connection, not
+    // hyper-util's auto one: the auto one also carries a copy of its builder, HTTP/2 settings
+    // included, in every connection.
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let open = Arc::new(Semaphore::new(limits.max_connections));
@@ -66,19 +68,19 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let connection = builder
-            .serve_connection(
-                TokioIo::new(stream),
-                TowerToHyperService::new(router.clone()),
-            )
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
+        let connection = builder.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
+        // `map`, not an `async move` block awaiting the connection: such a block keeps room
+        // for the connection twice (the captured one and the one being awaited), and each of
+        // thousands of open connections is one task.
+        tokio::spawn(graceful.watch(connection).map(move |ended| {
+            if let Err(error) = ended {
                 tracing::trace!(%error, "connection ended with an error");
             }
             drop(slot);
-        });
+        }));
     }
     drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown())
