@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
+use crate::bookings::BookingDesk;
 use crate::config::Settings;
 use crate::partner::{PartnerClient, PartnerClientConfig};
 use crate::storage::{self, CachedStore, Mirror, Store};
@@ -54,6 +55,7 @@ impl Application {
         Ok(Self {
             listener,
             state: AppState {
+                bookings: BookingDesk::new(store.clone()),
                 store,
                 engine,
                 settings: Arc::new(settings),
@@ -95,6 +97,14 @@ impl Application {
         };
         // Ends with the engine's shutdown.
         let _schedule = scheduler::start(&engine);
+        // Every instance sweeps; each lapsed hold is released once (see the sweeper).
+        let sweeping = CancellationToken::new();
+        let sweeper = tokio::spawn(
+            self.state
+                .bookings
+                .clone()
+                .sweep_lapsed_holds(sweeping.clone()),
+        );
         tracing::info!(addr = %self.local_addr(), "serving");
         let stopping = engine.clone();
         let not_ready = self.state.shutdown.clone();
@@ -119,6 +129,10 @@ impl Application {
         )
         .await;
         engine.shutdown();
+        sweeping.cancel();
+        if let Err(error) = sweeper.await {
+            tracing::warn!(%error, "the hold sweeper ended abnormally");
+        }
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while workers.join_next().await.is_some() {}
         })

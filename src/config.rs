@@ -39,6 +39,9 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Bearer token for the admin endpoints; set it through `INVSYNC_SERVER__ADMIN_TOKEN`.
     pub admin_token: Option<Secret>,
+    /// Bearer token for the booking endpoints (the admin token works too); set it through
+    /// `INVSYNC_SERVER__SALES_TOKEN`.
+    pub sales_token: Option<Secret>,
     /// A request not answered within this gets `503 timeout`.
     pub request_timeout_seconds: NonZeroU32,
     /// After SIGTERM, how long `/readyz` answers 503 while requests are still served, so a
@@ -68,6 +71,7 @@ impl Default for ServerSettings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: None,
+            sales_token: None,
             request_timeout_seconds: NonZeroU32::new(30).expect("non-zero literal"),
             shutdown_delay_seconds: 0,
             listen_backlog: None,

@@ -47,6 +47,9 @@ pub mod names {
     pub const SYNC_DAYS_APPLIED: &str = "invsync_sync_days_applied_total";
     pub const LEDGER_TRANSFERS_POSTED: &str = "invsync_ledger_transfers_posted_total";
     pub const TIER_LAST_SUCCESS: &str = "invsync_sync_tier_last_success_timestamp_seconds";
+    pub const BOOKINGS: &str = "invsync_bookings_total";
+    pub const SEATS_ON_HOLD: &str = "invsync_bookings_seats_on_hold";
+    pub const SHORTFALL_SEATS: &str = "invsync_ledger_shortfall_seats";
 }
 
 /// Partner calls take up to the request timeout (20 s by default).
@@ -191,6 +194,21 @@ fn describe() {
         LEDGER_TRANSFERS_POSTED,
         Unit::Count,
         "Ledger transfers posted by applied days"
+    );
+    describe_counter!(
+        BOOKINGS,
+        Unit::Count,
+        "Booking calls by outcome: held, confirmed, cancelled, expired, refused_capacity, refused (other refusals), replayed"
+    );
+    describe_gauge!(
+        SEATS_ON_HOLD,
+        Unit::Count,
+        "Seats on hold for customers across every slot"
+    );
+    describe_gauge!(
+        SHORTFALL_SEATS,
+        Unit::Count,
+        "Seats held or sold beyond the partner's allotment, by experience"
     );
     describe_gauge!(
         TIER_LAST_SUCCESS,

@@ -760,6 +760,7 @@ async fn api_router(database: Arc<dyn Store>) -> axum::Router {
     .await
     .expect("engine");
     invsync::api::router(AppState {
+        bookings: invsync::bookings::BookingDesk::new(store.clone()),
         store,
         engine,
         settings: Arc::new(settings),

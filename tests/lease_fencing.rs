@@ -94,7 +94,7 @@ impl Leases for ClaimControl {
     }
 }
 
-invsync::forward_store!(ClaimControl => inner: Inventory, Mirror, Ledger, Pause, SyncRequests);
+invsync::forward_store!(ClaimControl => inner: Inventory, Mirror, Ledger, Bookings, Pause, SyncRequests);
 
 /// The engine's lease in `tests/common` ([`engine_for`]): 60 s, renewed every 20 s; at the
 /// partner's 30 requests per minute the margin is a fifth of it.

@@ -143,8 +143,8 @@ async fn a_change_is_a_balanced_posting_traced_to_its_fetch() {
             (adult[1].amount, adult[1].balance_after, adult[1].version),
             (-17, 983, 2)
         );
-        assert_eq!(adult[1].fetch_id, sale.id.to_string());
-        assert_eq!(adult[1].fetched_at, sale.fetched_at);
+        assert_eq!(adult[1].fetch_id, Some(sale.id.to_string()));
+        assert_eq!(adult[1].fetched_at, Some(sale.fetched_at));
         assert!(backend.store.verify().await.unwrap().ok);
     }
 }

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{AppError, ErrorBody};
 use super::extract::JsonBody;
-use crate::domain::ExperienceId;
+use crate::domain::{ExperienceId, Secret};
 use crate::sync::engine::TriggerError;
 use crate::sync::status::SyncStatus;
 
@@ -25,30 +25,58 @@ pub async fn require_admin(
     request: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let Some(expected) = state
-        .settings
-        .server
-        .admin_token
-        .as_ref()
-        .filter(|token| !token.is_empty())
-    else {
+    let admin = state.settings.server.admin_token.as_ref();
+    if admin.is_none_or(|token| token.is_empty()) {
         return Err(AppError::Unauthorized(
             "admin endpoints are disabled: set INVSYNC_SERVER__ADMIN_TOKEN".into(),
         ));
-    };
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(bearer_token)
-        .unwrap_or_default();
-    if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
+    }
+    if presents_one_of(&request, &[admin]) {
         Ok(next.run(request).await)
     } else {
         Err(AppError::Unauthorized(
             "missing or wrong admin token (Authorization: Bearer …)".into(),
         ))
     }
+}
+
+/// Rejects booking requests without `Authorization: Bearer <server.sales_token>` (or the admin
+/// token).
+pub async fn require_sales(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let server = &state.settings.server;
+    let tokens = [server.sales_token.as_ref(), server.admin_token.as_ref()];
+    if tokens.iter().flatten().all(|token| token.is_empty()) {
+        return Err(AppError::Unauthorized(
+            "bookings are disabled: set INVSYNC_SERVER__SALES_TOKEN".into(),
+        ));
+    }
+    if presents_one_of(&request, &tokens) {
+        Ok(next.run(request).await)
+    } else {
+        Err(AppError::Unauthorized(
+            "missing or wrong sales token (Authorization: Bearer …)".into(),
+        ))
+    }
+}
+
+/// Whether the request's bearer token is one of the configured (non-empty) `tokens`, compared
+/// in constant time.
+fn presents_one_of(request: &Request, tokens: &[Option<&Secret>]) -> bool {
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(bearer_token)
+        .unwrap_or_default();
+    tokens
+        .iter()
+        .flatten()
+        .filter(|token| !token.is_empty())
+        .any(|token| bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())))
 }
 
 /// The token of an `Authorization: Bearer <token>` value; the scheme name is

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::storage::StoreError;
+use crate::bookings::{BookingError, InvalidBooking};
+use crate::storage::{Refusal, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -41,6 +42,8 @@ pub enum AppError {
     Timeout(Duration),
     #[error("too many requests at once; try again in {retry_after} s")]
     Overloaded { retry_after: u64 },
+    #[error("{}", booking_message(.0))]
+    Booking(#[from] BookingError),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A bug (a handler panicked, a body did not serialize); the details are logged where it
@@ -56,7 +59,11 @@ pub struct ErrorBody {
     /// Stable, machine-readable: `invalid_experience_id`, `invalid_date`,
     /// `date_outside_horizon`, `invalid_start_time`, `invalid_body`, `unauthorized`,
     /// `unknown_experience`, `slot_not_found`, `not_found`, `method_not_allowed`,
-    /// `payload_too_large`, `unsupported_media_type`, `timeout`, `overloaded`, `internal`.
+    /// `payload_too_large`, `unsupported_media_type`, `timeout`, `overloaded`, `internal`;
+    /// for bookings `missing_idempotency_key`, `invalid_idempotency_key`, `invalid_booking`,
+    /// `quantity_out_of_range`, `unknown_pax_type`, `booking_not_found`,
+    /// `insufficient_capacity`, `booking_expired`, `booking_cancelled`, `booking_not_on_hold`,
+    /// `idempotency_key_in_flight`, `idempotency_key_reused`.
     pub code: &'static str,
     pub message: String,
 }
@@ -82,6 +89,7 @@ impl AppError {
             // would tell the client its own request was late.
             Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            Self::Booking(error) => booking_status_and_code(error),
             Self::Store(_) | Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -91,7 +99,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let message = match &self {
-            Self::Store(error) => {
+            Self::Store(error) | Self::Booking(BookingError::Store(error)) => {
                 tracing::error!(%error, "request failed");
                 "internal error; the details are in the service log".to_string()
             }
@@ -104,5 +112,72 @@ impl IntoResponse for AppError {
                 .insert(axum::http::header::RETRY_AFTER, retry_after.into());
         }
         response
+    }
+}
+
+fn booking_status_and_code(error: &BookingError) -> (StatusCode, &'static str) {
+    use StatusCode as S;
+    match error {
+        BookingError::Invalid(InvalidBooking::MissingKey) => {
+            (S::BAD_REQUEST, "missing_idempotency_key")
+        }
+        BookingError::Invalid(InvalidBooking::InvalidKey) => {
+            (S::BAD_REQUEST, "invalid_idempotency_key")
+        }
+        BookingError::Invalid(InvalidBooking::Field(_)) => (S::BAD_REQUEST, "invalid_booking"),
+        BookingError::KeyInFlight => (S::CONFLICT, "idempotency_key_in_flight"),
+        BookingError::KeyReused => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+        BookingError::Store(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+        BookingError::Refused(refusal) => match refusal {
+            Refusal::UnknownExperience => (S::NOT_FOUND, "unknown_experience"),
+            Refusal::SlotNotFound => (S::NOT_FOUND, "slot_not_found"),
+            Refusal::UnknownPaxType(_) => (S::NOT_FOUND, "unknown_pax_type"),
+            Refusal::QuantityOutOfRange { .. } => (S::BAD_REQUEST, "quantity_out_of_range"),
+            Refusal::InsufficientCapacity(_) => (S::CONFLICT, "insufficient_capacity"),
+            Refusal::NotFound => (S::NOT_FOUND, "booking_not_found"),
+            Refusal::Expired => (S::CONFLICT, "booking_expired"),
+            Refusal::Cancelled => (S::CONFLICT, "booking_cancelled"),
+            Refusal::NotOnHold(_) => (S::CONFLICT, "booking_not_on_hold"),
+        },
+    }
+}
+
+fn booking_message(error: &BookingError) -> String {
+    let BookingError::Refused(refusal) = error else {
+        return error.to_string();
+    };
+    match refusal {
+        Refusal::UnknownExperience => "the experience is not synced by this service".into(),
+        Refusal::SlotNotFound => "no open slot starts then on that date".into(),
+        Refusal::UnknownPaxType(pax_type) => {
+            format!("the slot does not sell pax type {pax_type:?}")
+        }
+        Refusal::QuantityOutOfRange {
+            pax_type,
+            quantity,
+            min,
+            max,
+        } => format!("{pax_type} is sold {min} to {max} at a time, not {quantity}"),
+        Refusal::InsufficientCapacity(short) => {
+            let pool = short
+                .pax_type
+                .as_ref()
+                .map_or("the slot".to_string(), |pax_type| {
+                    format!("pax type {pax_type}")
+                });
+            format!(
+                "{pool} has {} seats left, {} asked for",
+                short.left, short.wanted
+            )
+        }
+        Refusal::NotFound => "no such booking".into(),
+        Refusal::Expired => "the hold has expired; its seats are back on sale".into(),
+        Refusal::Cancelled => "the booking was cancelled".into(),
+        Refusal::NotOnHold(status) => {
+            format!(
+                "only a hold can be extended; the booking is {}",
+                status.as_str()
+            )
+        }
     }
 }

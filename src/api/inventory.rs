@@ -121,7 +121,7 @@ pub struct PostingBody {
     at: DateTime<Utc>,
     transaction_id: i64,
     account_id: i64,
-    /// `available`, `partner`, `held` or `sold`.
+    /// `available`, `held`, `sold` or `shortfall`.
     account: &'static str,
     pax_type: Option<String>,
     #[schema(value_type = i64)]
@@ -129,8 +129,13 @@ pub struct PostingBody {
     #[schema(value_type = i64)]
     balance_after: Seats,
     version: i64,
-    fetch_id: String,
-    fetched_at: DateTime<Utc>,
+    /// `sync` (a fetched day), or a booking's `hold`, `confirm`, `cancel` or `expire`.
+    reason: String,
+    /// The fetch a sync posting applied.
+    fetch_id: Option<String>,
+    fetched_at: Option<DateTime<Utc>>,
+    /// The booking a booking's posting moved.
+    booking_id: Option<String>,
 }
 
 impl From<Posting> for PostingBody {
@@ -144,8 +149,10 @@ impl From<Posting> for PostingBody {
             amount: posting.amount,
             balance_after: posting.balance_after,
             version: posting.version,
+            reason: posting.reason,
             fetch_id: posting.fetch_id,
             fetched_at: posting.fetched_at,
+            booking_id: posting.booking_id,
         }
     }
 }

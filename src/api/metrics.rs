@@ -7,6 +7,7 @@ use axum::response::IntoResponse;
 
 use super::AppState;
 use super::error::AppError;
+use crate::storage::{BookingTotals, Bookings};
 use crate::sync::status::SyncStatus;
 use crate::telemetry::names;
 
@@ -26,7 +27,11 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 )]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
     let status = state.engine.status().await?;
-    let text = state.metrics.render_with(|| record_sync_status(&status));
+    let bookings = state.store.booking_totals().await?;
+    let text = state.metrics.render_with(|| {
+        record_sync_status(&status);
+        record_booking_totals(&bookings);
+    });
     Ok(([(CONTENT_TYPE, PROMETHEUS_TEXT)], text))
 }
 
@@ -49,5 +54,14 @@ fn record_sync_status(status: &SyncStatus) {
             .last_success
             .map_or(0.0, |at| at.timestamp_millis() as f64 / 1000.0);
         gauge!(names::TIER_LAST_SUCCESS, "tier" => tier.name.clone()).set(last_success);
+    }
+}
+
+fn record_booking_totals(totals: &BookingTotals) {
+    use ::metrics::gauge;
+    gauge!(names::SEATS_ON_HOLD).set(totals.seats_on_hold as f64);
+    for (experience, seats) in &totals.shortfall {
+        gauge!(names::SHORTFALL_SEATS, "experience" => experience.get().to_string())
+            .set(*seats as f64);
     }
 }

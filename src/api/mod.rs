@@ -1,6 +1,7 @@
 //! The HTTP API. It reads only from the store; it never talks to the partner.
 
 mod admission;
+mod bookings;
 mod control;
 mod error;
 mod extract;
@@ -24,6 +25,7 @@ use utoipa_axum::routes;
 
 pub use error::{AppError, ErrorBody};
 
+use crate::bookings::BookingDesk;
 use crate::config::Settings;
 use crate::ledger::VerifyReport;
 use crate::storage::{CachedStore, Ledger};
@@ -34,6 +36,7 @@ use crate::telemetry::Metrics;
 pub struct AppState {
     /// Also serves `/slots` and `/dates` from memory where that is exact.
     pub store: Arc<CachedStore>,
+    pub bookings: BookingDesk,
     pub engine: Engine,
     pub settings: Arc<Settings>,
     pub metrics: &'static Metrics,
@@ -91,8 +94,19 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
             state.clone(),
             control::require_admin,
         ));
+    let sales = OpenApiRouter::new()
+        .routes(routes!(bookings::hold))
+        .routes(routes!(bookings::booking))
+        .routes(routes!(bookings::confirm))
+        .routes(routes!(bookings::extend))
+        .routes(routes!(bookings::cancel))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            control::require_sales,
+        ));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(admin)
+        .merge(sales)
         .routes(routes!(control::status))
         .routes(routes!(inventory::slots))
         .routes(routes!(inventory::slot_history))

@@ -25,30 +25,39 @@ use super::layers::MAX_BODY_BYTES;
         (name = "inventory", description = "Slots, sellable dates and slot history"),
         (name = "sync", description = "Sync status and operator controls"),
         (name = "ledger", description = "Ledger verification"),
+        (name = "bookings", description = "Customers' holds, confirmations and cancellations"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     ),
     components(schemas(ErrorBody)),
-    modifiers(&AdminToken)
+    modifiers(&BearerTokens)
 )]
 pub struct ApiDoc;
 
-/// The scheme the admin endpoints declare: `Authorization: Bearer $INVSYNC_SERVER__ADMIN_TOKEN`.
-struct AdminToken;
+/// The schemes the protected endpoints declare: `Authorization: Bearer
+/// $INVSYNC_SERVER__ADMIN_TOKEN` for the admin ones, `$INVSYNC_SERVER__SALES_TOKEN` (or the
+/// admin token) for bookings.
+struct BearerTokens;
 
-impl Modify for AdminToken {
+impl Modify for BearerTokens {
     fn modify(&self, document: &mut Document) {
-        document
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                "admin_token",
+        let components = document.components.get_or_insert_with(Default::default);
+        for (name, description) in [
+            ("admin_token", "INVSYNC_SERVER__ADMIN_TOKEN"),
+            (
+                "sales_token",
+                "INVSYNC_SERVER__SALES_TOKEN (the admin token is accepted too)",
+            ),
+        ] {
+            components.add_security_scheme(
+                name,
                 SecurityScheme::Http(
                     HttpBuilder::new()
                         .scheme(HttpAuthScheme::Bearer)
-                        .description(Some("INVSYNC_SERVER__ADMIN_TOKEN"))
+                        .description(Some(description))
                         .build(),
                 ),
             );
+        }
     }
 }
 
@@ -96,7 +105,7 @@ impl Modify for StandardErrors {
                     ),
                 ];
                 if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
-                    standard.push(("401", "`unauthorized`: missing or wrong admin token"));
+                    standard.push(("401", "`unauthorized`: missing or wrong token"));
                 }
                 if operation.request_body.is_some() {
                     standard.extend([

@@ -7,6 +7,7 @@
 //! storage backends persist what this module decides; the database constraints (floor,
 //! immutability) are the second line of defence.
 
+pub mod booking;
 pub(crate) mod posting;
 pub mod verify;
 
@@ -20,18 +21,22 @@ pub use verify::{Invariant, VerifyReport, Violation};
 
 pub type AccountId = i64;
 
-/// What an account represents. Every kind but `Partner` is a floor account of one inventory
-/// pool and can never go below zero.
+/// What an account represents. Every kind but `Partner` belongs to one inventory pool (a slot,
+/// or a slot's pax type); `Available`, `Held` and `Sold` can never go below zero, `Shortfall`
+/// never above it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AccountKind {
     /// An experience's source of capacity; goes negative as capacity is allocated.
     Partner,
     /// Seats of a pool that can be sold now.
     Available,
-    /// Seats held for a customer (reserved for holds).
+    /// Seats held for customers, until they confirm, cancel or their hold expires.
     Held,
-    /// Seats sold (reserved for bookings).
+    /// Seats sold to customers.
     Sold,
+    /// Seats held or sold beyond the partner's current allotment (0 or negative): the pool's
+    /// `available + held + sold + shortfall` is always the allotment last reported.
+    Shortfall,
 }
 
 impl AccountKind {
@@ -41,11 +46,17 @@ impl AccountKind {
             Self::Available => "available",
             Self::Held => "held",
             Self::Sold => "sold",
+            Self::Shortfall => "shortfall",
         }
     }
 
-    pub fn has_floor(self) -> bool {
-        self != Self::Partner
+    /// Whether an account of this kind may hold `balance`.
+    pub fn admits(self, balance: Seats) -> bool {
+        match self {
+            Self::Partner => true,
+            Self::Shortfall => balance <= 0,
+            Self::Available | Self::Held | Self::Sold => balance >= 0,
+        }
     }
 }
 
@@ -63,6 +74,7 @@ impl FromStr for AccountKind {
             "available" => Ok(Self::Available),
             "held" => Ok(Self::Held),
             "sold" => Ok(Self::Sold),
+            "shortfall" => Ok(Self::Shortfall),
             other => Err(format!("unknown account kind {other:?}")),
         }
     }
@@ -75,37 +87,59 @@ pub struct Transfer {
     pub amount: Seats,
 }
 
-/// One pool as the sync sees it: its available account, the ledger's balance, and what the
-/// partner now reports (0 for a pool that vanished).
+/// One pool as the sync sees it: its available account, the ledger's balance, what the
+/// partner now reports (the allotment; 0 for a pool that vanished), and what customers hold
+/// and bought of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolObservation {
     pub available: AccountId,
     pub balance: Seats,
     pub observed: Seats,
+    /// Held plus sold: seats a sync never takes back.
+    pub committed: Seats,
+    /// The pool's shortfall account and balance, once customers have booked it.
+    pub shortfall: Option<(AccountId, Seats)>,
 }
 
-/// The transfers that bring every pool's available balance to what the partner reports.
-/// Unchanged pools produce nothing, so re-applying an observation is a no-op.
+/// The transfer that moves `amount` (either sign) from `from` to `to`; none for 0.
+pub fn transfer_between(from: AccountId, to: AccountId, amount: Seats) -> Option<Transfer> {
+    match amount.signum() {
+        1 => Some(Transfer {
+            debit: from,
+            credit: to,
+            amount,
+        }),
+        -1 => Some(Transfer {
+            debit: to,
+            credit: from,
+            amount: -amount,
+        }),
+        _ => None,
+    }
+}
+
+/// The transfers that bring every pool to the allotment the partner reports: available to
+/// allotment − held − sold, or to 0 with the uncovered seats in the pool's shortfall. Holds and
+/// sales are never touched. Unchanged pools produce nothing, so re-applying an observation is
+/// a no-op.
 pub fn capacity_transfers(partner: AccountId, pools: &[PoolObservation]) -> Vec<Transfer> {
-    pools
-        .iter()
-        .filter_map(|pool| {
-            let delta = pool.observed - pool.balance;
-            match delta.signum() {
-                1 => Some(Transfer {
-                    debit: partner,
-                    credit: pool.available,
-                    amount: delta,
-                }),
-                -1 => Some(Transfer {
-                    debit: pool.available,
-                    credit: partner,
-                    amount: -delta,
-                }),
-                _ => None,
-            }
-        })
-        .collect()
+    let mut transfers = Vec::new();
+    for pool in pools {
+        let uncovered = pool.observed - pool.committed;
+        transfers.extend(transfer_between(
+            partner,
+            pool.available,
+            uncovered.max(0) - pool.balance,
+        ));
+        if let Some((shortfall, balance)) = pool.shortfall {
+            transfers.extend(transfer_between(
+                partner,
+                shortfall,
+                uncovered.min(0) - balance,
+            ));
+        }
+    }
+    transfers
 }
 
 /// An account's running state: its balance and the version of its latest entry.
@@ -139,7 +173,7 @@ pub enum PostingError {
     },
     #[error("account {0} is not known to this posting")]
     UnknownAccount(AccountId),
-    #[error("account {account} ({kind}) would go below zero to {balance}")]
+    #[error("account {account} ({kind}) would cross its bound to {balance}")]
     Overdrawn {
         account: AccountId,
         kind: AccountKind,
@@ -150,8 +184,8 @@ pub enum PostingError {
 /// Posts one journal transaction's transfers against the accounts' running states, returning
 /// the entries to store (one per account the transfers move on balance, in the order the
 /// transfers first touch them) and leaving `accounts` at the new balances and versions.
-/// Nothing is changed when any transfer is invalid or the transaction would leave a floor
-/// account below zero.
+/// Nothing is changed when any transfer is invalid or the transaction would leave an account
+/// outside its kind's bound.
 pub fn post(
     transfers: &[Transfer],
     accounts: &mut HashMap<AccountId, AccountState>,
@@ -189,7 +223,7 @@ pub fn post(
             .get(&account)
             .ok_or(PostingError::UnknownAccount(account))?;
         let balance_after = state.balance + amount;
-        if state.kind.has_floor() && balance_after < 0 {
+        if !state.kind.admits(balance_after) {
             return Err(PostingError::Overdrawn {
                 account,
                 kind: state.kind,
@@ -247,6 +281,8 @@ mod tests {
             available: 2,
             balance: 5,
             observed: 5,
+            committed: 0,
+            shortfall: None,
         }];
         assert!(capacity_transfers(PARTNER, &pools).is_empty());
     }
@@ -258,11 +294,15 @@ mod tests {
                 available: 2,
                 balance: 5,
                 observed: 8,
+                committed: 0,
+                shortfall: None,
             },
             PoolObservation {
                 available: 3,
                 balance: 5,
                 observed: 0,
+                committed: 0,
+                shortfall: None,
             },
         ];
         assert_eq!(
@@ -354,7 +394,7 @@ mod tests {
             for observed in rounds {
                 let pools: Vec<_> = observed.iter().enumerate().map(|(i, &n)| {
                     let id = i as AccountId + 2;
-                    PoolObservation { available: id, balance: state[&id].balance, observed: n }
+                    PoolObservation { available: id, balance: state[&id].balance, observed: n, committed: 0, shortfall: None }
                 }).collect();
                 let transfers = capacity_transfers(PARTNER, &pools);
                 let entries = post(&transfers, &mut state).expect("observations never overdraw");

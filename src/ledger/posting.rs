@@ -1,6 +1,7 @@
-//! What one fetched day posts: the transfers that bring its pools to what the partner reports,
-//! and the rows they write (entries, and each moved account's new running state). Both
-//! backends write exactly this plan; only how they write it differs.
+//! What a journal transaction writes: the entries its transfers make and each moved account's
+//! new running state. Both backends write exactly this plan, for a fetched day (the transfers
+//! that bring its pools to what the partner reports) and for a booking's move alike; only how
+//! they write it differs.
 
 use std::collections::HashMap;
 
@@ -11,7 +12,7 @@ use super::{
 use crate::domain::Seats;
 
 /// An account's stored balance and the version of its latest entry.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RunningBalance {
     pub balance: Seats,
     pub version: i64,
@@ -26,6 +27,10 @@ pub(crate) struct DayPool {
     pub version: i64,
     /// What the partner now reports; 0 for a pool that vanished.
     pub observed: Seats,
+    /// Held plus sold.
+    pub committed: Seats,
+    /// The pool's shortfall account, once customers have booked it.
+    pub shortfall: Option<(AccountId, RunningBalance)>,
 }
 
 /// The transfers that bring the day's pools to what the partner reports (none when unchanged).
@@ -36,6 +41,10 @@ pub(crate) fn day_transfers(partner: AccountId, pools: &[DayPool]) -> Vec<Transf
             available: pool.account,
             balance: pool.balance,
             observed: pool.observed,
+            committed: pool.committed,
+            shortfall: pool
+                .shortfall
+                .map(|(account, state)| (account, state.balance)),
         })
         .collect();
     capacity_transfers(partner, &observations)
@@ -51,40 +60,20 @@ pub(crate) struct AccountUpdate {
     pub read_version: i64,
 }
 
-/// The ledger rows one day's transfers write.
+/// The ledger rows one journal transaction writes.
 #[derive(Debug)]
-pub(crate) struct DayPosting {
+pub(crate) struct PlannedPosting {
     pub entries: Vec<Entry>,
     /// Ordered by account id, so every writer touches rows in the same order.
     pub updates: Vec<AccountUpdate>,
 }
 
-impl DayPosting {
-    pub fn post(
+impl PlannedPosting {
+    /// Posts `transfers` against the accounts' running states as read.
+    pub fn plan(
         transfers: &[Transfer],
-        partner: AccountId,
-        partner_state: RunningBalance,
-        pools: &[DayPool],
+        mut accounts: HashMap<AccountId, AccountState>,
     ) -> Result<Self, PostingError> {
-        let mut accounts: HashMap<AccountId, AccountState> = pools
-            .iter()
-            .map(|pool| {
-                let state = AccountState {
-                    kind: AccountKind::Available,
-                    balance: pool.balance,
-                    version: pool.version,
-                };
-                (pool.account, state)
-            })
-            .collect();
-        accounts.insert(
-            partner,
-            AccountState {
-                kind: AccountKind::Partner,
-                balance: partner_state.balance,
-                version: partner_state.version,
-            },
-        );
         let entries = super::post(transfers, &mut accounts)?;
         // One entry per account the transaction moves: it is the account's new state.
         let mut updates: Vec<AccountUpdate> = entries
@@ -98,5 +87,33 @@ impl DayPosting {
             .collect();
         updates.sort_by_key(|update| update.account);
         Ok(Self { entries, updates })
+    }
+
+    /// A fetched day's posting: its pools' available and shortfall accounts and the
+    /// experience's partner account.
+    pub fn day(
+        transfers: &[Transfer],
+        partner: AccountId,
+        partner_state: RunningBalance,
+        pools: &[DayPool],
+    ) -> Result<Self, PostingError> {
+        let state = |kind, running: RunningBalance| AccountState {
+            kind,
+            balance: running.balance,
+            version: running.version,
+        };
+        let mut accounts = HashMap::with_capacity(pools.len() + 1);
+        for pool in pools {
+            let available = RunningBalance {
+                balance: pool.balance,
+                version: pool.version,
+            };
+            accounts.insert(pool.account, state(AccountKind::Available, available));
+            if let Some((account, running)) = pool.shortfall {
+                accounts.insert(account, state(AccountKind::Shortfall, running));
+            }
+        }
+        accounts.insert(partner, state(AccountKind::Partner, partner_state));
+        Self::plan(transfers, accounts)
     }
 }

@@ -17,6 +17,7 @@ pub enum Invariant {
     FloorRespected,
     BalancesSumToZero,
     ServedEqualsObserved,
+    BookingsMatchHeldAndSold,
     ReferencesResolve,
 }
 
@@ -86,7 +87,11 @@ pub const CHECKS: &[(Invariant, &str)] = &[
         Invariant::FloorRespected,
         "SELECT 'account ' || CAST(id AS TEXT) || ' (' || kind || ') is negative: '
                 || CAST(balance AS TEXT)
-         FROM accounts WHERE kind <> 'partner' AND balance < 0",
+         FROM accounts WHERE kind IN ('available', 'held', 'sold') AND balance < 0
+         UNION ALL
+         SELECT 'account ' || CAST(id AS TEXT) || ' (shortfall) is positive: '
+                || CAST(balance AS TEXT)
+         FROM accounts WHERE kind = 'shortfall' AND balance > 0",
     ),
     (
         Invariant::BalancesSumToZero,
@@ -94,28 +99,75 @@ pub const CHECKS: &[(Invariant, &str)] = &[
          FROM accounts HAVING SUM(balance) <> 0",
     ),
     (
+        // A pool's accounts always add up to the allotment the partner last reported
+        // (0 for a closed slot or a vanished pax): available + held + sold, less the shortfall
+        // (a shortfall account's balance is 0 or negative).
         Invariant::ServedEqualsObserved,
-        "SELECT 'slot ' || s.provider_slot_id || ' serves '
-                || COALESCE(CAST(a.balance AS TEXT), 'no account')
-                || ' but the partner last reported '
+        "SELECT 'slot ' || s.provider_slot_id || ' counts '
+                || COALESCE(CAST(a.balance + COALESCE(b.seats, 0) AS TEXT), 'no account')
+                || ' seats (available + held + sold - shortfall) but the partner last reported '
                 || CAST(CASE WHEN s.is_open THEN s.observed_remaining ELSE 0 END AS TEXT)
          FROM slots s
          LEFT JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
+         LEFT JOIN (SELECT slot_id, SUM(balance) AS seats FROM accounts
+                    WHERE pax_type IS NULL AND kind IN ('held', 'sold', 'shortfall')
+                    GROUP BY slot_id) b ON b.slot_id = s.id
          WHERE a.id IS NULL
-            OR a.balance <> CASE WHEN s.is_open THEN s.observed_remaining ELSE 0 END
+            OR a.balance + COALESCE(b.seats, 0)
+               <> CASE WHEN s.is_open THEN s.observed_remaining ELSE 0 END
          UNION ALL
-         SELECT 'slot ' || s.provider_slot_id || ' pax ' || p.pax_type || ' serves '
-                || COALESCE(CAST(a.balance AS TEXT), 'no account')
-                || ' but the partner last reported '
+         SELECT 'slot ' || s.provider_slot_id || ' pax ' || p.pax_type || ' counts '
+                || COALESCE(CAST(a.balance + COALESCE(b.seats, 0) AS TEXT), 'no account')
+                || ' seats (available + held + sold - shortfall) but the partner last reported '
                 || CAST(CASE WHEN s.is_open AND p.is_present THEN p.observed_remaining ELSE 0 END
                         AS TEXT)
          FROM slot_pax p
          JOIN slots s ON s.id = p.slot_id
          LEFT JOIN accounts a ON a.slot_id = p.slot_id AND a.pax_type = p.pax_type
                              AND a.kind = 'available'
+         LEFT JOIN (SELECT slot_id, pax_type, SUM(balance) AS seats FROM accounts
+                    WHERE pax_type IS NOT NULL AND kind IN ('held', 'sold', 'shortfall')
+                    GROUP BY slot_id, pax_type) b
+                ON b.slot_id = p.slot_id AND b.pax_type = p.pax_type
          WHERE a.id IS NULL
-            OR a.balance <> CASE WHEN s.is_open AND p.is_present THEN p.observed_remaining
-                                 ELSE 0 END",
+            OR a.balance + COALESCE(b.seats, 0)
+               <> CASE WHEN s.is_open AND p.is_present THEN p.observed_remaining ELSE 0 END",
+    ),
+    (
+        // A pool's held seats are the quantities of the bookings on hold on it, its sold seats
+        // those of the confirmed ones (the slot's pool counts every pax of a booking).
+        Invariant::BookingsMatchHeldAndSold,
+        "WITH booked AS (
+             SELECT b.slot_id, bp.pax_type,
+                    CASE b.status WHEN 'on_hold' THEN 'held' ELSE 'sold' END AS kind,
+                    bp.quantity
+             FROM bookings b JOIN booking_pax bp ON bp.booking_id = b.id
+             WHERE b.status IN ('on_hold', 'confirmed')
+             UNION ALL
+             SELECT b.slot_id, NULL,
+                    CASE b.status WHEN 'on_hold' THEN 'held' ELSE 'sold' END, bp.quantity
+             FROM bookings b JOIN booking_pax bp ON bp.booking_id = b.id
+             WHERE b.status IN ('on_hold', 'confirmed')
+         ), expected AS (
+             SELECT slot_id, pax_type, kind, SUM(quantity) AS seats FROM booked
+             GROUP BY slot_id, pax_type, kind
+         )
+         SELECT 'account ' || CAST(a.id AS TEXT) || ' (' || a.kind || ' of slot '
+                || CAST(a.slot_id AS TEXT) || COALESCE(' pax ' || a.pax_type, '') || ') is '
+                || CAST(a.balance AS TEXT) || ' but its bookings take '
+                || CAST(COALESCE(e.seats, 0) AS TEXT)
+         FROM accounts a
+         LEFT JOIN expected e ON e.slot_id = a.slot_id AND e.kind = a.kind
+              AND (e.pax_type = a.pax_type OR (e.pax_type IS NULL AND a.pax_type IS NULL))
+         WHERE a.kind IN ('held', 'sold') AND a.balance <> COALESCE(e.seats, 0)
+         UNION ALL
+         SELECT 'slot ' || CAST(e.slot_id AS TEXT) || COALESCE(' pax ' || e.pax_type, '')
+                || ' has ' || CAST(e.seats AS TEXT) || ' seats ' || e.kind
+                || ' by bookings but no such account'
+         FROM expected e
+         LEFT JOIN accounts a ON a.slot_id = e.slot_id AND a.kind = e.kind
+              AND (e.pax_type = a.pax_type OR (e.pax_type IS NULL AND a.pax_type IS NULL))
+         WHERE a.id IS NULL",
     ),
     (
         // Both backends leave these to this check rather than to foreign keys (migration 0004).

@@ -336,4 +336,4 @@ impl Leases for CachedStore {
     }
 }
 
-crate::forward_store!(CachedStore => inner: Ledger, Pause, SyncRequests);
+crate::forward_store!(CachedStore => inner: Ledger, Bookings, Pause, SyncRequests);

@@ -117,4 +117,65 @@ macro_rules! forward_store {
             }
         }
     };
+    (@Bookings $store:ty, $inner:ident) => {
+        #[::async_trait::async_trait]
+        impl $crate::storage::Bookings for $store {
+            async fn claim_key(
+                &self,
+                key: &str,
+                request_hash: &str,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> ::std::result::Result<$crate::storage::KeyClaim, $crate::storage::StoreError> {
+                self.$inner.claim_key(key, request_hash, now).await
+            }
+            async fn release_key(
+                &self,
+                key: &str,
+            ) -> ::std::result::Result<(), $crate::storage::StoreError> {
+                self.$inner.release_key(key).await
+            }
+            async fn hold(
+                &self,
+                id: ::uuid::Uuid,
+                key: &str,
+                request: &$crate::storage::HoldRequest,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> ::std::result::Result<
+                ::std::result::Result<$crate::storage::Booking, $crate::storage::Refusal>,
+                $crate::storage::StoreError,
+            > {
+                self.$inner.hold(id, key, request, now).await
+            }
+            async fn booking(
+                &self,
+                id: ::uuid::Uuid,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> ::std::result::Result<Option<$crate::storage::Booking>, $crate::storage::StoreError> {
+                self.$inner.booking(id, now).await
+            }
+            async fn change_booking(
+                &self,
+                id: ::uuid::Uuid,
+                change: $crate::storage::BookingChange,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> ::std::result::Result<
+                ::std::result::Result<$crate::storage::Booking, $crate::storage::Refusal>,
+                $crate::storage::StoreError,
+            > {
+                self.$inner.change_booking(id, change, now).await
+            }
+            async fn due_holds(
+                &self,
+                now: ::chrono::DateTime<::chrono::Utc>,
+                limit: i64,
+            ) -> ::std::result::Result<Vec<::uuid::Uuid>, $crate::storage::StoreError> {
+                self.$inner.due_holds(now, limit).await
+            }
+            async fn booking_totals(
+                &self,
+            ) -> ::std::result::Result<$crate::storage::BookingTotals, $crate::storage::StoreError> {
+                self.$inner.booking_totals().await
+            }
+        }
+    };
 }

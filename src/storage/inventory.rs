@@ -64,7 +64,7 @@ pub(crate) struct StoredPrice {
 }
 
 impl StoredPrice {
-    fn into_price(self) -> Result<Price, StoreError> {
+    pub(crate) fn into_price(self) -> Result<Price, StoreError> {
         let scale = self.price_scale;
         let scale = u32::try_from(scale)
             .map_err(|_| StoreError::Corrupt(format!("stored price scale {scale}")))?;

@@ -1,6 +1,6 @@
 //! Ledger reads: a slot's postings ("why did slot X show 17 seats at 10:04?") and the check of
-//! every invariant. The ledger is written by what moves capacity (the mirror's applies); its
-//! rules are in [`crate::ledger`].
+//! every invariant. The ledger is written by what moves capacity (the mirror's applies and
+//! customers' bookings); its rules are in [`crate::ledger`].
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -36,8 +36,14 @@ pub struct Posting {
     pub amount: Seats,
     pub balance_after: Seats,
     pub version: i64,
-    pub fetch_id: String,
-    pub fetched_at: DateTime<Utc>,
+    /// `sync` for a fetched day's posting; `hold`, `confirm`, `cancel` or `expire` for a
+    /// booking's.
+    pub reason: String,
+    /// The fetch a sync posting applied.
+    pub fetch_id: Option<String>,
+    pub fetched_at: Option<DateTime<Utc>>,
+    /// The booking a booking's posting moved.
+    pub booking_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

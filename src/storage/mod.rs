@@ -2,7 +2,7 @@
 //! picked once from the database URL.
 //!
 //! The concerns: [`Inventory`] (what is served), [`Mirror`] (applying fetched days),
-//! [`Ledger`] (slot history and verification), and, in `coordination`, [`Pause`], [`Leases`]
+//! [`Ledger`] (slot history and verification), [`Bookings`] (customers' holds and sales), and, in `coordination`, [`Pause`], [`Leases`]
 //! and [`SyncRequests`]. [`Store`] is all of them, for the code that wires the daemon
 //! (`Arc<dyn Store>`); code that needs one concern can take just that trait. Each backend
 //! (`sqlite/`, `postgres/`) implements each concern in a file of the same name and owns its
@@ -12,6 +12,7 @@
 //! backends behave identically. A decorator implements the concerns it changes and forwards
 //! the others with [`forward_store!`](crate::forward_store).
 
+mod bookings;
 mod cached;
 mod coordination;
 mod forward;
@@ -28,6 +29,10 @@ use std::sync::Arc;
 use crate::domain::PriceOutOfRange;
 use crate::ledger::PostingError;
 
+pub use bookings::{
+    BookedPax, Booking, BookingChange, BookingStatus, BookingTotals, Bookings, HoldRequest,
+    KeyClaim, PaxQuantity, Refusal,
+};
 pub use cached::{CachedStore, Rendered};
 pub use coordination::{Fence, Lease, Leases, Pause, SyncControl, SyncRequest, SyncRequests};
 pub use inventory::{Inventory, ServedSlot};
@@ -38,9 +43,12 @@ pub use sqlite::SqliteStore;
 
 /// The whole store: every concern, as the daemon wires it (`Arc<dyn Store>`). Anything that
 /// implements all the concerns is a `Store`.
-pub trait Store: Inventory + Mirror + Ledger + Pause + Leases + SyncRequests {}
+pub trait Store: Inventory + Mirror + Ledger + Bookings + Pause + Leases + SyncRequests {}
 
-impl<T> Store for T where T: Inventory + Mirror + Ledger + Pause + Leases + SyncRequests + ?Sized {}
+impl<T> Store for T where
+    T: Inventory + Mirror + Ledger + Bookings + Pause + Leases + SyncRequests + ?Sized
+{
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -10,19 +10,51 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use futures::TryStreamExt;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
+use super::bookings::{
+    BookedPax, Booking, BookingChange, BookingStatus, BookingTotals, HoldRequest, KeyClaim, Refusal,
+};
 use super::coordination::StoredSyncRequest;
+use super::inventory::StoredPrice;
 use super::inventory::{PaxRow, SlotRow, served_slots};
 use super::{
     DuringExt, LastFetch, Lease, Posting, ServedSlot, SlotHistory, StoreError, SyncControl,
     SyncRequest,
 };
-use crate::domain::ExperienceId;
-use crate::ledger::{self, VerifyReport, Violation};
+use crate::domain::{ExperienceId, Seats};
+use crate::ledger::booking::{BookedPool, BookingMove, PoolAccount, plan_move};
+use crate::ledger::posting::{PlannedPosting, RunningBalance};
+use crate::ledger::{self, AccountKind, Transfer, VerifyReport, Violation};
 
 /// A sync request as stored, with its id: the statement that takes them adds the backend's
 /// lock.
 pub(crate) const SYNC_REQUESTS: &str =
     "SELECT id, experience_id, from_date, to_date, requested_at FROM sync_triggers ORDER BY id";
+
+/// Joins a day's pool (available account `a` of slot `s`) to the accounts customers' bookings
+/// opened on it: `held`, `sold` and `shortfall`, all three or none.
+pub(crate) const BOOKED_ACCOUNTS: &str = "
+    LEFT JOIN accounts held ON held.slot_id = s.id AND held.kind = 'held'
+        AND (held.pax_type = a.pax_type OR (held.pax_type IS NULL AND a.pax_type IS NULL))
+    LEFT JOIN accounts sold ON sold.slot_id = s.id AND sold.kind = 'sold'
+        AND (sold.pax_type = a.pax_type OR (sold.pax_type IS NULL AND a.pax_type IS NULL))
+    LEFT JOIN accounts shortfall ON shortfall.slot_id = s.id AND shortfall.kind = 'shortfall'
+        AND (shortfall.pax_type = a.pax_type
+             OR (shortfall.pax_type IS NULL AND a.pax_type IS NULL))";
+
+/// A pool's shortfall account as [`BOOKED_ACCOUNTS`] reads it: `None` until a booking opened it.
+pub(crate) fn booked_shortfall(
+    account: Option<i64>,
+    balance: Option<i64>,
+    version: Option<i64>,
+) -> Option<(i64, crate::ledger::posting::RunningBalance)> {
+    match (account, balance, version) {
+        (Some(account), Some(balance), Some(version)) => Some((
+            account,
+            crate::ledger::posting::RunningBalance { balance, version },
+        )),
+        _ => None,
+    }
+}
 
 /// One verification at a time in this process: each runs whole-ledger queries, and callers in
 /// parallel would take the connections the sync's applies need.
@@ -52,11 +84,38 @@ where
     for<'r> SyncControl: FromRow<'r, Self::Row>,
     for<'r> Lease: FromRow<'r, Self::Row>,
     for<'r> StoredSyncRequest: FromRow<'r, Self::Row>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, Self> + Type<Self>,
+    for<'r> (i64,): FromRow<'r, Self::Row>,
+    for<'r> (i64, i64): FromRow<'r, Self::Row>,
+    for<'r> (i64, NaiveDate): FromRow<'r, Self::Row>,
+    for<'r> BookingRow: FromRow<'r, Self::Row>,
+    for<'r> BookedPaxRow: FromRow<'r, Self::Row>,
+    for<'r> PaxRuleRow: FromRow<'r, Self::Row>,
+    for<'r> PoolAccountRow: FromRow<'r, Self::Row>,
+    for<'r> KeyRow: FromRow<'r, Self::Row>,
+    for<'r> (String,): FromRow<'r, Self::Row>,
 {
     /// A slot's start time as this backend stores it.
     type StartTime: for<'q> Encode<'q, Self> + Type<Self> + Send;
 
     fn start_time(time: NaiveTime) -> Self::StartTime;
+
+    /// Queues this transaction behind every other writer of the day's pools (the sync's apply
+    /// of the day and every booking move on it), whichever process runs them.
+    fn lock_day(
+        conn: &mut Self::Connection,
+        experience: ExperienceId,
+        date: NaiveDate,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes a journal transaction with its transfers and entries and moves the accounts'
+    /// running balances, refusing (as corrupt) an account that changed since it was read.
+    fn write_posting(
+        conn: &mut Self::Connection,
+        journal: Journal<'_>,
+        transfers: &[Transfer],
+        posting: &PlannedPosting,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     async fn experience_exists(pool: &Pool<Self>, id: ExperienceId) -> Result<bool, StoreError> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM experiences WHERE id = $1)")
@@ -145,11 +204,12 @@ where
         let postings: Vec<Posting> = sqlx::query_as(
             "SELECT e.created_at AS at, e.transaction_id, e.account_id,
                     a.kind AS account_kind, a.pax_type, e.amount, e.balance_after, e.version,
-                    CAST(j.fetch_id AS TEXT) AS fetch_id, f.fetched_at
+                    j.reason, CAST(j.fetch_id AS TEXT) AS fetch_id, f.fetched_at,
+                    j.booking_id
              FROM entries e
              JOIN accounts a ON a.id = e.account_id
              JOIN journal_transactions j ON j.id = e.transaction_id
-             JOIN fetches f ON f.id = j.fetch_id
+             LEFT JOIN fetches f ON f.id = j.fetch_id
              WHERE a.slot_id = $1
              ORDER BY e.transaction_id, e.account_id",
         )
@@ -300,5 +360,675 @@ where
         }
         tx.commit().await.during("committing taken sync requests")?;
         rows.into_iter().map(SyncRequest::try_from).collect()
+    }
+
+    /// Claims `key` in its own committed transaction, so a concurrent repeat sees it in
+    /// flight rather than waiting for the first request's booking.
+    async fn claim_key(
+        mut tx: Transaction<'static, Self>,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<KeyClaim, StoreError> {
+        let inserted: Option<(String,)> = sqlx::query_as(
+            "INSERT INTO idempotency_keys (key, request_hash, claimed_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO NOTHING RETURNING key",
+        )
+        .bind(key)
+        .bind(request_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .during("claiming an idempotency key")?;
+        let claim = if inserted.is_some() {
+            KeyClaim::Claimed
+        } else {
+            let row: KeyRow = sqlx::query_as(
+                "SELECT request_hash, booking_id, claimed_at FROM idempotency_keys WHERE key = $1",
+            )
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await
+            .during("reading an idempotency key")?;
+            match row {
+                row if row.request_hash != request_hash => KeyClaim::Reused,
+                KeyRow {
+                    booking_id: Some(booking),
+                    ..
+                } => KeyClaim::Replay(parse_uuid(&booking)?),
+                row if now - row.claimed_at < abandoned_after() => KeyClaim::InFlight,
+                row => {
+                    // Its process died mid-request: nothing was booked, so the key starts over.
+                    let taken: Option<(String,)> = sqlx::query_as(
+                        "UPDATE idempotency_keys SET claimed_at = $1
+                         WHERE key = $2 AND booking_id IS NULL AND claimed_at = $3
+                         RETURNING key",
+                    )
+                    .bind(now)
+                    .bind(key)
+                    .bind(row.claimed_at)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .during("reclaiming an abandoned idempotency key")?;
+                    if taken.is_some() {
+                        KeyClaim::Claimed
+                    } else {
+                        KeyClaim::InFlight
+                    }
+                }
+            }
+        };
+        tx.commit().await.during("committing an idempotency key")?;
+        Ok(claim)
+    }
+
+    async fn release_key(pool: &Pool<Self>, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND booking_id IS NULL")
+            .bind(key)
+            .execute(pool)
+            .await
+            .during("releasing an idempotency key")?;
+        Ok(())
+    }
+
+    /// Holds seats in `tx` (a write transaction) and commits, or refuses and rolls back.
+    async fn hold(
+        mut tx: Transaction<'static, Self>,
+        id: uuid::Uuid,
+        key: &str,
+        request: &HoldRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError> {
+        Self::lock_day(&mut tx, request.experience, request.date).await?;
+        if !sqlx::query_scalar::<Self, bool>(
+            "SELECT EXISTS (SELECT 1 FROM experiences WHERE id = $1)",
+        )
+        .bind(request.experience.get())
+        .fetch_one(&mut *tx)
+        .await
+        .during("looking up an experience")?
+        {
+            return Ok(Err(Refusal::UnknownExperience));
+        }
+        let slot: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM slots
+             WHERE experience_id = $1 AND service_date = $2 AND start_time = $3 AND is_open
+             ORDER BY id LIMIT 1",
+        )
+        .bind(request.experience.get())
+        .bind(request.date)
+        .bind(Self::start_time(request.start_time))
+        .fetch_optional(&mut *tx)
+        .await
+        .during("looking up the slot to hold")?;
+        let Some((slot,)) = slot else {
+            return Ok(Err(Refusal::SlotNotFound));
+        };
+        // Holds on this slot past their deadline go back on sale before anyone is refused.
+        Self::expire_due_on_slot(&mut tx, slot, now).await?;
+        let rules: Vec<PaxRuleRow> = sqlx::query_as(
+            "SELECT pax_type, position, min_pax, max_pax, currency, price_scale,
+                    final_price_minor, original_price_minor
+             FROM slot_pax WHERE slot_id = $1 AND is_present ORDER BY position",
+        )
+        .bind(slot)
+        .fetch_all(&mut *tx)
+        .await
+        .during("reading the slot's pax types")?;
+        let mut booked = Vec::with_capacity(request.pax.len());
+        for wanted in &request.pax {
+            let Some(rule) = rules.iter().find(|rule| rule.pax_type == wanted.pax_type) else {
+                return Ok(Err(Refusal::UnknownPaxType(wanted.pax_type.clone())));
+            };
+            if !(rule.min_pax..=rule.max_pax).contains(&wanted.quantity) {
+                return Ok(Err(Refusal::QuantityOutOfRange {
+                    pax_type: wanted.pax_type.clone(),
+                    quantity: wanted.quantity,
+                    min: rule.min_pax,
+                    max: rule.max_pax,
+                }));
+            }
+            booked.push((rule, wanted.quantity));
+        }
+        booked.sort_by_key(|(rule, _)| rule.position);
+        sqlx::query(
+            "INSERT INTO accounts (experience_id, kind, slot_id, pax_type)
+             SELECT $1, k.kind, $2, p.pax_type
+             FROM (SELECT 'held' AS kind UNION ALL SELECT 'sold' UNION ALL SELECT 'shortfall') k
+             CROSS JOIN (SELECT CAST(NULL AS TEXT) AS pax_type
+                         UNION ALL SELECT pax_type FROM slot_pax WHERE slot_id = $2) p
+             WHERE TRUE
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(request.experience.get())
+        .bind(slot)
+        .execute(&mut *tx)
+        .await
+        .during("opening the slot's booking accounts")?;
+        let quantities: Vec<(Option<String>, Seats)> = std::iter::once((
+            None,
+            booked.iter().map(|(_, quantity)| quantity).sum::<Seats>(),
+        ))
+        .chain(
+            booked
+                .iter()
+                .map(|(rule, quantity)| (Some(rule.pax_type.clone()), *quantity)),
+        )
+        .collect();
+        let pools = Self::booked_pools(&mut tx, slot, &quantities).await?;
+        let posting = match plan_move(BookingMove::Hold, &pools)? {
+            Ok(posting) => posting,
+            Err(short) => return Ok(Err(Refusal::InsufficientCapacity(short))),
+        };
+        let id_text = id.to_string();
+        sqlx::query(
+            "INSERT INTO bookings (id, experience_id, slot_id, status, created_at, expires_at)
+             VALUES ($1, $2, $3, 'on_hold', $4, $5)",
+        )
+        .bind(id_text.as_str())
+        .bind(request.experience.get())
+        .bind(slot)
+        .bind(now)
+        .bind(request.expires_at)
+        .execute(&mut *tx)
+        .await
+        .during("recording a booking")?;
+        for (rule, quantity) in &booked {
+            sqlx::query(
+                "INSERT INTO booking_pax (booking_id, pax_type, position, quantity, currency,
+                                          price_scale, final_price_minor, original_price_minor)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(id_text.as_str())
+            .bind(rule.pax_type.as_str())
+            .bind(i64::from(rule.position))
+            .bind(*quantity)
+            .bind(rule.price.currency.as_str())
+            .bind(i64::from(rule.price.price_scale))
+            .bind(rule.price.final_price_minor)
+            .bind(rule.price.original_price_minor)
+            .execute(&mut *tx)
+            .await
+            .during("recording a booking's pax")?;
+        }
+        let journal = Journal {
+            experience: request.experience,
+            source: JournalSource::Booking {
+                id: &id_text,
+                reason: "hold",
+            },
+        };
+        Self::write_posting(
+            &mut tx,
+            journal,
+            &transfers_of(BookingMove::Hold, &pools),
+            &posting,
+        )
+        .await?;
+        sqlx::query("UPDATE idempotency_keys SET booking_id = $1 WHERE key = $2")
+            .bind(id_text.as_str())
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .during("recording the idempotency key's booking")?;
+        Self::note_change(&mut tx, request.experience).await?;
+        let booking = Self::read_booking(&mut tx, &id_text)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("booking {id} vanished")))?;
+        tx.commit().await.during("committing a hold")?;
+        Ok(Ok(booking))
+    }
+
+    /// The four accounts of each pool of `slot` named in `quantities` (`None`: the slot's own
+    /// pool), with those quantities.
+    async fn booked_pools(
+        conn: &mut Self::Connection,
+        slot: i64,
+        quantities: &[(Option<String>, Seats)],
+    ) -> Result<Vec<BookedPool>, StoreError> {
+        let rows: Vec<PoolAccountRow> = sqlx::query_as(
+            "SELECT id, kind, pax_type, balance, version FROM accounts
+             WHERE slot_id = $1 AND kind IN ('available', 'held', 'sold', 'shortfall')",
+        )
+        .bind(slot)
+        .fetch_all(&mut *conn)
+        .await
+        .during("reading the booking's pools")?;
+        quantities
+            .iter()
+            .map(|(pax_type, quantity)| {
+                let account = |kind: AccountKind| {
+                    rows.iter()
+                        .find(|row| row.kind == kind && row.pax_type == *pax_type)
+                        .map(|row| PoolAccount {
+                            id: row.id,
+                            running: RunningBalance {
+                                balance: row.balance,
+                                version: row.version,
+                            },
+                        })
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "slot {slot} pool {pax_type:?} has no {kind} account"
+                            ))
+                        })
+                };
+                Ok(BookedPool {
+                    pax_type: pax_type.clone(),
+                    available: account(AccountKind::Available)?,
+                    held: account(AccountKind::Held)?,
+                    sold: account(AccountKind::Sold)?,
+                    shortfall: account(AccountKind::Shortfall)?,
+                    quantity: *quantity,
+                })
+            })
+            .collect()
+    }
+
+    /// Tells every instance's read cache that the experience's inventory changed.
+    async fn note_change(
+        conn: &mut Self::Connection,
+        experience: ExperienceId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE experiences SET changes = changes + 1 WHERE id = $1")
+            .bind(experience.get())
+            .execute(&mut *conn)
+            .await
+            .during("noting an inventory change")?;
+        Ok(())
+    }
+
+    async fn read_booking(
+        conn: &mut Self::Connection,
+        id: &str,
+    ) -> Result<Option<Booking>, StoreError> {
+        let row: Option<BookingRow> = sqlx::query_as(
+            "SELECT b.id, b.status, b.experience_id, s.service_date, s.start_time,
+                    b.created_at, b.expires_at, b.confirmed_at, b.cancelled_at
+             FROM bookings b JOIN slots s ON s.id = b.slot_id WHERE b.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .during("reading a booking")?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let pax: Vec<BookedPaxRow> = sqlx::query_as(
+            "SELECT pax_type, quantity, currency, price_scale, final_price_minor,
+                    original_price_minor
+             FROM booking_pax WHERE booking_id = $1 ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .during("reading a booking's pax")?;
+        row.into_booking(pax).map(Some)
+    }
+
+    async fn booking(
+        pool: &Pool<Self>,
+        id: uuid::Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Booking>, StoreError> {
+        let mut conn = pool.acquire().await.during("reading a booking")?;
+        let booking = Self::read_booking(&mut conn, &id.to_string()).await?;
+        Ok(booking.map(|booking| booking.as_of(now)))
+    }
+
+    /// Releases every hold of `slot` past its deadline; the caller holds the day's lock.
+    async fn expire_due_on_slot(
+        conn: &mut Self::Connection,
+        slot: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let due: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM bookings
+             WHERE slot_id = $1 AND status = 'on_hold' AND expires_at <= $2",
+        )
+        .bind(slot)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await
+        .during("finding the slot's lapsed holds")?;
+        for (id,) in due {
+            if let Some(booking) = Self::read_booking(&mut *conn, &id).await? {
+                let release = BookingMove::Release;
+                Self::post_move(
+                    &mut *conn,
+                    &id,
+                    booking,
+                    release,
+                    BookingStatus::Expired,
+                    now,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes a booking in `tx` (a write transaction) and commits; a refusal still commits
+    /// the expiry of a hold found past its deadline.
+    async fn change_booking(
+        mut tx: Transaction<'static, Self>,
+        id: uuid::Uuid,
+        change: BookingChange,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError> {
+        let id_text = id.to_string();
+        let day: Option<(i64, NaiveDate)> = sqlx::query_as(
+            "SELECT b.experience_id, s.service_date
+             FROM bookings b JOIN slots s ON s.id = b.slot_id WHERE b.id = $1",
+        )
+        .bind(id_text.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .during("finding a booking's day")?;
+        let Some((experience, date)) = day else {
+            return Ok(Err(Refusal::NotFound));
+        };
+        Self::lock_day(&mut tx, stored_experience(experience)?, date).await?;
+        // Read again under the lock: another instance may have moved it meanwhile.
+        let Some(booking) = Self::read_booking(&mut tx, &id_text).await? else {
+            return Ok(Err(Refusal::NotFound));
+        };
+        let outcome = Self::apply_change(&mut tx, &id_text, booking, change, now).await?;
+        tx.commit().await.during("committing a booking change")?;
+        Ok(outcome)
+    }
+
+    /// Decides and posts one change of `booking` (read under the day's lock). A hold past
+    /// its deadline is released first, whatever was asked.
+    async fn apply_change(
+        conn: &mut Self::Connection,
+        id: &str,
+        booking: Booking,
+        change: BookingChange,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError> {
+        use BookingStatus::{Cancelled, Confirmed, Expired, OnHold};
+        if booking.status == OnHold && booking.expires_at <= now {
+            let expired =
+                Self::post_move(conn, id, booking, BookingMove::Release, Expired, now).await?;
+            return Ok(match change {
+                BookingChange::Expire | BookingChange::Cancel => Ok(expired),
+                BookingChange::Confirm | BookingChange::Extend(_) => Err(Refusal::Expired),
+            });
+        }
+        let (booking_move, status) = match (booking.status, change) {
+            (_, BookingChange::Expire) => return Ok(Ok(booking)),
+            (OnHold, BookingChange::Confirm) => (BookingMove::Confirm, Confirmed),
+            (OnHold, BookingChange::Cancel) => (BookingMove::Release, Cancelled),
+            (OnHold, BookingChange::Extend(until)) => {
+                sqlx::query("UPDATE bookings SET expires_at = $1 WHERE id = $2")
+                    .bind(until)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await
+                    .during("extending a hold")?;
+                return Ok(Ok(Booking {
+                    expires_at: until,
+                    ..booking
+                }));
+            }
+            (Confirmed, BookingChange::Confirm) => return Ok(Ok(booking)),
+            (Confirmed, BookingChange::Cancel) => (BookingMove::Refund, Cancelled),
+            (Cancelled | Expired, BookingChange::Cancel) => return Ok(Ok(booking)),
+            (Cancelled, _) => return Ok(Err(Refusal::Cancelled)),
+            (Expired, _) => return Ok(Err(Refusal::Expired)),
+            (Confirmed, BookingChange::Extend(_)) => {
+                return Ok(Err(Refusal::NotOnHold(Confirmed)));
+            }
+        };
+        Self::post_move(conn, id, booking, booking_move, status, now)
+            .await
+            .map(Ok)
+    }
+
+    /// Posts `booking_move` on every pool of the booking and records its new `status`.
+    async fn post_move(
+        conn: &mut Self::Connection,
+        id: &str,
+        booking: Booking,
+        booking_move: BookingMove,
+        status: BookingStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Booking, StoreError> {
+        use BookingStatus::{Cancelled, Confirmed};
+        let reason = match (booking_move, status) {
+            (BookingMove::Confirm, _) => "confirm",
+            (_, BookingStatus::Expired) => "expire",
+            (BookingMove::Hold, _) => "hold",
+            _ => "cancel",
+        };
+        let slot: (i64,) = sqlx::query_as("SELECT slot_id FROM bookings WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await
+            .during("reading a booking's slot")?;
+        let quantities: Vec<(Option<String>, Seats)> = std::iter::once((
+            None,
+            booking.pax.iter().map(|pax| pax.quantity).sum::<Seats>(),
+        ))
+        .chain(
+            booking
+                .pax
+                .iter()
+                .map(|pax| (Some(pax.pax_type.clone()), pax.quantity)),
+        )
+        .collect();
+        let pools = Self::booked_pools(&mut *conn, slot.0, &quantities).await?;
+        let posting = plan_move(booking_move, &pools)?
+            .map_err(|short| StoreError::Corrupt(format!("releasing seats: {short:?}")))?;
+        let journal = Journal {
+            experience: booking.experience,
+            source: JournalSource::Booking { id, reason },
+        };
+        Self::write_posting(
+            &mut *conn,
+            journal,
+            &transfers_of(booking_move, &pools),
+            &posting,
+        )
+        .await?;
+        let confirmed_at = (status == Confirmed)
+            .then_some(now)
+            .or(booking.confirmed_at);
+        let cancelled_at = (status == Cancelled).then_some(now);
+        sqlx::query(
+            "UPDATE bookings SET status = $1, confirmed_at = $2, cancelled_at = $3,
+                                 ended_at = $4
+             WHERE id = $5",
+        )
+        .bind(status.as_str())
+        .bind(confirmed_at)
+        .bind(cancelled_at)
+        .bind((status != Confirmed).then_some(now))
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .during("recording a booking's status")?;
+        Self::note_change(&mut *conn, booking.experience).await?;
+        Ok(Booking {
+            status,
+            confirmed_at,
+            cancelled_at,
+            ..booking
+        })
+    }
+
+    async fn due_holds(
+        pool: &Pool<Self>,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM bookings WHERE status = 'on_hold' AND expires_at <= $1
+             ORDER BY expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .during("finding lapsed holds")?;
+        rows.iter().map(|(id,)| parse_uuid(id)).collect()
+    }
+
+    async fn booking_totals(pool: &Pool<Self>) -> Result<BookingTotals, StoreError> {
+        let (seats_on_hold,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts
+             WHERE kind = 'held' AND pax_type IS NULL",
+        )
+        .fetch_one(pool)
+        .await
+        .during("counting seats on hold")?;
+        let shortfall: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT experience_id, CAST(-SUM(balance) AS BIGINT) FROM accounts
+             WHERE kind = 'shortfall' AND pax_type IS NULL
+             GROUP BY experience_id ORDER BY experience_id",
+        )
+        .fetch_all(pool)
+        .await
+        .during("counting shortfalls")?;
+        Ok(BookingTotals {
+            seats_on_hold,
+            shortfall: shortfall
+                .into_iter()
+                .map(|(id, seats)| Ok((stored_experience(id)?, seats)))
+                .collect::<Result<_, StoreError>>()?,
+        })
+    }
+}
+
+/// Who a journal transaction is for: a fetched day, or a booking's move.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Journal<'a> {
+    pub experience: ExperienceId,
+    pub source: JournalSource<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum JournalSource<'a> {
+    Fetch(&'a str),
+    /// `reason`: `hold`, `confirm`, `cancel` or `expire`.
+    Booking {
+        id: &'a str,
+        reason: &'static str,
+    },
+}
+
+impl Journal<'_> {
+    pub fn fetch_id(&self) -> Option<&str> {
+        match self.source {
+            JournalSource::Fetch(id) => Some(id),
+            JournalSource::Booking { .. } => None,
+        }
+    }
+
+    pub fn booking_id(&self) -> Option<&str> {
+        match self.source {
+            JournalSource::Fetch(_) => None,
+            JournalSource::Booking { id, .. } => Some(id),
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self.source {
+            JournalSource::Fetch(_) => "sync",
+            JournalSource::Booking { reason, .. } => reason,
+        }
+    }
+}
+
+fn transfers_of(booking_move: BookingMove, pools: &[BookedPool]) -> Vec<Transfer> {
+    ledger::booking::booking_transfers(booking_move, pools)
+}
+
+/// A claim older than this whose request made no booking was abandoned by a process that died.
+fn abandoned_after() -> chrono::Duration {
+    chrono::Duration::seconds(60)
+}
+
+fn stored_experience(id: i64) -> Result<ExperienceId, StoreError> {
+    ExperienceId::try_from(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_uuid(text: &str) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::parse_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("booking id {text:?}: {e}")))
+}
+
+#[derive(FromRow)]
+pub(crate) struct KeyRow {
+    request_hash: String,
+    booking_id: Option<String>,
+    claimed_at: DateTime<Utc>,
+}
+
+/// A pax type of the slot being held, with its rules and current price.
+#[derive(FromRow)]
+pub(crate) struct PaxRuleRow {
+    pax_type: String,
+    position: i32,
+    min_pax: i64,
+    max_pax: i64,
+    #[sqlx(flatten)]
+    price: StoredPrice,
+}
+
+#[derive(FromRow)]
+pub(crate) struct PoolAccountRow {
+    id: i64,
+    kind: AccountKind,
+    pax_type: Option<String>,
+    balance: i64,
+    version: i64,
+}
+
+#[derive(FromRow)]
+pub(crate) struct BookingRow {
+    id: String,
+    status: String,
+    experience_id: i64,
+    service_date: NaiveDate,
+    start_time: NaiveTime,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    confirmed_at: Option<DateTime<Utc>>,
+    cancelled_at: Option<DateTime<Utc>>,
+}
+
+#[derive(FromRow)]
+pub(crate) struct BookedPaxRow {
+    pax_type: String,
+    quantity: i64,
+    #[sqlx(flatten)]
+    price: StoredPrice,
+}
+
+impl BookingRow {
+    fn into_booking(self, pax: Vec<BookedPaxRow>) -> Result<Booking, StoreError> {
+        Ok(Booking {
+            id: parse_uuid(&self.id)?,
+            status: BookingStatus::parse(&self.status)?,
+            experience: stored_experience(self.experience_id)?,
+            date: self.service_date,
+            start_time: self.start_time,
+            pax: pax
+                .into_iter()
+                .map(|row| {
+                    Ok(BookedPax {
+                        pax_type: row.pax_type,
+                        quantity: row.quantity,
+                        unit_price: row.price.into_price()?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            confirmed_at: self.confirmed_at,
+            cancelled_at: self.cancelled_at,
+        })
     }
 }

@@ -194,3 +194,6 @@ impl SyncRequests for RealTimeStore {
             .await
     }
 }
+
+// Bookings are not driven under simulated time: they reach the real store directly.
+crate::forward_store!(RealTimeStore => inner: Bookings);

@@ -7,13 +7,13 @@ use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveTime, Utc};
 use sqlx::{PgConnection, PgExecutor, Postgres};
 
-use super::PostgresStore;
 use super::coordination::read_lease_and_clock;
+use super::{PostgresStore, day_lock_key};
 use crate::domain::{DayFetch, ExperienceId, MinorUnits};
-use crate::ledger::posting::{DayPool, DayPosting, RunningBalance, day_transfers};
+use crate::ledger::posting::{DayPool, PlannedPosting, RunningBalance, day_transfers};
 use crate::ledger::{AccountId, Transfer};
 use crate::storage::mirror::Postings;
-use crate::storage::sql::Portable;
+use crate::storage::sql::{BOOKED_ACCOUNTS, Journal, JournalSource, Portable, booked_shortfall};
 use crate::storage::{ApplyOutcome, DuringExt, Fence, LastFetch, Mirror, StoreError};
 
 /// Creates the experiences that do not exist yet, each with its partner account.
@@ -252,7 +252,9 @@ const CLOSE_SLOTS: &str = "UPDATE slots SET is_open = FALSE, observed_remaining 
 /// them wrote a row lock per pool, on unchanged days too). The partner account is: every
 /// posting of the experience moves it, so they queue here, and a lock that waited returns
 /// the row as the previous holder left it.
-const READ_POOLS_AND_PARTNER: &str = "partner AS (
+static READ_POOLS_AND_PARTNER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "partner AS (
          SELECT balance, version FROM accounts WHERE id = $6 FOR NO KEY UPDATE
      )
      SELECT a.id AS account, a.balance, a.version,
@@ -260,18 +262,27 @@ const READ_POOLS_AND_PARTNER: &str = "partner AS (
                       AND (a.pax_type IS NULL OR (p.last_fetch_id = $1::uuid AND p.is_present))
                  THEN COALESCE(p.observed_remaining, s.observed_remaining) ELSE 0 END
                 AS observed,
+            COALESCE(held.balance, 0) + COALESCE(sold.balance, 0) AS committed,
+            shortfall.id AS shortfall, shortfall.balance AS shortfall_balance,
+            shortfall.version AS shortfall_version,
             partner.balance AS partner_balance, partner.version AS partner_version
      FROM partner, slots s
      JOIN accounts a ON a.slot_id = s.id AND a.kind = 'available'
      LEFT JOIN slot_pax p ON p.slot_id = s.id AND p.pax_type = a.pax_type
+     {BOOKED_ACCOUNTS}
      WHERE s.experience_id = $2 AND s.service_date = $3
-     ORDER BY a.id";
+     ORDER BY a.id"
+    )
+});
 
 static CLOSE_VANISHED: LazyLock<String> =
     LazyLock::new(|| format!("{CLOSE_PAX_AND_CHECKPOINT} {CLOSE_SLOTS}"));
 
 static CLOSE_VANISHED_READ_POOLS: LazyLock<String> = LazyLock::new(|| {
-    format!("{CLOSE_PAX_AND_CHECKPOINT}, closed_slots AS ({CLOSE_SLOTS}), {READ_POOLS_AND_PARTNER}")
+    format!(
+        "{CLOSE_PAX_AND_CHECKPOINT}, closed_slots AS ({CLOSE_SLOTS}), {}",
+        *READ_POOLS_AND_PARTNER
+    )
 });
 
 /// A pool of the day with its partner account's running state on every row.
@@ -281,6 +292,10 @@ struct PoolRow {
     balance: i64,
     version: i64,
     observed: i64,
+    committed: i64,
+    shortfall: Option<AccountId>,
+    shortfall_balance: Option<i64>,
+    shortfall_version: Option<i64>,
     partner_balance: i64,
     partner_version: i64,
 }
@@ -337,25 +352,34 @@ async fn reconcile_ledger(
             balance: row.balance,
             version: row.version,
             observed: row.observed,
+            committed: row.committed,
+            shortfall: booked_shortfall(
+                row.shortfall,
+                row.shortfall_balance,
+                row.shortfall_version,
+            ),
         })
         .collect();
     let transfers = day_transfers(partner, &pools);
     if transfers.is_empty() {
         return Ok(0);
     }
-    let posting = DayPosting::post(&transfers, partner, partner_state, &pools)?;
-    write_posting(conn, fetch, fetch_id, &transfers, &posting).await?;
+    let posting = PlannedPosting::day(&transfers, partner, partner_state, &pools)?;
+    let journal = Journal {
+        experience: fetch.experience,
+        source: JournalSource::Fetch(fetch_id),
+    };
+    write_posting(conn, journal, &transfers, &posting).await?;
     Ok(transfers.len())
 }
 
 /// Writes a journal transaction with its transfers and entries and moves the accounts'
 /// running balances, in one statement. Transfers are numbered by their place in the posting.
-async fn write_posting(
+pub(super) async fn write_posting(
     conn: &mut PgConnection,
-    fetch: &DayFetch,
-    fetch_id: &str,
+    journal: Journal<'_>,
     transfers: &[Transfer],
-    posting: &DayPosting,
+    posting: &PlannedPosting,
 ) -> Result<(), StoreError> {
     let debits: Vec<AccountId> = transfers.iter().map(|t| t.debit).collect();
     let credits: Vec<AccountId> = transfers.iter().map(|t| t.credit).collect();
@@ -372,8 +396,9 @@ async fn write_posting(
     let read_versions: Vec<i64> = updates.iter().map(|u| u.read_version).collect();
     let updated = sqlx::query(
         "WITH txn AS (
-             INSERT INTO journal_transactions (experience_id, fetch_id, reason, created_at)
-             VALUES ($1, $2::uuid, 'sync', $3)
+             INSERT INTO journal_transactions (experience_id, fetch_id, booking_id, reason,
+                                               created_at)
+             VALUES ($1, $2::uuid, $15, $16, $3)
              RETURNING id
          ), moved AS (
              -- WITH ORDINALITY numbers the transfers from 1.
@@ -394,8 +419,8 @@ async fn write_posting(
                   AS u (id, balance, version, read_version)
          WHERE a.id = u.id AND a.version = u.read_version",
     )
-    .bind(fetch.experience.get())
-    .bind(fetch_id)
+    .bind(journal.experience.get())
+    .bind(journal.fetch_id())
     .bind(Utc::now())
     .bind(&debits)
     .bind(&credits)
@@ -408,13 +433,15 @@ async fn write_posting(
     .bind(&new_balances)
     .bind(&new_versions)
     .bind(&read_versions)
+    .bind(journal.booking_id())
+    .bind(journal.reason())
     .execute(conn)
     .await
-    .during("posting the day's transfers")?;
+    .during("posting a journal transaction")?;
     // The version guard makes a concurrent writer's change fail loudly, never merge.
     if updated.rows_affected() != updates.len() as u64 {
         return Err(StoreError::Corrupt(format!(
-            "accounts {updated_accounts:?} changed while a fetch was being applied"
+            "accounts {updated_accounts:?} changed while they were being posted to"
         )));
     }
     Ok(())
@@ -452,10 +479,8 @@ impl Mirror for PostgresStore {
         let begin = format!(
             "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off;
              SET LOCAL plan_cache_mode = force_generic_plan;
-             SELECT pg_advisory_xact_lock(
-                 hashtextextended('invsync.apply_fetch:{}:{}', 0))",
-            fetch.experience.get(),
-            fetch.date
+             SELECT pg_advisory_xact_lock(hashtextextended('{}', 0))",
+            day_lock_key(fetch.experience, fetch.date)
         );
         let mut tx = self
             .pool

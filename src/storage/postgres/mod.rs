@@ -7,6 +7,7 @@
 //! locked only once the day's mirror is written, so days of one experience are mirrored in
 //! parallel and only their ledger step queues.
 
+mod bookings;
 mod coordination;
 mod inventory;
 mod ledger;
@@ -15,13 +16,16 @@ mod mirror;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::NaiveTime;
+use chrono::{NaiveDate, NaiveTime};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres};
 
 use super::mirror::Postings;
-use super::sql::Portable;
+use super::sql::{Journal, Portable};
 use super::{DuringExt, StoreError};
+use crate::domain::ExperienceId;
+use crate::ledger::Transfer;
+use crate::ledger::posting::PlannedPosting;
 
 const MAX_CONNECTIONS: u32 = 10;
 /// Bounds both waiting for a pooled connection and opening a new one.
@@ -60,10 +64,38 @@ impl PostgresStore {
     }
 }
 
+/// The advisory lock every writer of a day's pools takes: the sync's apply of the day and each
+/// booking move on it. Built from an integer and a date, never from text from outside.
+fn day_lock_key(experience: ExperienceId, date: NaiveDate) -> String {
+    format!("invsync.apply_fetch:{}:{date}", experience.get())
+}
+
 impl Portable for Postgres {
     type StartTime = NaiveTime;
 
     fn start_time(time: NaiveTime) -> NaiveTime {
         time
+    }
+
+    async fn lock_day(
+        conn: &mut PgConnection,
+        experience: ExperienceId,
+        date: NaiveDate,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(day_lock_key(experience, date))
+            .execute(conn)
+            .await
+            .during("waiting for the day's lock")?;
+        Ok(())
+    }
+
+    async fn write_posting(
+        conn: &mut PgConnection,
+        journal: Journal<'_>,
+        transfers: &[Transfer],
+        posting: &PlannedPosting,
+    ) -> Result<(), StoreError> {
+        mirror::write_posting(conn, journal, transfers, posting).await
     }
 }

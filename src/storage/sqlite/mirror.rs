@@ -10,10 +10,10 @@ use sqlx::{Row, Sqlite, SqliteConnection};
 
 use super::{SqliteStore, format_time};
 use crate::domain::{DayFetch, ExperienceId, MinorUnits};
-use crate::ledger::AccountId;
-use crate::ledger::posting::{DayPool, DayPosting, RunningBalance, day_transfers};
+use crate::ledger::posting::{DayPool, PlannedPosting, RunningBalance, day_transfers};
+use crate::ledger::{AccountId, Transfer};
 use crate::storage::mirror::Postings;
-use crate::storage::sql::Portable;
+use crate::storage::sql::{BOOKED_ACCOUNTS, Journal, JournalSource, Portable, booked_shortfall};
 use crate::storage::{ApplyOutcome, DuringExt, Fence, LastFetch, Mirror, StoreError};
 
 /// What the store knows about a day before applying a fetch of it, and where a posting for
@@ -218,20 +218,28 @@ const WRITE_MIRROR: &str =
             last_fetch_id = excluded.last_fetch_id,
             last_fetched_at = excluded.last_fetched_at, slot_count = excluded.slot_count";
 
-/// Every pool of the day as one JSON row of `[account, balance, version, observed]`: sqlx
-/// hands each row over from its worker thread separately, and a day has dozens of pools.
-const READ_POOLS: &str = "SELECT json_group_array(json_array(
-        a.id, a.balance, a.version,
-        CASE WHEN s.is_open AND (a.pax_type IS NULL OR p.is_present)
-             THEN COALESCE(p.observed_remaining, s.observed_remaining) ELSE 0 END))
-    FROM slots s
-    JOIN accounts a ON a.slot_id = s.id AND a.kind = 'available'
-    LEFT JOIN slot_pax p ON p.slot_id = s.id AND p.pax_type = a.pax_type
-    WHERE s.experience_id = ? AND s.service_date = ?";
+/// Every pool of the day as one JSON row of `[account, balance, version, observed, committed,
+/// shortfall, shortfall balance, shortfall version]`: sqlx hands each row over from its worker
+/// thread separately, and a day has dozens of pools.
+static READ_POOLS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT json_group_array(json_array(
+            a.id, a.balance, a.version,
+            CASE WHEN s.is_open AND (a.pax_type IS NULL OR p.is_present)
+                 THEN COALESCE(p.observed_remaining, s.observed_remaining) ELSE 0 END,
+            COALESCE(held.balance, 0) + COALESCE(sold.balance, 0),
+            shortfall.id, shortfall.balance, shortfall.version))
+        FROM slots s
+        JOIN accounts a ON a.slot_id = s.id AND a.kind = 'available'
+        LEFT JOIN slot_pax p ON p.slot_id = s.id AND p.pax_type = a.pax_type
+        {BOOKED_ACCOUNTS}
+        WHERE s.experience_id = ? AND s.service_date = ?"
+    )
+});
 
 /// The mirror, then the pools as the mirror left them, for a posting.
 static WRITE_MIRROR_READ_POOLS: LazyLock<String> =
-    LazyLock::new(|| format!("{WRITE_MIRROR};\n{READ_POOLS}"));
+    LazyLock::new(|| format!("{WRITE_MIRROR};\n{}", *READ_POOLS));
 
 /// Writes the day's mirror (see [`WRITE_MIRROR`]) and, when the store posts, reads the day's
 /// pools back as JSON ([`READ_POOLS`]): `Some` exactly when postings are on.
@@ -333,15 +341,40 @@ async fn reconcile_ledger(
     start: &PostingStart,
     pools_json: &str,
 ) -> Result<usize, StoreError> {
-    let pools: Vec<DayPool> = serde_json::from_str::<Vec<(AccountId, i64, i64, i64)>>(pools_json)
+    type PoolJson = (
+        AccountId,
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<AccountId>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let pools: Vec<DayPool> = serde_json::from_str::<Vec<PoolJson>>(pools_json)
         .map_err(|e| StoreError::Corrupt(format!("the day's pools as read back: {e}")))?
         .into_iter()
-        .map(|(account, balance, version, observed)| DayPool {
-            account,
-            balance,
-            version,
-            observed,
-        })
+        .map(
+            |(
+                account,
+                balance,
+                version,
+                observed,
+                committed,
+                shortfall,
+                sf_balance,
+                sf_version,
+            )| {
+                DayPool {
+                    account,
+                    balance,
+                    version,
+                    observed,
+                    committed,
+                    shortfall: booked_shortfall(shortfall, sf_balance, sf_version),
+                }
+            },
+        )
         .collect();
     let transfers = day_transfers(partner, &pools);
     if transfers.is_empty() {
@@ -351,10 +384,33 @@ async fn reconcile_ledger(
         balance: start.balance,
         version: start.version,
     };
-    let posting = DayPosting::post(&transfers, partner, partner_state, &pools)?;
+    let posting = PlannedPosting::day(&transfers, partner, partner_state, &pools)?;
     // The transaction holds the database's write lock, so nobody else can take the next id:
     // assigning it here saves reading it back.
-    let transaction_id = start.last_transaction + 1;
+    let journal = Journal {
+        experience: fetch.experience,
+        source: JournalSource::Fetch(fetch_id),
+    };
+    write_posting(
+        conn,
+        start.last_transaction + 1,
+        journal,
+        &transfers,
+        &posting,
+    )
+    .await?;
+    Ok(transfers.len())
+}
+
+/// Writes journal transaction `transaction_id` (the next id: the caller holds the write lock)
+/// with its transfers and entries, and moves the accounts' running balances.
+pub(super) async fn write_posting(
+    conn: &mut SqliteConnection,
+    transaction_id: i64,
+    journal: Journal<'_>,
+    transfers: &[Transfer],
+    posting: &PlannedPosting,
+) -> Result<(), StoreError> {
     // One round trip, bound in order (see `write_mirror`). Each column is its own JSON array
     // of integers, read by position: `json_each` yields an integer element as a value, where a
     // row array was rendered as text and parsed again for every column read from it (about a
@@ -365,8 +421,9 @@ async fn reconcile_ledger(
     let updates = &posting.updates;
     let now = Utc::now();
     let written = sqlx::query(
-        "INSERT INTO journal_transactions (id, experience_id, fetch_id, reason, created_at)
-         VALUES (?, ?, ?, 'sync', ?);
+        "INSERT INTO journal_transactions (id, experience_id, fetch_id, booking_id, reason,
+                                           created_at)
+         VALUES (?, ?, ?, ?, ?, ?);
 
          -- `json_each` keys count from 0; transfers are numbered from 1.
          INSERT INTO transfers (transaction_id, position, debit_account_id, credit_account_id,
@@ -388,8 +445,10 @@ async fn reconcile_ledger(
     )
     // journal_transactions
     .bind(transaction_id)
-    .bind(fetch.experience.get())
-    .bind(fetch_id)
+    .bind(journal.experience.get())
+    .bind(journal.fetch_id())
+    .bind(journal.booking_id())
+    .bind(journal.reason())
     .bind(now)
     // transfers
     .bind(transaction_id)
@@ -410,12 +469,12 @@ async fn reconcile_ledger(
     .bind(column(updates.iter().map(|u| u.account).collect())?)
     .execute(&mut *conn)
     .await
-    .during("posting the day's transfers")?;
+    .during("posting a journal transaction")?;
     // The inserts write every row or fail, so a short count is the version guard refusing.
     let expected = 1 + transfers.len() + entries.len() + updates.len();
     if written.rows_affected() != expected as u64 {
         return Err(StoreError::Corrupt(format!(
-            "accounts {:?} changed while a fetch was being applied",
+            "accounts {:?} changed while they were being posted to",
             posting
                 .updates
                 .iter()
@@ -423,7 +482,7 @@ async fn reconcile_ledger(
                 .collect::<Vec<_>>()
         )));
     }
-    Ok(transfers.len())
+    Ok(())
 }
 
 #[async_trait]

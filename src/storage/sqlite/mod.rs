@@ -5,6 +5,7 @@
 //! can never fail halfway on a read-to-write lock upgrade. Reads use a separate read-only pool
 //! that WAL lets run beside the writer.
 
+mod bookings;
 mod coordination;
 mod inventory;
 mod ledger;
@@ -13,13 +14,16 @@ mod mirror;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::NaiveTime;
+use chrono::{NaiveDate, NaiveTime};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use super::mirror::Postings;
-use super::sql::Portable;
+use super::sql::{Journal, Portable};
 use super::{DuringExt, StoreError};
+use crate::domain::ExperienceId;
+use crate::ledger::Transfer;
+use crate::ledger::posting::PlannedPosting;
 
 const TIME_FORMAT: &str = "%H:%M";
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -101,5 +105,28 @@ impl Portable for Sqlite {
 
     fn start_time(time: NaiveTime) -> String {
         format_time(time)
+    }
+
+    /// Every write transaction holds the database's write lock from its start.
+    async fn lock_day(
+        _conn: &mut SqliteConnection,
+        _experience: ExperienceId,
+        _date: NaiveDate,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn write_posting(
+        conn: &mut SqliteConnection,
+        journal: Journal<'_>,
+        transfers: &[Transfer],
+        posting: &PlannedPosting,
+    ) -> Result<(), StoreError> {
+        let (last,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM journal_transactions")
+                .fetch_one(&mut *conn)
+                .await
+                .during("reading the journal's last transaction")?;
+        mirror::write_posting(conn, last + 1, journal, transfers, posting).await
     }
 }

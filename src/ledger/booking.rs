@@ -1,0 +1,250 @@
+//! A booking's moves on the ledger (DESIGN section 7). A booking draws on its slot's pool (the
+//! sum of its quantities) and on each pax pool it names; every move of it moves all of those
+//! pools in one journal transaction:
+//!
+//! - hold: `available → held`;
+//! - confirm: `held → sold`;
+//! - release (cancel of a hold, expiry): `held → available`;
+//! - refund (cancel of a confirmed booking): `sold → available`.
+//!
+//! Seats given back to a pool whose holds and sales exceed the partner's allotment first cover
+//! its shortfall; only the rest go back on sale.
+
+use std::collections::HashMap;
+
+use super::posting::{PlannedPosting, RunningBalance};
+use super::{AccountId, AccountKind, AccountState, PostingError, Transfer};
+use crate::domain::Seats;
+
+/// What a move does to a booking's seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookingMove {
+    Hold,
+    Confirm,
+    Release,
+    Refund,
+}
+
+/// One account of a pool, as read in the transaction that moves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PoolAccount {
+    pub id: AccountId,
+    pub running: RunningBalance,
+}
+
+/// A pool a booking draws on: its four accounts and the booking's quantity of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BookedPool {
+    /// `None` for the slot's own pool.
+    pub pax_type: Option<String>,
+    pub available: PoolAccount,
+    pub held: PoolAccount,
+    pub sold: PoolAccount,
+    pub shortfall: PoolAccount,
+    pub quantity: Seats,
+}
+
+impl BookedPool {
+    fn accounts(&self) -> [(AccountKind, PoolAccount); 4] {
+        [
+            (AccountKind::Available, self.available),
+            (AccountKind::Held, self.held),
+            (AccountKind::Sold, self.sold),
+            (AccountKind::Shortfall, self.shortfall),
+        ]
+    }
+}
+
+/// Why a hold cannot be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsufficientCapacity {
+    /// `None` for the slot's own pool.
+    pub pax_type: Option<String>,
+    pub wanted: Seats,
+    pub left: Seats,
+}
+
+/// The transfers of one move of a booking.
+pub(crate) fn booking_transfers(booking_move: BookingMove, pools: &[BookedPool]) -> Vec<Transfer> {
+    let mut transfers = Vec::with_capacity(pools.len() * 2);
+    for pool in pools {
+        let quantity = pool.quantity;
+        let (from, to) = match booking_move {
+            BookingMove::Hold => (pool.available.id, pool.held.id),
+            BookingMove::Confirm => (pool.held.id, pool.sold.id),
+            BookingMove::Release => (pool.held.id, pool.available.id),
+            BookingMove::Refund => (pool.sold.id, pool.available.id),
+        };
+        let given_back = matches!(booking_move, BookingMove::Release | BookingMove::Refund);
+        let cover = if given_back {
+            quantity.min(-pool.shortfall.running.balance).max(0)
+        } else {
+            0
+        };
+        transfers.extend(super::transfer_between(from, pool.shortfall.id, cover));
+        transfers.extend(super::transfer_between(from, to, quantity - cover));
+    }
+    transfers
+}
+
+/// The posting of one move of a booking. A hold is refused, naming the first pool short, when
+/// any pool has fewer seats available than the booking takes of it.
+pub(crate) fn plan_move(
+    booking_move: BookingMove,
+    pools: &[BookedPool],
+) -> Result<Result<PlannedPosting, InsufficientCapacity>, PostingError> {
+    if booking_move == BookingMove::Hold {
+        if let Some(short) = pools
+            .iter()
+            .find(|pool| pool.available.running.balance < pool.quantity)
+        {
+            return Ok(Err(InsufficientCapacity {
+                pax_type: short.pax_type.clone(),
+                wanted: short.quantity,
+                left: short.available.running.balance.max(0),
+            }));
+        }
+    }
+    let accounts: HashMap<AccountId, AccountState> = pools
+        .iter()
+        .flat_map(BookedPool::accounts)
+        .map(|(kind, account)| {
+            let state = AccountState {
+                kind,
+                balance: account.running.balance,
+                version: account.running.version,
+            };
+            (account.id, state)
+        })
+        .collect();
+    PlannedPosting::plan(&booking_transfers(booking_move, pools), accounts).map(Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{PoolObservation, capacity_transfers};
+
+    fn account(id: AccountId, balance: Seats) -> PoolAccount {
+        PoolAccount {
+            id,
+            running: RunningBalance {
+                balance,
+                version: 1,
+            },
+        }
+    }
+
+    /// A pool with accounts 10 + 4n … 13 + 4n.
+    fn pool(n: i64, [available, held, sold, shortfall]: [Seats; 4], quantity: Seats) -> BookedPool {
+        BookedPool {
+            pax_type: (n > 0).then(|| format!("PAX{n}")),
+            available: account(10 + 4 * n, available),
+            held: account(11 + 4 * n, held),
+            sold: account(12 + 4 * n, sold),
+            shortfall: account(13 + 4 * n, shortfall),
+            quantity,
+        }
+    }
+
+    fn balances(pools: &[BookedPool], posting: &PlannedPosting) -> Vec<[Seats; 4]> {
+        let after: HashMap<AccountId, Seats> = posting
+            .entries
+            .iter()
+            .map(|entry| (entry.account, entry.balance_after))
+            .collect();
+        pools
+            .iter()
+            .map(|pool| {
+                pool.accounts()
+                    .map(|(_, a)| after.get(&a.id).copied().unwrap_or(a.running.balance))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_hold_confirm_and_refund_move_every_pool_of_the_booking() {
+        let pools = [pool(0, [10, 0, 0, 0], 3), pool(1, [4, 0, 0, 0], 3)];
+        let held = plan_move(BookingMove::Hold, &pools).unwrap().unwrap();
+        assert_eq!(
+            balances(&pools, &held),
+            [[7, 3, 0, 0], [1, 3, 0, 0]],
+            "both pools held in one posting"
+        );
+        let pools = [pool(0, [7, 3, 0, 0], 3), pool(1, [1, 3, 0, 0], 3)];
+        let confirmed = plan_move(BookingMove::Confirm, &pools).unwrap().unwrap();
+        assert_eq!(balances(&pools, &confirmed), [[7, 0, 3, 0], [1, 0, 3, 0]]);
+        let pools = [pool(0, [7, 0, 3, 0], 3), pool(1, [1, 0, 3, 0], 3)];
+        let refunded = plan_move(BookingMove::Refund, &pools).unwrap().unwrap();
+        assert_eq!(balances(&pools, &refunded), [[10, 0, 0, 0], [4, 0, 0, 0]]);
+    }
+
+    #[test]
+    fn a_hold_is_refused_whole_when_any_pool_is_short() {
+        let pools = [pool(0, [10, 0, 0, 0], 3), pool(1, [2, 0, 0, 0], 3)];
+        let refused = plan_move(BookingMove::Hold, &pools).unwrap().unwrap_err();
+        assert_eq!(
+            refused,
+            InsufficientCapacity {
+                pax_type: Some("PAX1".into()),
+                wanted: 3,
+                left: 2
+            }
+        );
+    }
+
+    #[test]
+    fn seats_given_back_cover_the_shortfall_first() {
+        // Allotment 2, with 5 held: available 0, shortfall −3. Releasing 4 covers the 3 and
+        // puts 1 back on sale.
+        let pools = [pool(0, [0, 5, 0, -3], 4)];
+        let released = plan_move(BookingMove::Release, &pools).unwrap().unwrap();
+        assert_eq!(balances(&pools, &released), [[1, 1, 0, 0]]);
+    }
+
+    #[test]
+    fn a_sync_below_held_and_sold_records_the_shortfall_and_never_touches_them() {
+        const PARTNER: AccountId = 1;
+        let observe = |observed, available, shortfall| PoolObservation {
+            available: 10,
+            balance: available,
+            observed,
+            committed: 6,
+            shortfall: Some((13, shortfall)),
+        };
+        // 4 held + 2 sold, 4 available (allotment 10) → allotment 3: available 0, shortfall −3.
+        let down = capacity_transfers(PARTNER, &[observe(3, 4, 0)]);
+        assert_eq!(
+            down,
+            [
+                Transfer {
+                    debit: 10,
+                    credit: PARTNER,
+                    amount: 4
+                },
+                Transfer {
+                    debit: 13,
+                    credit: PARTNER,
+                    amount: 3
+                }
+            ]
+        );
+        // Back up to 8: the shortfall is covered and 2 seats are on sale again.
+        let up = capacity_transfers(PARTNER, &[observe(8, 0, -3)]);
+        assert_eq!(
+            up,
+            [
+                Transfer {
+                    debit: PARTNER,
+                    credit: 10,
+                    amount: 2
+                },
+                Transfer {
+                    debit: PARTNER,
+                    credit: 13,
+                    amount: 3
+                }
+            ]
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! Customer bookings (DESIGN section 7): holds, confirmations, cancellations and expiries,
+//! each one journal transaction on the pools the booking draws on, with the booking's state
+//! and its idempotency key in the same database transaction. The moves themselves are
+//! [`crate::ledger::booking`]'s; the rules of a request (quantities, hold lengths, keys) are
+//! [`crate::bookings`]'.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::{ExperienceId, Price, Seats};
+use crate::ledger::booking::InsufficientCapacity;
+
+/// What the bookings service asks of the store.
+#[async_trait]
+pub trait Bookings: Send + Sync + 'static {
+    /// Claims an idempotency key for a request whose canonical body hashes to `request_hash`.
+    async fn claim_key(
+        &self,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<KeyClaim, StoreError>;
+
+    /// Gives up a claimed key whose request made no booking, so a retry is tried afresh.
+    async fn release_key(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Holds the seats `request` asks for as booking `id`, recording it under `key`, or
+    /// refuses it whole.
+    async fn hold(
+        &self,
+        id: Uuid,
+        key: &str,
+        request: &HoldRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError>;
+
+    /// A booking as it stands (a hold past its deadline reads as expired even before the
+    /// sweeper has posted its release).
+    async fn booking(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Booking>, StoreError>;
+
+    /// Confirms, cancels, extends or expires a booking.
+    async fn change_booking(
+        &self,
+        id: Uuid,
+        change: BookingChange,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError>;
+
+    /// Holds past their deadline, soonest first.
+    async fn due_holds(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Seats on hold and shortfalls, for status and metrics.
+    async fn booking_totals(&self) -> Result<BookingTotals, StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaxQuantity {
+    pub pax_type: String,
+    pub quantity: Seats,
+}
+
+/// A hold as the bookings service has parsed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRequest {
+    pub experience: ExperienceId,
+    pub date: NaiveDate,
+    pub start_time: NaiveTime,
+    /// Each pax type once, each quantity positive.
+    pub pax: Vec<PaxQuantity>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BookingStatus {
+    OnHold,
+    Confirmed,
+    Cancelled,
+    Expired,
+}
+
+impl BookingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OnHold => "on_hold",
+            Self::Confirmed => "confirmed",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "on_hold" => Ok(Self::OnHold),
+            "confirmed" => Ok(Self::Confirmed),
+            "cancelled" => Ok(Self::Cancelled),
+            "expired" => Ok(Self::Expired),
+            other => Err(StoreError::Corrupt(format!("booking status {other:?}"))),
+        }
+    }
+}
+
+/// One pax type of a booking, priced as it was when the seats were held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookedPax {
+    pub pax_type: String,
+    pub quantity: Seats,
+    pub unit_price: Price,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    pub id: Uuid,
+    pub status: BookingStatus,
+    pub experience: ExperienceId,
+    pub date: NaiveDate,
+    pub start_time: NaiveTime,
+    pub pax: Vec<BookedPax>,
+    pub created_at: DateTime<Utc>,
+    /// The hold's deadline (kept once the hold has ended).
+    pub expires_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+/// What can be done to an existing booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookingChange {
+    Confirm,
+    Cancel,
+    /// A new deadline for a hold.
+    Extend(DateTime<Utc>),
+    /// Releases a hold past its deadline (the sweeper's move).
+    Expire,
+}
+
+/// Why the store refused a booking call; nothing moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownExperience,
+    SlotNotFound,
+    UnknownPaxType(String),
+    QuantityOutOfRange {
+        pax_type: String,
+        quantity: Seats,
+        min: Seats,
+        max: Seats,
+    },
+    InsufficientCapacity(InsufficientCapacity),
+    NotFound,
+    Expired,
+    Cancelled,
+    /// Only a hold can be extended.
+    NotOnHold(BookingStatus),
+}
+
+/// The outcome of claiming an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// New (or abandoned by a process that died): this request goes ahead.
+    Claimed,
+    /// The key made this booking with the same body: answer with it again.
+    Replay(Uuid),
+    /// The key's first request is still being processed.
+    InFlight,
+    /// The key came with another body.
+    Reused,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BookingTotals {
+    /// Seats on hold in slot pools.
+    pub seats_on_hold: Seats,
+    /// Seats held or sold beyond the allotment, in slot pools, per experience customers have
+    /// booked (0 where none is short, so a resolved shortfall reads 0).
+    pub shortfall: Vec<(ExperienceId, Seats)>,
+}
+
+impl Booking {
+    /// The booking as a reader sees it at `now`: a hold past its deadline is expired, whether
+    /// or not its release has been posted yet.
+    pub fn as_of(self, now: DateTime<Utc>) -> Self {
+        if self.status == BookingStatus::OnHold && self.expires_at <= now {
+            Self {
+                status: BookingStatus::Expired,
+                ..self
+            }
+        } else {
+            self
+        }
+    }
+}

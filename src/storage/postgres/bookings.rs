@@ -1,0 +1,71 @@
+//! Bookings on PostgreSQL: each move in a transaction of its own, queued behind every other
+//! writer of the day by the day's advisory lock (see [`Portable::lock_day`]), and committed
+//! durably (a 201 survives a crash, unlike the sync's applies, which can be fetched again).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Postgres;
+use uuid::Uuid;
+
+use super::PostgresStore;
+use crate::storage::sql::Portable;
+use crate::storage::{
+    Booking, BookingChange, BookingTotals, Bookings, DuringExt, HoldRequest, KeyClaim, Refusal,
+    StoreError,
+};
+
+#[async_trait]
+impl Bookings for PostgresStore {
+    async fn claim_key(
+        &self,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<KeyClaim, StoreError> {
+        // The key row is locked by its first claimer's insert until that commits, so a
+        // concurrent repeat waits only for the claim, never for the booking.
+        let tx = self.pool.begin().await.during("starting to claim a key")?;
+        Postgres::claim_key(tx, key, request_hash, now).await
+    }
+
+    async fn release_key(&self, key: &str) -> Result<(), StoreError> {
+        Postgres::release_key(&self.pool, key).await
+    }
+
+    async fn hold(
+        &self,
+        id: Uuid,
+        key: &str,
+        request: &HoldRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError> {
+        let tx = self.pool.begin().await.during("starting a hold")?;
+        Postgres::hold(tx, id, key, request, now).await
+    }
+
+    async fn booking(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Booking>, StoreError> {
+        Postgres::booking(&self.pool, id, now).await
+    }
+
+    async fn change_booking(
+        &self,
+        id: Uuid,
+        change: BookingChange,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError> {
+        let tx = self
+            .pool
+            .begin()
+            .await
+            .during("starting a booking change")?;
+        Postgres::change_booking(tx, id, change, now).await
+    }
+
+    async fn due_holds(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, StoreError> {
+        Postgres::due_holds(&self.pool, now, limit).await
+    }
+
+    async fn booking_totals(&self) -> Result<BookingTotals, StoreError> {
+        Postgres::booking_totals(&self.pool).await
+    }
+}

@@ -1,0 +1,76 @@
+//! Bookings on SQLite: each move in a transaction on the single writer connection that takes
+//! the write lock up front (`BEGIN IMMEDIATE`), so moves and applies never interleave.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Sqlite;
+use uuid::Uuid;
+
+use super::SqliteStore;
+use crate::storage::sql::Portable;
+use crate::storage::{
+    Booking, BookingChange, BookingTotals, Bookings, DuringExt, HoldRequest, KeyClaim, Refusal,
+    StoreError,
+};
+
+impl SqliteStore {
+    async fn begin_write(
+        &self,
+        action: &'static str,
+    ) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .during(action)
+    }
+}
+
+#[async_trait]
+impl Bookings for SqliteStore {
+    async fn claim_key(
+        &self,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<KeyClaim, StoreError> {
+        let tx = self.begin_write("starting to claim a key").await?;
+        Sqlite::claim_key(tx, key, request_hash, now).await
+    }
+
+    async fn release_key(&self, key: &str) -> Result<(), StoreError> {
+        Sqlite::release_key(&self.writer, key).await
+    }
+
+    async fn hold(
+        &self,
+        id: Uuid,
+        key: &str,
+        request: &HoldRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError> {
+        let tx = self.begin_write("starting a hold").await?;
+        Sqlite::hold(tx, id, key, request, now).await
+    }
+
+    async fn booking(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Booking>, StoreError> {
+        Sqlite::booking(&self.reader, id, now).await
+    }
+
+    async fn change_booking(
+        &self,
+        id: Uuid,
+        change: BookingChange,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError> {
+        let tx = self.begin_write("starting a booking change").await?;
+        Sqlite::change_booking(tx, id, change, now).await
+    }
+
+    async fn due_holds(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, StoreError> {
+        Sqlite::due_holds(&self.reader, now, limit).await
+    }
+
+    async fn booking_totals(&self) -> Result<BookingTotals, StoreError> {
+        Sqlite::booking_totals(&self.reader).await
+    }
+}
