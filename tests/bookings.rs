@@ -598,3 +598,82 @@ async fn hostile_booking_requests_get_a_json_4xx_and_move_nothing() {
         assert_verified(&app).await;
     }
 }
+
+/// The leader serves `/slots` and `/dates` from memory; bookings made through another
+/// instance on the same PostgreSQL show there as soon as they are answered, every time.
+#[tokio::test]
+async fn bookings_on_one_instance_show_at_once_on_a_leader_that_caches() {
+    let Some(backend) = postgres_store().await else {
+        return;
+    };
+    let url = backend.url.clone();
+    let leader = spawn_app_with(backend, |settings| {
+        settings.sync.horizon_days =
+            serde_json::from_value(json!(DAEMON_HORIZON_DAYS)).expect("horizon");
+        settings.server.sales_token = Some(invsync::domain::Secret::new(SALES_TOKEN));
+    })
+    .await;
+    leader
+        .wait_for_status(Duration::from_secs(30), drained)
+        .await;
+    let (other, _) = booking_app(TestStore::reuse("postgres", &url).await).await;
+    let (_, dates) = leader
+        .get(&format!("/api/v1/experience/{EXPERIENCE}/dates"))
+        .await;
+    let day: NaiveDate = serde_json::from_value(dates["dates"][0]["date"].clone())
+        .expect("the experience runs within the horizon");
+    let (_, slots) = leader
+        .get(&format!("/api/v1/experience/{EXPERIENCE}/slots?date={day}"))
+        .await;
+    let slot = slots
+        .as_array()
+        .expect("slots")
+        .iter()
+        .find(|slot| slot["remaining"].as_i64().unwrap_or(0) >= 3)
+        .expect("a slot with seats")
+        .clone();
+    let start_time = slot["startTime"].as_str().expect("start").to_string();
+    let pax_type = slot["paxAvailability"]
+        .as_array()
+        .expect("pax")
+        .iter()
+        .find(|pax| pax["remaining"].as_i64().unwrap_or(0) >= 3 && pax["min"] == json!(1))
+        .expect("a pax type with seats, sold one at a time")["type"]
+        .clone();
+    let served = |slots: &Value| -> i64 {
+        slots
+            .as_array()
+            .expect("slots")
+            .iter()
+            .find(|s| s["startTime"] == json!(start_time))
+            .and_then(|s| s["remaining"].as_i64())
+            .unwrap_or(0)
+    };
+    let before = slot["remaining"].as_i64().expect("remaining");
+    let body = json!({
+        "experience": EXPERIENCE, "date": day, "startTime": start_time,
+        "pax": [{"type": pax_type, "quantity": 1}],
+    });
+    let slots_path = format!("/api/v1/experience/{EXPERIENCE}/slots?date={day}");
+    for round in 0..3 {
+        // Twice, so the answer is in the leader's memory.
+        leader.get(&slots_path).await;
+        let (status, booking, _) = hold(&other, &format!("cross-{round}"), &body).await;
+        assert_eq!(status, 201, "{booking}");
+        let (_, now_served) = leader.get(&slots_path).await;
+        assert_eq!(
+            served(&now_served),
+            before - 1,
+            "round {round}: the hold shows at once"
+        );
+        let id = booking["id"].as_str().expect("id").to_string();
+        assert_eq!(change(&other, &id, "cancel").await.0, 200);
+        let (_, now_served) = leader.get(&slots_path).await;
+        assert_eq!(
+            served(&now_served),
+            before,
+            "round {round}: the cancel shows at once"
+        );
+    }
+    assert_verified(&leader).await;
+}

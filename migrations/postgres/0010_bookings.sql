@@ -13,11 +13,6 @@ ALTER TABLE accounts
         OR (kind = 'shortfall' AND balance <= 0)
         OR (kind NOT IN ('partner', 'shortfall') AND balance >= 0));
 
--- Every change of inventory bumps its experience's counter in the transaction that makes it,
--- so a read cache on any instance learns of writes made by every other instance with one
--- key lookup.
-ALTER TABLE experiences ADD COLUMN changes BIGINT NOT NULL DEFAULT 0;
-
 -- Booking ids are UUIDs in their text form, as on SQLite, so both backends run the same
 -- booking statements.
 CREATE TABLE bookings (

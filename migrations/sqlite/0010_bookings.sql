@@ -35,10 +35,6 @@ CREATE INDEX accounts_by_slot ON accounts (slot_id);
 CREATE TRIGGER accounts_kept BEFORE DELETE ON accounts
 BEGIN SELECT RAISE(ABORT, 'ledger accounts are never deleted'); END;
 
--- Every change of inventory bumps its experience's counter in the transaction that makes it,
--- so a read cache learns of writes made by every other writer with one key lookup.
-ALTER TABLE experiences ADD COLUMN changes INTEGER NOT NULL DEFAULT 0;
-
 CREATE TABLE bookings (
     id             TEXT PRIMARY KEY,
     experience_id  INTEGER NOT NULL REFERENCES experiences (id),

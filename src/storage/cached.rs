@@ -13,17 +13,28 @@
 //! for its length from a moment inside that call by its own clock: the tenure ends no later
 //! than the lease, whatever the hosts' wall clocks say (assuming only that clocks tick at
 //! the same rate).
+//!
+//! Bookings are written by whichever instance takes the request. This process's own moves pass
+//! through [`CachedStore`]'s [`Bookings`] and drop the day's answers before they are answered;
+//! other processes' moves reach it through the backend's change feed
+//! ([`Inventory::inventory_changes`], PostgreSQL's `LISTEN/NOTIFY`), which
+//! [`CachedStore::follow_changes`] applies, forgetting everything whenever the feed may have
+//! missed a change.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use super::{
-    ApplyOutcome, Fence, Inventory, LastFetch, Lease, Leases, Mirror, ServedSlot, Store, StoreError,
+    ApplyOutcome, Booking, BookingChange, BookingTotals, Bookings, Fence, HoldRequest, Inventory,
+    InventoryChange, KeyClaim, LastFetch, Lease, Leases, Mirror, Refusal, ServedSlot, Store,
+    StoreError,
 };
 use crate::domain::{DatePrice, DayFetch, ExperienceId};
 
@@ -102,8 +113,12 @@ impl State {
     }
 
     fn start_apply(&mut self, day: Day) {
-        self.generation += 1;
         self.applying.push(day);
+        self.forget_day(day);
+    }
+
+    fn forget_day(&mut self, day: Day) {
+        self.generation += 1;
         self.slots.remove(&day);
         self.dates.retain(|range, _| !covers(range, &day));
     }
@@ -133,6 +148,33 @@ impl CachedStore {
             inner,
             state: Mutex::default(),
         }
+    }
+
+    /// Forgets the days other processes change, as the backend announces them, for as long
+    /// as this store lives.
+    pub fn follow_changes(self: &Arc<Self>) {
+        let Some(mut changes) = self.inner.inventory_changes() else {
+            return;
+        };
+        let store = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let change = changes.recv().await;
+                let Some(store) = store.upgrade() else {
+                    return;
+                };
+                let mut state = store.lock();
+                match change {
+                    Ok(InventoryChange::Day(experience, date)) => {
+                        state.forget_day((experience, date));
+                    }
+                    Ok(InventoryChange::Unknown) | Err(RecvError::Lagged(_)) => {
+                        state.forget_everything();
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
     }
 
     /// The state holds plain data that a panic cannot leave half-updated.
@@ -336,4 +378,62 @@ impl Leases for CachedStore {
     }
 }
 
-crate::forward_store!(CachedStore => inner: Ledger, Bookings, Pause, SyncRequests);
+/// Every move of a booking drops its day's answers before it is answered.
+#[async_trait]
+impl Bookings for CachedStore {
+    async fn claim_key(
+        &self,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<KeyClaim, StoreError> {
+        self.inner.claim_key(key, request_hash, now).await
+    }
+
+    async fn release_key(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.release_key(key).await
+    }
+
+    async fn hold(
+        &self,
+        id: Uuid,
+        key: &str,
+        request: &HoldRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError> {
+        let held = self.inner.hold(id, key, request, now).await;
+        // Even a refused hold may have released the slot's lapsed holds first.
+        self.lock().forget_day((request.experience, request.date));
+        held
+    }
+
+    async fn booking(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Booking>, StoreError> {
+        self.inner.booking(id, now).await
+    }
+
+    async fn change_booking(
+        &self,
+        id: Uuid,
+        change: BookingChange,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError> {
+        let changed = self.inner.change_booking(id, change, now).await;
+        if let Ok(Ok(booking)) = &changed {
+            self.lock().forget_day((booking.experience, booking.date));
+        } else {
+            // A refused change may still have released a lapsed hold; which day is unknown.
+            self.lock().forget_everything();
+        }
+        changed
+    }
+
+    async fn due_holds(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, StoreError> {
+        self.inner.due_holds(now, limit).await
+    }
+
+    async fn booking_totals(&self) -> Result<BookingTotals, StoreError> {
+        self.inner.booking_totals().await
+    }
+}
+
+crate::forward_store!(CachedStore => inner: Ledger, Pause, SyncRequests);

@@ -33,6 +33,11 @@ macro_rules! forward_store {
             ) -> ::std::result::Result<Vec<$crate::domain::DatePrice>, $crate::storage::StoreError> {
                 self.$inner.sellable_dates(id, from, to).await
             }
+            fn inventory_changes(
+                &self,
+            ) -> Option<::tokio::sync::broadcast::Receiver<$crate::storage::InventoryChange>> {
+                self.$inner.inventory_changes()
+            }
         }
     };
     (@Mirror $store:ty, $inner:ident) => {

@@ -108,6 +108,14 @@ where
         date: NaiveDate,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Tells the read caches of other processes on this database, when the transaction
+    /// commits, that the day's served inventory changed (a booking moved seats).
+    fn announce_change(
+        conn: &mut Self::Connection,
+        experience: ExperienceId,
+        date: NaiveDate,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Writes a journal transaction with its transfers and entries and moves the accounts'
     /// running balances, refusing (as corrupt) an account that changed since it was read.
     fn write_posting(
@@ -571,7 +579,7 @@ where
             .execute(&mut *tx)
             .await
             .during("recording the idempotency key's booking")?;
-        Self::note_change(&mut tx, request.experience).await?;
+        Self::announce_change(&mut tx, request.experience, request.date).await?;
         let booking = Self::read_booking(&mut tx, &id_text)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("booking {id} vanished")))?;
@@ -623,19 +631,6 @@ where
                 })
             })
             .collect()
-    }
-
-    /// Tells every instance's read cache that the experience's inventory changed.
-    async fn note_change(
-        conn: &mut Self::Connection,
-        experience: ExperienceId,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE experiences SET changes = changes + 1 WHERE id = $1")
-            .bind(experience.get())
-            .execute(&mut *conn)
-            .await
-            .during("noting an inventory change")?;
-        Ok(())
     }
 
     async fn read_booking(
@@ -849,7 +844,7 @@ where
         .execute(&mut *conn)
         .await
         .during("recording a booking's status")?;
-        Self::note_change(&mut *conn, booking.experience).await?;
+        Self::announce_change(&mut *conn, booking.experience, booking.date).await?;
         Ok(Booking {
             status,
             confirmed_at,

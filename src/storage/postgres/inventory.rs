@@ -8,7 +8,7 @@ use super::PostgresStore;
 use crate::domain::{DatePrice, ExperienceId};
 use crate::storage::inventory::{SellablePaxRow, sellable_dates_from_rows};
 use crate::storage::sql::Portable;
-use crate::storage::{DuringExt, Inventory, ServedSlot, StoreError};
+use crate::storage::{DuringExt, Inventory, InventoryChange, ServedSlot, StoreError};
 
 #[async_trait]
 impl Inventory for PostgresStore {
@@ -47,5 +47,9 @@ impl Inventory for PostgresStore {
         .await
         .during("reading sellable dates")?;
         sellable_dates_from_rows(rows)
+    }
+
+    fn inventory_changes(&self) -> Option<tokio::sync::broadcast::Receiver<InventoryChange>> {
+        Some(self.changes.subscribe())
     }
 }
