@@ -76,6 +76,10 @@ impl Application {
         self.state.store.clone()
     }
 
+    pub fn bookings(&self) -> BookingDesk {
+        self.state.bookings.clone()
+    }
+
     pub fn engine(&self) -> Engine {
         self.state.engine.clone()
     }

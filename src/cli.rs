@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 use crate::app::{Application, partner_client, shutdown_signal};
 use crate::config::{BaseUrl, Settings};
@@ -268,16 +269,46 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
         "$INVSYNC_SERVER__ADMIN_TOKEN"
     };
 
+    const DEMO_SALES_TOKEN: &str = "demo-sales-token";
+    let sales_token_shown = if settings.server.sales_token.is_none() {
+        settings.server.sales_token = Some(Secret::new(DEMO_SALES_TOKEN));
+        DEMO_SALES_TOKEN
+    } else {
+        "$INVSYNC_SERVER__SALES_TOKEN"
+    };
+    let first_experience = settings.partner.experiences.first().copied();
+
     let app = Application::build(settings).await?;
     let base = format!("http://{}", app.local_addr());
     let (today, _) = app.engine().horizon();
+    let customer_stops = CancellationToken::new();
+    if let Some(experience) = first_experience {
+        let engine = app.engine();
+        tokio::spawn(crate::bookings::demo::run(
+            app.bookings(),
+            app.store(),
+            experience,
+            move || {
+                let (first, _) = engine.horizon();
+                [first, first.succ_opt().unwrap_or(first)]
+            },
+            customer_stops.clone(),
+        ));
+    }
     println!("invsync demo: partner simulator on http://{sim_addr}, API on {base}");
     println!("backfilling the horizon at the partner's rate limit, nearest days first; try:");
     println!("  curl {base}/api/v1/sync/status");
     println!("  curl {base}/api/v1/experience/14/dates");
     println!("  curl '{base}/api/v1/experience/14/slots?date={today}'");
     println!("  curl -H \"Authorization: Bearer {admin_token_shown}\" {base}/api/v1/ledger/verify");
+    println!(
+        "a demo customer holds a seat every 10 s, then confirms, cancels or lets it lapse; book one:"
+    );
+    println!(
+        "  curl -X POST {base}/api/v1/bookings -H \"Authorization: Bearer {sales_token_shown}\" \\\n    -H 'Idempotency-Key: my-first-booking' -H 'Content-Type: application/json' \\\n    -d '{{\"experience\": 14, \"date\": \"{today}\", \"startTime\": \"HH:MM from /slots\", \"pax\": [{{\"type\": \"ADULT_12~99\", \"quantity\": 1}}]}}'"
+    );
     app.run_until_stopped(shutdown_signal()).await?;
+    customer_stops.cancel();
     Ok(ExitCode::SUCCESS)
 }
 

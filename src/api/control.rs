@@ -16,6 +16,7 @@ use super::AppState;
 use super::error::{AppError, ErrorBody};
 use super::extract::JsonBody;
 use crate::domain::{ExperienceId, Secret};
+use crate::storage::Bookings;
 use crate::sync::engine::TriggerError;
 use crate::sync::status::SyncStatus;
 
@@ -88,15 +89,54 @@ fn bearer_token(authorization: &str) -> Option<&str> {
         .then_some(token.trim_start_matches(' '))
 }
 
-/// The sync's state: paused or running, queue, parked days, tiers, counters, freshness.
+/// The service's state: the sync's (paused or running, queue, parked days, tiers, counters,
+/// freshness) and the bookings' (seats on hold, shortfalls).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusBody {
+    #[serde(flatten)]
+    sync: SyncStatus,
+    bookings: BookingsStatus,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingsStatus {
+    /// Seats on hold for customers, across every slot.
+    seats_on_hold: i64,
+    /// Per experience customers have booked: seats held or sold beyond the partner's current
+    /// allotment (new holds on a short pool are refused; confirmed bookings stand).
+    shortfall: Vec<ShortfallBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ShortfallBody {
+    experience: i64,
+    seats: i64,
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/sync/status",
     tag = "sync",
-    responses((status = 200, description = "The sync's status", body = SyncStatus))
+    responses((status = 200, description = "The sync's and the bookings' status", body = StatusBody))
 )]
-pub async fn status(State(state): State<AppState>) -> Result<Json<SyncStatus>, AppError> {
-    Ok(Json(state.engine.status().await?))
+pub async fn status(State(state): State<AppState>) -> Result<Json<StatusBody>, AppError> {
+    let totals = state.store.booking_totals().await?;
+    Ok(Json(StatusBody {
+        sync: state.engine.status().await?,
+        bookings: BookingsStatus {
+            seats_on_hold: totals.seats_on_hold,
+            shortfall: totals
+                .shortfall
+                .into_iter()
+                .map(|(experience, seats)| ShortfallBody {
+                    experience: experience.get(),
+                    seats,
+                })
+                .collect(),
+        },
+    }))
 }
 
 /// The longest pause reason kept: a sentence or an incident reference, not a document.

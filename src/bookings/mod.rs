@@ -3,6 +3,7 @@
 //! store moves the seats ([`crate::storage::Bookings`]) by the ledger's rules
 //! ([`crate::ledger::booking`]); the HTTP layer only parses and renders.
 
+pub mod demo;
 pub mod request;
 
 use std::sync::Arc;
