@@ -37,7 +37,6 @@ impl Application {
             .context("opening the database (database.url)")?;
         // Serves reads from memory only while this process holds the sync lease (see the type).
         let store = Arc::new(CachedStore::new(database));
-        store.follow_changes();
         store
             .ensure_experiences(&settings.partner.experiences)
             .await

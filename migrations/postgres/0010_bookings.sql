@@ -13,6 +13,11 @@ ALTER TABLE accounts
         OR (kind = 'shortfall' AND balance <= 0)
         OR (kind NOT IN ('partner', 'shortfall') AND balance >= 0));
 
+-- Every booking move bumps its day's counter in the transaction that makes it, so a read
+-- cache on any instance can tell with one key lookup whether the day's answer it holds is
+-- still exact.
+ALTER TABLE product_dates ADD COLUMN booking_changes BIGINT NOT NULL DEFAULT 0;
+
 -- Booking ids are UUIDs in their text form, as on SQLite, so both backends run the same
 -- booking statements.
 CREATE TABLE bookings (

@@ -35,6 +35,10 @@ CREATE INDEX accounts_by_slot ON accounts (slot_id);
 CREATE TRIGGER accounts_kept BEFORE DELETE ON accounts
 BEGIN SELECT RAISE(ABORT, 'ledger accounts are never deleted'); END;
 
+-- Every booking move bumps its day's counter in the transaction that makes it, so a read
+-- cache can tell with one key lookup whether the day's answer it holds is still exact.
+ALTER TABLE product_dates ADD COLUMN booking_changes INTEGER NOT NULL DEFAULT 0;
+
 CREATE TABLE bookings (
     id             TEXT PRIMARY KEY,
     experience_id  INTEGER NOT NULL REFERENCES experiences (id),

@@ -14,27 +14,22 @@
 //! than the lease, whatever the hosts' wall clocks say (assuming only that clocks tick at
 //! the same rate).
 //!
-//! Bookings are written by whichever instance takes the request. This process's own moves pass
-//! through [`CachedStore`]'s [`Bookings`] and drop the day's answers before they are answered;
-//! other processes' moves reach it through the backend's change feed
-//! ([`Inventory::inventory_changes`], PostgreSQL's `LISTEN/NOTIFY`), which
-//! [`CachedStore::follow_changes`] applies, forgetting everything whenever the feed may have
-//! missed a change.
+//! Bookings are written by whichever instance takes the request, so every answer is kept with
+//! the days' booking version ([`Inventory::booking_version`], a counter each booking move bumps
+//! in its own transaction) and served only while the database still reports that version:
+//! one key lookup instead of the day's queries and their rendering, and exact whichever
+//! instance booked.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
-use tokio::sync::broadcast::error::RecvError;
+use chrono::NaiveDate;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use super::{
-    ApplyOutcome, Booking, BookingChange, BookingTotals, Bookings, Fence, HoldRequest, Inventory,
-    InventoryChange, KeyClaim, LastFetch, Lease, Leases, Mirror, Refusal, ServedSlot, Store,
-    StoreError,
+    ApplyOutcome, Fence, Inventory, LastFetch, Lease, Leases, Mirror, ServedSlot, Store, StoreError,
 };
 use crate::domain::{DatePrice, DayFetch, ExperienceId};
 
@@ -49,6 +44,13 @@ type DateRange = (ExperienceId, NaiveDate, NaiveDate);
 /// An answer as the API serves it.
 pub type Rendered = Arc<[u8]>;
 
+/// An answer with the booking version of its days when it was read.
+#[derive(Clone)]
+struct Kept {
+    rendered: Rendered,
+    booking_version: i64,
+}
+
 pub struct CachedStore {
     inner: Arc<dyn Store>,
     state: Mutex<State>,
@@ -62,8 +64,8 @@ struct State {
     generation: u64,
     /// Days whose apply is under way (one entry per apply): their reads go to the database.
     applying: Vec<Day>,
-    slots: HashMap<Day, Rendered>,
-    dates: HashMap<DateRange, Rendered>,
+    slots: HashMap<Day, Kept>,
+    dates: HashMap<DateRange, Kept>,
     /// Experiences are never deleted: once seen, always there.
     known_experiences: HashSet<ExperienceId>,
 }
@@ -113,12 +115,8 @@ impl State {
     }
 
     fn start_apply(&mut self, day: Day) {
-        self.applying.push(day);
-        self.forget_day(day);
-    }
-
-    fn forget_day(&mut self, day: Day) {
         self.generation += 1;
+        self.applying.push(day);
         self.slots.remove(&day);
         self.dates.retain(|range, _| !covers(range, &day));
     }
@@ -150,33 +148,6 @@ impl CachedStore {
         }
     }
 
-    /// Forgets the days other processes change, as the backend announces them, for as long
-    /// as this store lives.
-    pub fn follow_changes(self: &Arc<Self>) {
-        let Some(mut changes) = self.inner.inventory_changes() else {
-            return;
-        };
-        let store = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let change = changes.recv().await;
-                let Some(store) = store.upgrade() else {
-                    return;
-                };
-                let mut state = store.lock();
-                match change {
-                    Ok(InventoryChange::Day(experience, date)) => {
-                        state.forget_day((experience, date));
-                    }
-                    Ok(InventoryChange::Unknown) | Err(RecvError::Lagged(_)) => {
-                        state.forget_everything();
-                    }
-                    Err(RecvError::Closed) => return,
-                }
-            }
-        });
-    }
-
     /// The state holds plain data that a panic cannot leave half-updated.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
@@ -203,6 +174,7 @@ impl CachedStore {
             |applying| *applying == day,
             |state| &mut state.slots,
             MAX_SLOT_DAYS,
+            self.inner.booking_version(id, date, date),
             async { Ok(render(self.inner.slots_on(id, date).await?)?.into()) },
         )
         .await
@@ -223,34 +195,48 @@ impl CachedStore {
             |applying| covers(&range, applying),
             |state| &mut state.dates,
             MAX_DATE_RANGES,
+            self.inner.booking_version(id, from, to),
             async { Ok(render(self.inner.sellable_dates(id, from, to).await?)?.into()) },
         )
         .await
     }
 
-    /// The cached answer for `key`, else `load`'s, kept only if nothing that could change it
-    /// happened while it was read.
-    async fn read_through<K: Eq + Hash, E>(
+    /// The cached answer for `key` if its days' booking version is still `booking_version`'s,
+    /// else `load`'s, kept only if nothing that could change it happened while it was read.
+    /// The version is read first: a booking that commits while the answer is loaded leaves it
+    /// kept under the older version, so the next read loads again.
+    async fn read_through<K: Eq + Hash, E: From<StoreError>>(
         &self,
         key: K,
         affected_by: impl Fn(&Day) -> bool,
-        answers: fn(&mut State) -> &mut HashMap<K, Rendered>,
+        answers: fn(&mut State) -> &mut HashMap<K, Kept>,
         capacity: usize,
+        booking_version: impl Future<Output = Result<i64, StoreError>>,
         load: impl Future<Output = Result<Rendered, E>>,
     ) -> Result<Rendered, E> {
         let generation = match self.lookup(&key, affected_by, answers) {
-            Lookup::Hit(hit) => return Ok(hit),
             Lookup::Bypass => return load.await,
-            Lookup::Miss { generation } => generation,
+            Lookup::Check { generation, kept } => {
+                let version = booking_version.await?;
+                match kept {
+                    Some(kept) if kept.booking_version == version => return Ok(kept.rendered),
+                    _ => (generation, version),
+                }
+            }
         };
         let rendered = load.await?;
+        let (generation, booking_version) = generation;
         let mut state = self.lock();
         if state.generation == generation && state.serving() {
             let answers = answers(&mut state);
             if answers.len() >= capacity {
                 answers.clear();
             }
-            answers.insert(key, rendered.clone());
+            let kept = Kept {
+                rendered: rendered.clone(),
+                booking_version,
+            };
+            answers.insert(key, kept);
         }
         Ok(rendered)
     }
@@ -259,29 +245,24 @@ impl CachedStore {
         &self,
         key: &K,
         affected_by: impl Fn(&Day) -> bool,
-        answers: fn(&mut State) -> &mut HashMap<K, Rendered>,
+        answers: fn(&mut State) -> &mut HashMap<K, Kept>,
     ) -> Lookup {
         let mut state = self.lock();
         if !state.serving() || state.applying.iter().any(affected_by) {
             return Lookup::Bypass;
         }
-        match answers(&mut state).get(key) {
-            Some(hit) => Lookup::Hit(hit.clone()),
-            None => Lookup::Miss {
-                generation: state.generation,
-            },
-        }
+        let generation = state.generation;
+        let kept = answers(&mut state).get(key).cloned();
+        Lookup::Check { generation, kept }
     }
 }
 
 enum Lookup {
-    Hit(Rendered),
     /// Read the database and keep nothing: not serving, or the key is being applied.
     Bypass,
-    /// Read the database; keep the answer if `generation` has not moved meanwhile.
-    Miss {
-        generation: u64,
-    },
+    /// Serve `kept` if the booking version still matches; else read the database and keep the
+    /// answer if `generation` has not moved meanwhile.
+    Check { generation: u64, kept: Option<Kept> },
 }
 
 #[async_trait]
@@ -341,6 +322,15 @@ impl Inventory for CachedStore {
     ) -> Result<Vec<DatePrice>, StoreError> {
         self.inner.sellable_dates(id, from, to).await
     }
+
+    async fn booking_version(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<i64, StoreError> {
+        self.inner.booking_version(id, from, to).await
+    }
 }
 
 #[async_trait]
@@ -378,62 +368,4 @@ impl Leases for CachedStore {
     }
 }
 
-/// Every move of a booking drops its day's answers before it is answered.
-#[async_trait]
-impl Bookings for CachedStore {
-    async fn claim_key(
-        &self,
-        key: &str,
-        request_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<KeyClaim, StoreError> {
-        self.inner.claim_key(key, request_hash, now).await
-    }
-
-    async fn release_key(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.release_key(key).await
-    }
-
-    async fn hold(
-        &self,
-        id: Uuid,
-        key: &str,
-        request: &HoldRequest,
-        now: DateTime<Utc>,
-    ) -> Result<Result<Booking, Refusal>, StoreError> {
-        let held = self.inner.hold(id, key, request, now).await;
-        // Even a refused hold may have released the slot's lapsed holds first.
-        self.lock().forget_day((request.experience, request.date));
-        held
-    }
-
-    async fn booking(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Booking>, StoreError> {
-        self.inner.booking(id, now).await
-    }
-
-    async fn change_booking(
-        &self,
-        id: Uuid,
-        change: BookingChange,
-        now: DateTime<Utc>,
-    ) -> Result<Result<Booking, Refusal>, StoreError> {
-        let changed = self.inner.change_booking(id, change, now).await;
-        if let Ok(Ok(booking)) = &changed {
-            self.lock().forget_day((booking.experience, booking.date));
-        } else {
-            // A refused change may still have released a lapsed hold; which day is unknown.
-            self.lock().forget_everything();
-        }
-        changed
-    }
-
-    async fn due_holds(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, StoreError> {
-        self.inner.due_holds(now, limit).await
-    }
-
-    async fn booking_totals(&self) -> Result<BookingTotals, StoreError> {
-        self.inner.booking_totals().await
-    }
-}
-
-crate::forward_store!(CachedStore => inner: Ledger, Pause, SyncRequests);
+crate::forward_store!(CachedStore => inner: Ledger, Bookings, Pause, SyncRequests);

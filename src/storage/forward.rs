@@ -33,10 +33,13 @@ macro_rules! forward_store {
             ) -> ::std::result::Result<Vec<$crate::domain::DatePrice>, $crate::storage::StoreError> {
                 self.$inner.sellable_dates(id, from, to).await
             }
-            fn inventory_changes(
+            async fn booking_version(
                 &self,
-            ) -> Option<::tokio::sync::broadcast::Receiver<$crate::storage::InventoryChange>> {
-                self.$inner.inventory_changes()
+                id: $crate::domain::ExperienceId,
+                from: ::chrono::NaiveDate,
+                to: ::chrono::NaiveDate,
+            ) -> ::std::result::Result<i64, $crate::storage::StoreError> {
+                self.$inner.booking_version(id, from, to).await
             }
         }
     };

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveTime};
-use tokio::sync::broadcast;
 
 use super::StoreError;
 use crate::domain::{
@@ -33,20 +32,14 @@ pub trait Inventory: Send + Sync + 'static {
         to: NaiveDate,
     ) -> Result<Vec<DatePrice>, StoreError>;
 
-    /// Changes other processes make to what is served, as they commit, for a read cache to
-    /// follow; `None` where no other process can write (or the backend cannot tell).
-    fn inventory_changes(&self) -> Option<broadcast::Receiver<InventoryChange>> {
-        None
-    }
-}
-
-/// A change of what `/slots` and `/dates` serve, made by another process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InventoryChange {
-    /// A booking moved seats of the experience's day.
-    Day(ExperienceId, NaiveDate),
-    /// Changes may have been missed (the feed reconnected or fell behind).
-    Unknown,
+    /// A number that grows whenever a booking changes one of the days `from..=to` of the
+    /// experience (a read cache keeps it with an answer, to tell whether it is still exact).
+    async fn booking_version(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<i64, StoreError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

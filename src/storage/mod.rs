@@ -35,7 +35,7 @@ pub use bookings::{
 };
 pub use cached::{CachedStore, Rendered};
 pub use coordination::{Fence, Lease, Leases, Pause, SyncControl, SyncRequest, SyncRequests};
-pub use inventory::{Inventory, InventoryChange, ServedSlot};
+pub use inventory::{Inventory, ServedSlot};
 pub use ledger::{Ledger, Posting, SlotHistory};
 pub use mirror::{ApplyOutcome, LastFetch, Mirror};
 pub use postgres::PostgresStore;

@@ -108,14 +108,6 @@ where
         date: NaiveDate,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Tells the read caches of other processes on this database, when the transaction
-    /// commits, that the day's served inventory changed (a booking moved seats).
-    fn announce_change(
-        conn: &mut Self::Connection,
-        experience: ExperienceId,
-        date: NaiveDate,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     /// Writes a journal transaction with its transfers and entries and moves the accounts'
     /// running balances, refusing (as corrupt) an account that changed since it was read.
     fn write_posting(
@@ -579,7 +571,7 @@ where
             .execute(&mut *tx)
             .await
             .during("recording the idempotency key's booking")?;
-        Self::announce_change(&mut tx, request.experience, request.date).await?;
+        Self::bump_day_version(&mut tx, request.experience, request.date).await?;
         let booking = Self::read_booking(&mut tx, &id_text)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("booking {id} vanished")))?;
@@ -631,6 +623,44 @@ where
                 })
             })
             .collect()
+    }
+
+    /// Marks the day's served inventory as changed by a booking, for every read cache.
+    async fn bump_day_version(
+        conn: &mut Self::Connection,
+        experience: ExperienceId,
+        date: NaiveDate,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE product_dates SET booking_changes = booking_changes + 1
+             WHERE experience_id = $1 AND service_date = $2",
+        )
+        .bind(experience.get())
+        .bind(date)
+        .execute(&mut *conn)
+        .await
+        .during("marking the day as changed")?;
+        Ok(())
+    }
+
+    /// How often bookings have changed the days `from..=to` of an experience: it only grows.
+    async fn booking_version(
+        pool: &Pool<Self>,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<i64, StoreError> {
+        let (version,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(booking_changes), 0) AS BIGINT) FROM product_dates
+             WHERE experience_id = $1 AND service_date BETWEEN $2 AND $3",
+        )
+        .bind(id.get())
+        .bind(from)
+        .bind(to)
+        .fetch_one(pool)
+        .await
+        .during("reading the days' booking version")?;
+        Ok(version)
     }
 
     async fn read_booking(
@@ -844,7 +874,7 @@ where
         .execute(&mut *conn)
         .await
         .during("recording a booking's status")?;
-        Self::announce_change(&mut *conn, booking.experience, booking.date).await?;
+        Self::bump_day_version(&mut *conn, booking.experience, booking.date).await?;
         Ok(Booking {
             status,
             confirmed_at,

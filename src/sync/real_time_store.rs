@@ -88,6 +88,16 @@ impl Inventory for RealTimeStore {
         self.call(move |s| async move { s.sellable_dates(id, from, to).await })
             .await
     }
+
+    async fn booking_version(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<i64, StoreError> {
+        self.call(move |s| async move { s.booking_version(id, from, to).await })
+            .await
+    }
 }
 
 #[async_trait::async_trait]

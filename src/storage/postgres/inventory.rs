@@ -8,7 +8,7 @@ use super::PostgresStore;
 use crate::domain::{DatePrice, ExperienceId};
 use crate::storage::inventory::{SellablePaxRow, sellable_dates_from_rows};
 use crate::storage::sql::Portable;
-use crate::storage::{DuringExt, Inventory, InventoryChange, ServedSlot, StoreError};
+use crate::storage::{DuringExt, Inventory, ServedSlot, StoreError};
 
 #[async_trait]
 impl Inventory for PostgresStore {
@@ -49,7 +49,12 @@ impl Inventory for PostgresStore {
         sellable_dates_from_rows(rows)
     }
 
-    fn inventory_changes(&self) -> Option<tokio::sync::broadcast::Receiver<InventoryChange>> {
-        Some(self.changes.subscribe())
+    async fn booking_version(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<i64, StoreError> {
+        Postgres::booking_version(&self.pool, id, from, to).await
     }
 }

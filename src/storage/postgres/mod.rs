@@ -8,7 +8,6 @@
 //! parallel and only their ledger step queues.
 
 mod bookings;
-mod changes;
 mod coordination;
 mod inventory;
 mod ledger;
@@ -35,7 +34,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PostgresStore {
     pool: PgPool,
     postings: Postings,
-    changes: changes::ChangeFeed,
 }
 
 impl PostgresStore {
@@ -52,7 +50,6 @@ impl PostgresStore {
         // The migrator holds an advisory lock, so instances starting together migrate once.
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self {
-            changes: changes::ChangeFeed::new(pool.clone()),
             pool,
             postings: Postings::On,
         })
@@ -90,20 +87,6 @@ impl Portable for Postgres {
             .execute(conn)
             .await
             .during("waiting for the day's lock")?;
-        Ok(())
-    }
-
-    async fn announce_change(
-        conn: &mut PgConnection,
-        experience: ExperienceId,
-        date: NaiveDate,
-    ) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(changes::CHANNEL)
-            .bind(changes::payload(experience, date))
-            .execute(conn)
-            .await
-            .during("announcing an inventory change")?;
         Ok(())
     }
 

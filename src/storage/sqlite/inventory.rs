@@ -87,4 +87,13 @@ impl Inventory for SqliteStore {
             .collect();
         sellable_dates_from_rows(rows)
     }
+
+    async fn booking_version(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<i64, StoreError> {
+        Sqlite::booking_version(&self.reader, id, from, to).await
+    }
 }

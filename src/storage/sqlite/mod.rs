@@ -116,15 +116,6 @@ impl Portable for Sqlite {
         Ok(())
     }
 
-    /// One process writes an SQLite file, and its cache learns of its own writes directly.
-    async fn announce_change(
-        _conn: &mut SqliteConnection,
-        _experience: ExperienceId,
-        _date: NaiveDate,
-    ) -> Result<(), StoreError> {
-        Ok(())
-    }
-
     async fn write_posting(
         conn: &mut SqliteConnection,
         journal: Journal<'_>,
