@@ -63,7 +63,7 @@ impl ServedSlot {
 }
 
 /// A pax price as stored: minor units at the row's scale, in the row's currency.
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub(crate) struct StoredPrice {
     pub currency: String,
     /// A plain integer on every backend.

@@ -439,7 +439,10 @@ where
         request: &HoldRequest,
         now: DateTime<Utc>,
     ) -> Result<Result<Booking, Refusal>, StoreError> {
-        Self::lock_day(&mut tx, request.experience, request.date).await?;
+        // What a hold reads of the slot (that it is open, its pax types and prices) and the
+        // accounts it opens need no lock: a sync apply changing them meanwhile is one the
+        // hold could equally have come just before. Only the pools' balances are read and
+        // moved under the day's lock, so other writers of the day wait as little as possible.
         if !sqlx::query_scalar::<Self, bool>(
             "SELECT EXISTS (SELECT 1 FROM experiences WHERE id = $1)",
         )
@@ -464,8 +467,6 @@ where
         let Some((slot,)) = slot else {
             return Ok(Err(Refusal::SlotNotFound));
         };
-        // Holds on this slot past their deadline go back on sale before anyone is refused.
-        Self::expire_due_on_slot(&mut tx, slot, now).await?;
         let rules: Vec<PaxRuleRow> = sqlx::query_as(
             "SELECT pax_type, position, min_pax, max_pax, currency, price_scale,
                     final_price_minor, original_price_minor
@@ -505,6 +506,9 @@ where
         .execute(&mut *tx)
         .await
         .during("opening the slot's booking accounts")?;
+        Self::lock_day(&mut tx, request.experience, request.date).await?;
+        // Holds on this slot past their deadline go back on sale before anyone is refused.
+        Self::expire_due_on_slot(&mut tx, slot, now).await?;
         let quantities: Vec<(Option<String>, Seats)> = std::iter::once((
             None,
             booked.iter().map(|(_, quantity)| quantity).sum::<Seats>(),
@@ -572,11 +576,29 @@ where
             .await
             .during("recording the idempotency key's booking")?;
         Self::bump_day_version(&mut tx, request.experience, request.date).await?;
-        let booking = Self::read_booking(&mut tx, &id_text)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("booking {id} vanished")))?;
         tx.commit().await.during("committing a hold")?;
-        Ok(Ok(booking))
+        let pax = booked
+            .into_iter()
+            .map(|(rule, quantity)| {
+                Ok(BookedPax {
+                    pax_type: rule.pax_type.clone(),
+                    quantity,
+                    unit_price: rule.price.clone().into_price()?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Ok(Booking {
+            id,
+            status: BookingStatus::OnHold,
+            experience: request.experience,
+            date: request.date,
+            start_time: request.start_time,
+            pax,
+            created_at: now,
+            expires_at: request.expires_at,
+            confirmed_at: None,
+            cancelled_at: None,
+        }))
     }
 
     /// The four accounts of each pool of `slot` named in `quantities` (`None`: the slot's own
