@@ -55,6 +55,13 @@ pub trait Bookings: Send + Sync + 'static {
 
     /// Seats on hold and shortfalls, for status and metrics.
     async fn booking_totals(&self) -> Result<BookingTotals, StoreError>;
+
+    /// The newest bookings, newest first, as they stand at `now`.
+    async fn recent_bookings(
+        &self,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Booking>, StoreError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -184,6 +184,13 @@ macro_rules! forward_store {
             ) -> ::std::result::Result<$crate::storage::BookingTotals, $crate::storage::StoreError> {
                 self.$inner.booking_totals().await
             }
+            async fn recent_bookings(
+                &self,
+                limit: i64,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> ::std::result::Result<Vec<$crate::storage::Booking>, $crate::storage::StoreError> {
+                self.$inner.recent_bookings(limit, now).await
+            }
         }
     };
 }

@@ -905,6 +905,27 @@ where
         })
     }
 
+    async fn recent_bookings(
+        pool: &Pool<Self>,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Booking>, StoreError> {
+        let mut conn = pool.acquire().await.during("reading recent bookings")?;
+        let ids: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM bookings ORDER BY created_at DESC, id LIMIT $1")
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await
+                .during("listing recent bookings")?;
+        let mut bookings = Vec::with_capacity(ids.len());
+        for (id,) in ids {
+            if let Some(booking) = Self::read_booking(&mut conn, &id).await? {
+                bookings.push(booking.as_of(now));
+            }
+        }
+        Ok(bookings)
+    }
+
     async fn due_holds(
         pool: &Pool<Self>,
         now: DateTime<Utc>,

@@ -65,6 +65,14 @@ impl Bookings for PostgresStore {
         Postgres::due_holds(&self.pool, now, limit).await
     }
 
+    async fn recent_bookings(
+        &self,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Booking>, StoreError> {
+        Postgres::recent_bookings(&self.pool, limit, now).await
+    }
+
     async fn booking_totals(&self) -> Result<BookingTotals, StoreError> {
         Postgres::booking_totals(&self.pool).await
     }

@@ -70,6 +70,14 @@ impl Bookings for SqliteStore {
         Sqlite::due_holds(&self.reader, now, limit).await
     }
 
+    async fn recent_bookings(
+        &self,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Booking>, StoreError> {
+        Sqlite::recent_bookings(&self.reader, limit, now).await
+    }
+
     async fn booking_totals(&self) -> Result<BookingTotals, StoreError> {
         Sqlite::booking_totals(&self.reader).await
     }
