@@ -187,6 +187,8 @@ impl BookingDesk {
             let now = now();
             let due = self.store.due_holds(now, SWEEP_BATCH).await?;
             for &id in &due {
+                // Counted only where this sweep released it: another instance's sweep may
+                // have come first.
                 if let Ok(booking) = self
                     .store
                     .change_booking(id, BookingChange::Expire, now)

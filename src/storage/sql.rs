@@ -804,6 +804,8 @@ where
             });
         }
         let (booking_move, status) = match (booking.status, change) {
+            // Released already (by another instance's sweeper): nothing to count twice.
+            (Expired, BookingChange::Expire) => return Ok(Err(Refusal::Expired)),
             (_, BookingChange::Expire) => return Ok(Ok(booking)),
             (OnHold, BookingChange::Confirm) => (BookingMove::Confirm, Confirmed),
             (OnHold, BookingChange::Cancel) => (BookingMove::Release, Cancelled),
