@@ -288,10 +288,7 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
             app.bookings(),
             app.store(),
             experience,
-            move || {
-                let (first, _) = engine.horizon();
-                [first, first.succ_opt().unwrap_or(first)]
-            },
+            move || engine.horizon(),
             customer_stops.clone(),
         ));
     }
@@ -305,7 +302,7 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
         "a demo customer holds a seat every 10 s, then confirms, cancels or lets it lapse; book one:"
     );
     println!(
-        "  curl -X POST {base}/api/v1/bookings -H \"Authorization: Bearer {sales_token_shown}\" \\\n    -H 'Idempotency-Key: my-first-booking' -H 'Content-Type: application/json' \\\n    -d '{{\"experience\": 14, \"date\": \"{today}\", \"startTime\": \"HH:MM from /slots\", \"pax\": [{{\"type\": \"ADULT_12~99\", \"quantity\": 1}}]}}'"
+        "  curl -X POST {base}/api/v1/bookings -H \"Authorization: Bearer {sales_token_shown}\" \\\n    -H 'Idempotency-Key: my-first-booking' -H 'Content-Type: application/json' \\\n    -d '{{\"experience\": 14, \"date\": \"YYYY-MM-DD from /dates\", \"startTime\": \"HH:MM from /slots\", \"pax\": [{{\"type\": \"ADULT_12~99\", \"quantity\": 1}}]}}'"
     );
     app.run_until_stopped(shutdown_signal()).await?;
     customer_stops.cancel();

@@ -1,5 +1,5 @@
-//! The demo's customer: now and then it holds a seat on a slot of the first days, then confirms
-//! it, cancels it or lets the hold lapse, so a newcomer sees holds in `/slots`, in the slot
+//! The demo's customer: now and then it holds a seat on a slot of the first sellable day, then
+//! confirms it, cancels it or lets the hold lapse, so a newcomer sees holds in `/slots`, in the slot
 //! history and in the status.
 
 use std::sync::Arc;
@@ -25,13 +25,12 @@ enum Decision {
     LetLapse,
 }
 
-/// Books on `experience` until `shutdown`; `days` gives the dates it may book (today and the
-/// next).
+/// Books on `experience` until `shutdown`; `horizon` gives the first and last dates kept.
 pub async fn run(
     desk: BookingDesk,
     inventory: Arc<dyn Inventory>,
     experience: ExperienceId,
-    days: impl Fn() -> [NaiveDate; 2] + Send + 'static,
+    horizon: impl Fn() -> (NaiveDate, NaiveDate) + Send + 'static,
     shutdown: CancellationToken,
 ) {
     let decisions = [Decision::Confirm, Decision::Cancel, Decision::LetLapse];
@@ -41,8 +40,8 @@ pub async fn run(
             () = tokio::time::sleep(EVERY) => {}
         }
         let decision = decisions[round % decisions.len()];
-        if let Err(error) = book_once(&desk, inventory.as_ref(), experience, days(), decision).await
-        {
+        let booked = book_once(&desk, inventory.as_ref(), experience, horizon(), decision);
+        if let Err(error) = booked.await {
             tracing::debug!(%error, "the demo customer's booking did not go through");
         }
     }
@@ -52,18 +51,19 @@ async fn book_once(
     desk: &BookingDesk,
     inventory: &dyn Inventory,
     experience: ExperienceId,
-    days: [NaiveDate; 2],
+    (first, last): (NaiveDate, NaiveDate),
     decision: Decision,
 ) -> anyhow::Result<()> {
-    let mut choice = None;
-    for day in days {
-        let slots = inventory.slots_on(experience, day).await?;
-        choice = slots.into_iter().find_map(|slot| bookable(day, slot));
-        if choice.is_some() {
-            break;
-        }
-    }
-    let Some((day, slot, pax_type)) = choice else {
+    let Some(day) = inventory
+        .sellable_dates(experience, first, last)
+        .await?
+        .first()
+        .map(|sellable| sellable.date)
+    else {
+        return Ok(());
+    };
+    let slots = inventory.slots_on(experience, day).await?;
+    let Some((day, slot, pax_type)) = slots.into_iter().find_map(|slot| bookable(day, slot)) else {
         return Ok(());
     };
     let body = HoldBody {
@@ -79,12 +79,19 @@ async fn book_once(
     let key = IdempotencyKey::parse(Some(uuid::Uuid::new_v4().to_string().as_bytes()))?;
     let held = desk.hold(key, body).await?.booking;
     tracing::info!(booking = %held.id, %day, slot = %slot.provider_slot_id, ?decision, "demo customer holds a seat");
-    tokio::time::sleep(DECIDE_AFTER).await;
-    match decision {
-        Decision::Confirm => drop(desk.confirm(held.id).await?),
-        Decision::Cancel => drop(desk.cancel(held.id).await?),
-        Decision::LetLapse => {}
-    }
+    // Decided later, while the next holds are taken.
+    let desk = desk.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(DECIDE_AFTER).await;
+        let decided = match decision {
+            Decision::Confirm => desk.confirm(held.id).await.map(drop),
+            Decision::Cancel => desk.cancel(held.id).await.map(drop),
+            Decision::LetLapse => Ok(()),
+        };
+        if let Err(error) = decided {
+            tracing::debug!(%error, "the demo customer's decision did not go through");
+        }
+    });
     Ok(())
 }
 
