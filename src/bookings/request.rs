@@ -90,10 +90,8 @@ pub fn hold_length(seconds: Option<i64>) -> Result<chrono::Duration, InvalidBook
             "holdSeconds must be from 1 to {max}, got {seconds}"
         )));
     }
-    Ok(
-        chrono::Duration::from_std(Duration::from_secs(seconds as u64))
-            .map_err(|e| invalid(e.to_string()))?,
-    )
+    chrono::Duration::from_std(Duration::from_secs(seconds as u64))
+        .map_err(|e| invalid(e.to_string()))
 }
 
 impl HoldBody {

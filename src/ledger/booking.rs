@@ -93,17 +93,16 @@ pub(crate) fn plan_move(
     booking_move: BookingMove,
     pools: &[BookedPool],
 ) -> Result<Result<PlannedPosting, InsufficientCapacity>, PostingError> {
-    if booking_move == BookingMove::Hold {
-        if let Some(short) = pools
+    if booking_move == BookingMove::Hold
+        && let Some(short) = pools
             .iter()
             .find(|pool| pool.available.running.balance < pool.quantity)
-        {
-            return Ok(Err(InsufficientCapacity {
-                pax_type: short.pax_type.clone(),
-                wanted: short.quantity,
-                left: short.available.running.balance.max(0),
-            }));
-        }
+    {
+        return Ok(Err(InsufficientCapacity {
+            pax_type: short.pax_type.clone(),
+            wanted: short.quantity,
+            left: short.available.running.balance.max(0),
+        }));
     }
     let accounts: HashMap<AccountId, AccountState> = pools
         .iter()
