@@ -83,6 +83,15 @@ impl BookingDesk {
         let now = now();
         let request = body.parse(now)?;
         let hash = body.canonical_hash();
+        if let Some(short) = self
+            .store
+            .hold_shortfall(key.as_str(), &request, now)
+            .await?
+        {
+            let refusal = Refusal::InsufficientCapacity(short);
+            count_refusal(&refusal);
+            return Err(BookingError::Refused(refusal));
+        }
         match self.store.claim_key(key.as_str(), &hash, now).await? {
             KeyClaim::Claimed => {}
             KeyClaim::Replay(id) => {

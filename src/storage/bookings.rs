@@ -28,6 +28,17 @@ pub trait Bookings: Send + Sync + 'static {
     /// Gives up a claimed key whose request made no booking, so a retry is tried afresh.
     async fn release_key(&self, key: &str) -> Result<(), StoreError>;
 
+    /// The refusal a hold would certainly meet, read without taking any lock: a pool it draws
+    /// on has fewer seats than it asks for, the key is new and no lapsed hold on the slot is
+    /// waiting to be released. `None` means "try it". A sale's losers are answered from this
+    /// read, without a write.
+    async fn hold_shortfall(
+        &self,
+        key: &str,
+        request: &HoldRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<InsufficientCapacity>, StoreError>;
+
     /// Holds the seats `request` asks for as booking `id`, recording it under `key`, or
     /// refuses it whole.
     async fn hold(

@@ -142,6 +142,17 @@ macro_rules! forward_store {
             ) -> ::std::result::Result<(), $crate::storage::StoreError> {
                 self.$inner.release_key(key).await
             }
+            async fn hold_shortfall(
+                &self,
+                key: &str,
+                request: &$crate::storage::HoldRequest,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> ::std::result::Result<
+                Option<$crate::ledger::booking::InsufficientCapacity>,
+                $crate::storage::StoreError,
+            > {
+                self.$inner.hold_shortfall(key, request, now).await
+            }
             async fn hold(
                 &self,
                 id: ::uuid::Uuid,

@@ -21,7 +21,9 @@ use super::{
     SyncRequest,
 };
 use crate::domain::{ExperienceId, Seats};
-use crate::ledger::booking::{BookedPool, BookingMove, PoolAccount, plan_move};
+use crate::ledger::booking::{
+    BookedPool, BookingMove, InsufficientCapacity, PoolAccount, plan_move,
+};
 use crate::ledger::posting::{PlannedPosting, RunningBalance};
 use crate::ledger::{self, AccountKind, Transfer, VerifyReport, Violation};
 
@@ -87,6 +89,7 @@ where
     for<'q> Option<DateTime<Utc>>: Encode<'q, Self> + Type<Self>,
     for<'r> (i64,): FromRow<'r, Self::Row>,
     for<'r> (i64, i64): FromRow<'r, Self::Row>,
+    for<'r> (Option<String>, i64, Option<i64>, Option<i64>): FromRow<'r, Self::Row>,
     for<'r> (i64, NaiveDate): FromRow<'r, Self::Row>,
     for<'r> BookingRow: FromRow<'r, Self::Row>,
     for<'r> BookedPaxRow: FromRow<'r, Self::Row>,
@@ -429,6 +432,76 @@ where
             .await
             .during("releasing an idempotency key")?;
         Ok(())
+    }
+
+    async fn hold_shortfall(
+        pool: &Pool<Self>,
+        key: &str,
+        request: &HoldRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<InsufficientCapacity>, StoreError> {
+        let pools: Vec<(Option<String>, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "WITH slot AS (
+                 SELECT id FROM slots
+                 WHERE experience_id = $1 AND service_date = $2 AND start_time = $3 AND is_open
+                 ORDER BY id LIMIT 1
+             )
+             SELECT a.pax_type, a.balance, p.min_pax, p.max_pax
+             FROM slot JOIN accounts a ON a.slot_id = slot.id
+             LEFT JOIN slot_pax p ON p.slot_id = slot.id AND p.pax_type = a.pax_type
+                                 AND p.is_present
+             WHERE a.kind = 'available'
+               AND NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE key = $4)
+               AND NOT EXISTS (SELECT 1 FROM bookings b
+                               WHERE b.slot_id = slot.id AND b.status = 'on_hold'
+                                 AND b.expires_at <= $5)",
+        )
+        .bind(request.experience.get())
+        .bind(request.date)
+        .bind(Self::start_time(request.start_time))
+        .bind(key)
+        .bind(now)
+        .fetch_all(pool)
+        .await
+        .during("checking a hold's pools")?;
+        // A pool's seats left, if the request may take `quantity` of it at all (a quantity
+        // outside the pax type's limits is the hold's own refusal to make).
+        let available = |pax_type: Option<&str>, quantity: Seats| {
+            pools
+                .iter()
+                .find(|(pool, ..)| pool.as_deref() == pax_type)
+                .filter(|(_, _, min, max)| match (min, max) {
+                    (Some(min), Some(max)) => (*min..=*max).contains(&quantity),
+                    _ => pax_type.is_none(),
+                })
+                .map(|&(_, balance, ..)| balance)
+        };
+        let total: Seats = request.pax.iter().map(|pax| pax.quantity).sum();
+        let wanted: Vec<(Option<&str>, Seats)> = std::iter::once((None, total))
+            .chain(
+                request
+                    .pax
+                    .iter()
+                    .map(|pax| (Some(pax.pax_type.as_str()), pax.quantity)),
+            )
+            .collect();
+        let mut left = Vec::with_capacity(wanted.len());
+        for &(pax_type, quantity) in &wanted {
+            match available(pax_type, quantity) {
+                Some(balance) => left.push(balance),
+                // Unknown here: the hold itself says what is wrong.
+                None => return Ok(None),
+            }
+        }
+        Ok(wanted
+            .iter()
+            .zip(left)
+            .find(|((_, quantity), left)| left < quantity)
+            .map(|(&(pax_type, wanted), left)| InsufficientCapacity {
+                pax_type: pax_type.map(str::to_string),
+                wanted,
+                left: left.max(0),
+            }))
     }
 
     /// Holds seats in `tx` (a write transaction) and commits, or refuses and rolls back.

@@ -8,6 +8,7 @@ use sqlx::Postgres;
 use uuid::Uuid;
 
 use super::PostgresStore;
+use crate::ledger::booking::InsufficientCapacity;
 use crate::storage::sql::Portable;
 use crate::storage::{
     Booking, BookingChange, BookingTotals, Bookings, DuringExt, HoldRequest, KeyClaim, Refusal,
@@ -30,6 +31,15 @@ impl Bookings for PostgresStore {
 
     async fn release_key(&self, key: &str) -> Result<(), StoreError> {
         Postgres::release_key(&self.pool, key).await
+    }
+
+    async fn hold_shortfall(
+        &self,
+        key: &str,
+        request: &HoldRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<InsufficientCapacity>, StoreError> {
+        Postgres::hold_shortfall(&self.pool, key, request, now).await
     }
 
     async fn hold(

@@ -7,6 +7,7 @@ use sqlx::Sqlite;
 use uuid::Uuid;
 
 use super::SqliteStore;
+use crate::ledger::booking::InsufficientCapacity;
 use crate::storage::sql::Portable;
 use crate::storage::{
     Booking, BookingChange, BookingTotals, Bookings, DuringExt, HoldRequest, KeyClaim, Refusal,
@@ -39,6 +40,15 @@ impl Bookings for SqliteStore {
 
     async fn release_key(&self, key: &str) -> Result<(), StoreError> {
         Sqlite::release_key(&self.writer, key).await
+    }
+
+    async fn hold_shortfall(
+        &self,
+        key: &str,
+        request: &HoldRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<InsufficientCapacity>, StoreError> {
+        Sqlite::hold_shortfall(&self.reader, key, request, now).await
     }
 
     async fn hold(
