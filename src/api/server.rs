@@ -4,19 +4,24 @@
 //! connection that sends no complete request head within `server.header_read_timeout_seconds`
 //! (a slow client, or an idle keep-alive) is closed.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::response::Response;
 use futures::FutureExt;
+use futures::future::BoxFuture;
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower::Service;
 
 /// After an accept error (out of file descriptors, say), a pause before the next accept, so the
 /// loop does not spin while connections close.
@@ -43,7 +48,12 @@ pub async fn serve(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        // Copy the body into the buffer the head is written to (one page of it is in use on
+        // every connection anyway) instead of queueing it beside the head: the queue is a
+        // buffer of its own that each connection keeps once it has answered with a body,
+        // about 0.3 KiB a connection. Answers are a few KiB, so the copy is cheap.
+        .writev(false);
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
@@ -68,10 +78,8 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let connection = builder.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        );
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), RouterService(router.clone()));
         // `map`, not an `async move` block awaiting the connection: such a block keeps room
         // for the connection twice (the captured one and the one being awaited), and each of
         // thousands of open connections is one task.
@@ -88,5 +96,44 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!(?grace, "open connections did not finish in time");
+    }
+}
+
+/// The router as hyper's service, for memory per open connection, measured with 10,000
+/// connections held open after one request each (`cargo bench --bench connections` shows the
+/// peak):
+/// - the request's future is boxed when a request arrives. hyper keeps a slot for the
+///   service's future in every connection from its start, and hyper-util's adapter future
+///   holds the whole request beside the router's future (320 bytes), so the slot cost about
+///   0.3 KiB a connection, idle or not;
+/// - the answer's header map is rebuilt with room for exactly its headers. hyper keeps the
+///   last answer's map on the connection to parse the next request into; grown one insert at
+///   a time it has room for 6 headers, while most answers have 3 (type, request id, length)
+///   and a map of 3 costs about 0.35 KiB less.
+///
+/// Together with `writev(false)`: 11.0 KiB a connection before, 10.1 KiB after.
+#[derive(Clone)]
+struct RouterService(Router);
+
+impl hyper::service::Service<hyper::Request<Incoming>> for RouterService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
+        // The router is always ready; `call` takes it by `&mut`, so a clone (an `Arc`) answers.
+        self.0
+            .clone()
+            .call(request)
+            .map(|answered| {
+                answered.map(|mut response| {
+                    let headers = response.headers_mut();
+                    let mut compact = HeaderMap::with_capacity(headers.len());
+                    compact.extend(std::mem::take(headers));
+                    *headers = compact;
+                    response
+                })
+            })
+            .boxed()
     }
 }
