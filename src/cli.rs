@@ -293,6 +293,9 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
         ));
     }
     println!("invsync demo: partner simulator on http://{sim_addr}, API on {base}");
+    println!(
+        "operator console: {base}/console (pause, resume and trigger ask for the admin token)"
+    );
     println!("backfilling the horizon at the partner's rate limit, nearest days first; try:");
     println!("  curl {base}/api/v1/sync/status");
     println!("  curl {base}/api/v1/experience/14/dates");

@@ -2,6 +2,7 @@
 
 mod admission;
 mod bookings;
+mod console;
 mod control;
 mod error;
 mod extract;
@@ -74,6 +75,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let (routes, document) = routes(&state).split_for_parts();
     let router = routes
+        .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     let admission = admission::Admission::new(&state.settings.server);
