@@ -1,10 +1,23 @@
 //! Model check of the store and its ledger. A proptest state machine sends the real store
 //! random fetched days (slot and pax remainings up and down, slots and pax vanishing and coming
 //! back, whole days emptying, prices changing), replays of earlier fetches, late fetches older
-//! than the day's newest, and pairs of applies running at once through two store handles. After
-//! every step the store must equal a small in-memory model: what each day serves, each pool's
-//! balance and posting chain (one posting per change, none for an unchanged value), each day's
-//! checkpoint, the ledger's counts, and `verify`.
+//! than the day's newest, and pairs of applies running at once through two store handles; and
+//! customers' bookings between them: holds of a slot and one or more of its pax (sometimes more
+//! than is left, so they are refused whole), confirmations, cancellations of holds and of sales,
+//! extensions, and expiries (holds made already lapsed or lapsing as the clock moves on, released
+//! by `Expire` or by the next hold on their slot). Allotments that fall below what customers
+//! hold and bought leave a shortfall.
+//!
+//! After every step the store must equal a small in-memory model (DESIGN section 7): per pool,
+//! available = max(allotment − held − sold, 0), held and sold the quantities of the bookings on
+//! hold and confirmed, shortfall = min(allotment − held − sold, 0); what each day serves, each
+//! account's balance and posting chain (one posting per transaction that changes it), each
+//! booking as read, the holds due, the seats on hold and shortfalls, each day's checkpoint, the
+//! ledger's counts, and `verify`.
+//!
+//! The generator keeps a sketch of the store (the same model, run in the script's order) to
+//! aim holds at seats that are there, decisions at bookings that stand and allotment changes
+//! at pools customers booked; each run prints how often its cases reached each kind of move.
 //!
 //! One store per backend serves every case; each case gets experiences of its own. Cases:
 //! `PROPTEST_CASES` (default [`DEFAULT_CASES`]).
@@ -18,7 +31,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use common::*;
 use invsync::domain::{DatePrice, DayFetch, ExperienceId, PaxAvailability, Price, Slot};
-use invsync::storage::{self, ApplyOutcome, ServedSlot, Store};
+use invsync::ledger::booking::{BookingMove, InsufficientCapacity};
+use invsync::storage::{
+    self, ApplyOutcome, BookedPax, Booking, BookingChange, BookingStatus, HoldRequest, KeyClaim,
+    PaxQuantity, Refusal, ServedSlot, Store,
+};
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::{Config, TestRunner};
@@ -27,7 +44,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 const DEFAULT_CASES: u32 = 48;
-const MAX_STEPS: usize = 16;
+const MAX_STEPS: usize = 32;
 const EXPERIENCES: usize = 2;
 const DATES: [&str; 2] = ["2026-12-01", "2026-12-02"];
 const TIMES: [&str; 3] = ["04:00", "04:30", "05:00"];
@@ -159,11 +176,44 @@ enum Arrival {
     Replay { n: usize },
 }
 
+/// A customer's hold, as the script generated it.
+#[derive(Debug, Clone)]
+struct HoldStep {
+    day: Day,
+    slot: usize,
+    /// (pax type, quantity) in the request's order, each pax type once.
+    pax: Vec<(usize, i64)>,
+    /// The hold's length from the moment it is made (0 or less: lapsed at once).
+    seconds: i64,
+}
+
+/// What a customer does to one of the case's holds.
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    Confirm,
+    Cancel,
+    /// The sweeper's release of a lapsed hold.
+    Expire,
+    /// A new deadline, this many seconds from now.
+    Extend(i64),
+}
+
 #[derive(Debug, Clone)]
 enum Transition {
     Apply(Arrival),
     /// Both applied at the same time, through two store handles.
     Concurrent(Arrival, Arrival),
+    /// `advance` seconds pass, then a customer asks for a hold.
+    Hold {
+        advance: i64,
+        hold: HoldStep,
+    },
+    /// `advance` seconds pass, then the `n`-th hold asked for in the case is decided.
+    Decide {
+        advance: i64,
+        n: usize,
+        decision: Decision,
+    },
 }
 
 impl Transition {
@@ -171,19 +221,36 @@ impl Transition {
         match self {
             Self::Apply(arrival) => vec![arrival],
             Self::Concurrent(first, second) => vec![first, second],
+            Self::Hold { .. } | Self::Decide { .. } => Vec::new(),
         }
     }
 }
 
-/// The generator's side: every fetch made so far and the newest answer per day.
-#[derive(Debug, Clone, Default)]
+/// The generator's side: every fetch made so far, the newest answer per day, the clock, and
+/// a sketch of the store (the model run in the script's order) so the next steps can aim at
+/// seats that are there, at bookings that stand and at pools customers booked.
+#[derive(Clone, Default)]
 struct Script {
+    /// Seconds after the test's epoch.
     clock: i64,
     newest: BTreeMap<Day, Fetch>,
     fetches: Vec<Fetch>,
+    sketch: Model,
+}
+
+/// Short: a failure prints the initial script, which is always empty.
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script")
+            .field("clock", &self.clock)
+            .field("fetches", &self.fetches.len())
+            .field("holds", &self.holds())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Script {
+    /// Lets `arrival` reach the sketch.
     fn arrive(&mut self, arrival: &Arrival) {
         let (day, at, changes) = match arrival {
             Arrival::Fresh { day, changes } => {
@@ -194,7 +261,10 @@ impl Script {
                 let newest = self.newest.get(day).map_or(self.clock, |fetch| fetch.at);
                 (*day, newest - lag, changes)
             }
-            Arrival::Replay { .. } => return,
+            Arrival::Replay { n } => {
+                self.sketch.apply(*n, &self.fetches[*n]);
+                return;
+            }
         };
         let mut says = self
             .newest
@@ -208,12 +278,123 @@ impl Script {
         if matches!(arrival, Arrival::Fresh { .. }) {
             self.newest.insert(day, fetch.clone());
         }
+        self.sketch.apply(self.fetches.len(), &fetch);
         self.fetches.push(fetch);
+    }
+
+    /// Lets a hold reach the sketch (with a stand-in for the booking the store makes).
+    fn hold(&mut self, hold: &HoldStep) {
+        match self.sketch.hold_outcome(hold, self.clock) {
+            Ok(lapsed) => {
+                let booking = Booking {
+                    id: Uuid::nil(),
+                    status: BookingStatus::OnHold,
+                    experience: experience(1),
+                    date: date(DATES[hold.day.date]),
+                    start_time: time(TIMES[hold.slot]),
+                    pax: Vec::new(),
+                    created_at: instant(self.clock),
+                    expires_at: instant(self.clock + hold.seconds),
+                    confirmed_at: None,
+                    cancelled_at: None,
+                };
+                self.sketch.hold(hold, booking, &lapsed, self.clock);
+            }
+            Err(_) => self.sketch.bookings.push(None),
+        }
+    }
+
+    fn holds(&self) -> usize {
+        self.sketch.bookings.len()
+    }
+
+    /// Each slot open in the sketch, with its seats available and those of each pax type it
+    /// sells.
+    fn open_slots(&self) -> Vec<OpenSlot> {
+        let sketch = &self.sketch;
+        sketch
+            .mirror
+            .iter()
+            .flat_map(|(&day, says)| {
+                says.iter().enumerate().filter_map(move |(slot, says)| {
+                    let says = says.as_ref()?;
+                    let available = |pax| sketch.available(Pool { day, slot, pax });
+                    let pax = (0..PAX_TYPES.len())
+                        .filter(|&p| says.pax[p].is_some())
+                        .map(|p| (p, available(Some(p))))
+                        .collect();
+                    Some(OpenSlot {
+                        day,
+                        slot,
+                        available: available(None),
+                        pax,
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Holds on hold or confirmed in the sketch, by hold number.
+    fn standing(&self) -> Vec<usize> {
+        (0..self.holds())
+            .filter(|&n| {
+                self.sketch.bookings[n].as_ref().is_some_and(|booking| {
+                    matches!(
+                        booking.booking.status,
+                        BookingStatus::OnHold | BookingStatus::Confirmed
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the `n`-th hold draws on a pool that is short in the sketch.
+    fn short(&self, n: usize) -> bool {
+        self.sketch.bookings[n].as_ref().is_some_and(|booking| {
+            booking.pools().iter().any(|(pool, _)| {
+                self.sketch.pools[pool]
+                    .booked
+                    .is_some_and(|booked| booked.shortfall.balance < 0)
+            })
+        })
+    }
+
+    /// Pools customers hold or bought seats of: the pool, held + sold, and its allotment.
+    fn booked_pools(&self) -> Vec<(Pool, i64, i64)> {
+        self.sketch
+            .pools
+            .iter()
+            .map(|(pool, ledger)| (*pool, ledger.held() + ledger.sold(), ledger.allotment))
+            .filter(|(_, committed, _)| *committed > 0)
+            .collect()
+    }
+
+    /// Bookings confirmed in the sketch, by hold number.
+    fn confirmed(&self) -> Vec<usize> {
+        (0..self.holds())
+            .filter(|&n| {
+                self.sketch.bookings[n]
+                    .as_ref()
+                    .is_some_and(|booking| booking.booking.status == BookingStatus::Confirmed)
+            })
+            .collect()
     }
 }
 
+/// A slot the partner lists, as the sketch has it.
+#[derive(Debug, Clone)]
+struct OpenSlot {
+    day: Day,
+    slot: usize,
+    available: i64,
+    /// (pax type, seats available) of each pax type sold there.
+    pax: Vec<(usize, i64)>,
+}
+
 fn change() -> impl Strategy<Value = Change> + Clone {
-    let (slot, pax, remaining) = (0..TIMES.len(), 0..PAX_TYPES.len(), 0i64..8);
+    let (slot, pax) = (0..TIMES.len(), 0..PAX_TYPES.len());
+    // Often a few seats, so allotments fall below what customers hold and bought.
+    let remaining = prop_oneof![2 => 0i64..3, 3 => 0i64..8];
     prop_oneof![
         4 => (slot.clone(), remaining.clone())
             .prop_map(|(slot, remaining)| Change::SlotRemaining { slot, remaining }),
@@ -227,13 +408,15 @@ fn change() -> impl Strategy<Value = Change> + Clone {
     ]
 }
 
+fn day() -> impl Strategy<Value = Day> + Clone {
+    (0..EXPERIENCES, 0..DATES.len()).prop_map(|(experience, date)| Day { experience, date })
+}
+
 fn new_fetch() -> impl Strategy<Value = Arrival> {
-    let day =
-        (0..EXPERIENCES, 0..DATES.len()).prop_map(|(experience, date)| Day { experience, date });
     let changes = prop::collection::vec(change(), 0..4);
     prop_oneof![
-        3 => (day.clone(), changes.clone()).prop_map(|(day, changes)| Arrival::Fresh { day, changes }),
-        1 => (day, 0..=2 * FETCH_SPACING, changes)
+        3 => (day(), changes.clone()).prop_map(|(day, changes)| Arrival::Fresh { day, changes }),
+        1 => (day(), 0..=2 * FETCH_SPACING, changes)
             .prop_map(|(day, lag, changes)| Arrival::Late { day, lag, changes }),
     ]
 }
@@ -249,6 +432,109 @@ fn arrival(fetches_so_far: usize) -> BoxedStrategy<Arrival> {
     .boxed()
 }
 
+/// Seats asked of a pax type with `available` seats: mostly what fits, sometimes more (the
+/// hold is then refused whole); always within the pax type's 1..=20.
+fn quantity(available: i64) -> BoxedStrategy<i64> {
+    let fits = 1..=available.clamp(1, 3);
+    prop_oneof![4 => fits, 1 => available.max(0) + 1..=available.max(0) + 3].boxed()
+}
+
+/// A hold, mostly of a slot the partner lists and of pax types it sells there, sometimes of
+/// any slot and pax type (refused as unknown unless listed).
+fn hold_step(script: &Script) -> BoxedStrategy<HoldStep> {
+    let anywhere = (day(), 0..TIMES.len())
+        .prop_map(|(day, slot)| OpenSlot {
+            day,
+            slot,
+            available: 3,
+            pax: vec![(0, 3), (1, 3), (2, 3)],
+        })
+        .boxed();
+    let open = script.open_slots();
+    let with_seats: Vec<OpenSlot> = open
+        .iter()
+        .filter(|slot| slot.available > 0)
+        .cloned()
+        .collect();
+    let mut targets = vec![(1, anywhere)];
+    if !open.is_empty() {
+        targets.push((3, prop::sample::select(open).boxed()));
+    }
+    if !with_seats.is_empty() {
+        targets.push((6, prop::sample::select(with_seats).boxed()));
+    }
+    let target = Union::new_weighted(targets);
+    let seconds = prop_oneof![1 => -30i64..=0, 2 => 5i64..=60, 2 => Just(600i64)];
+    (target, seconds)
+        .prop_flat_map(|(target, seconds)| {
+            let offered = if target.pax.is_empty() {
+                vec![(0, 0)]
+            } else {
+                target.pax
+            };
+            let most = offered.len();
+            let (day, slot, slot_available) = (target.day, target.slot, target.available);
+            prop::sample::subsequence(offered, 1..=most)
+                .prop_shuffle()
+                .prop_flat_map(move |offered| {
+                    let types: Vec<usize> = offered.iter().map(|&(p, _)| p).collect();
+                    let quantities: Vec<_> = offered
+                        .iter()
+                        .map(|&(_, available)| quantity(available.min(slot_available)))
+                        .collect();
+                    (Just(types), quantities).prop_map(move |(types, quantities)| HoldStep {
+                        day,
+                        slot,
+                        pax: types.into_iter().zip(quantities).collect(),
+                        seconds,
+                    })
+                })
+        })
+        .boxed()
+}
+
+/// A fresh fetch that moves the allotment of a pool customers booked to anywhere from 0 to a
+/// little above what they hold and bought (mostly a shortfall); `raise`: up from where it is
+/// (for pools short of seats: the shortfall covered, whole or in part).
+fn allotment_change(booked: Vec<(Pool, i64, i64)>, raise: bool) -> BoxedStrategy<Arrival> {
+    prop::sample::select(booked)
+        .prop_flat_map(move |(pool, committed, allotment)| {
+            let lowest = if raise { allotment + 1 } else { 0 };
+            (lowest..=committed.max(allotment) + 2).prop_map(move |remaining| {
+                let change = match pool.pax {
+                    None => Change::SlotRemaining {
+                        slot: pool.slot,
+                        remaining,
+                    },
+                    Some(pax) => Change::PaxRemaining {
+                        slot: pool.slot,
+                        pax,
+                        remaining,
+                    },
+                };
+                Arrival::Fresh {
+                    day: pool.day,
+                    changes: vec![change],
+                }
+            })
+        })
+        .boxed()
+}
+
+fn decision() -> impl Strategy<Value = Decision> {
+    prop_oneof![
+        4 => Just(Decision::Confirm),
+        3 => Just(Decision::Cancel),
+        2 => Just(Decision::Expire),
+        2 => (5i64..=120).prop_map(Decision::Extend),
+    ]
+}
+
+/// Seconds that pass before a customer acts (holds last 5 to 60 s, or 600).
+fn advance() -> impl Strategy<Value = i64> {
+    0i64..=30
+}
+
 struct LedgerModel;
 
 impl ReferenceStateMachine for LedgerModel {
@@ -261,8 +547,8 @@ impl ReferenceStateMachine for LedgerModel {
 
     fn transitions(script: &Script) -> BoxedStrategy<Transition> {
         let made = script.fetches.len();
-        Union::new_weighted(vec![
-            (6, arrival(made).prop_map(Transition::Apply).boxed()),
+        let mut choices = vec![
+            (3, arrival(made).prop_map(Transition::Apply).boxed()),
             (
                 2,
                 (arrival(made), arrival(made))
@@ -278,19 +564,95 @@ impl ReferenceStateMachine for LedgerModel {
                     })
                     .boxed(),
             ),
-        ])
-        .boxed()
+            // Holds of a slot the partner lists, and a few before it lists any.
+            (
+                if script.open_slots().is_empty() { 1 } else { 8 },
+                (advance(), hold_step(script))
+                    .prop_map(|(advance, hold)| Transition::Hold { advance, hold })
+                    .boxed(),
+            ),
+        ];
+        let booked = script.booked_pools();
+        let short: Vec<_> = booked
+            .iter()
+            .copied()
+            .filter(|(_, committed, allotment)| allotment < committed)
+            .collect();
+        for (weight, pools, raise) in [(3, booked, false), (3, short, true)] {
+            if !pools.is_empty() {
+                let change = allotment_change(pools, raise).prop_map(Transition::Apply);
+                choices.push((weight, change.boxed()));
+            }
+        }
+        let holds = script.holds();
+        if holds > 0 {
+            // Mostly a booking that stands, so holds are confirmed and sales cancelled, and
+            // one on a pool short of seats, so the seats it gives back cover the shortfall.
+            let mut targets = vec![(
+                1,
+                (0..holds).prop_flat_map(|n| (Just(n), decision())).boxed(),
+            )];
+            let standing = script.standing();
+            let confirmed = script.confirmed();
+            let short: Vec<usize> = standing
+                .iter()
+                .copied()
+                .filter(|&n| script.short(n))
+                .collect();
+            for (weight, chosen) in [(4, standing), (4, short)] {
+                if !chosen.is_empty() {
+                    let decided = (prop::sample::select(chosen), decision());
+                    targets.push((weight, decided.boxed()));
+                }
+            }
+            if !confirmed.is_empty() {
+                let cancelled = (prop::sample::select(confirmed), Just(Decision::Cancel));
+                targets.push((2, cancelled.boxed()));
+            }
+            let decided = Union::new_weighted(targets);
+            choices.push((
+                8,
+                (advance(), decided)
+                    .prop_map(|(advance, (n, decision))| Transition::Decide {
+                        advance,
+                        n,
+                        decision,
+                    })
+                    .boxed(),
+            ));
+        }
+        Union::new_weighted(choices).boxed()
     }
 
     fn apply(mut script: Script, transition: &Transition) -> Script {
-        for arrival in transition.arrivals() {
-            script.arrive(arrival);
+        match transition {
+            Transition::Hold { advance, hold } => {
+                script.clock += advance;
+                script.hold(hold);
+            }
+            Transition::Decide {
+                advance,
+                n,
+                decision,
+            } => {
+                script.clock += advance;
+                // The sketch's answer does not matter.
+                let _ = script.sketch.decide(*n, *decision, script.clock);
+            }
+            Transition::Apply(_) | Transition::Concurrent(..) => {
+                for arrival in transition.arrivals() {
+                    script.arrive(arrival);
+                }
+            }
         }
         script
     }
 
-    /// A replay needs its fetch to exist (shrinking removes fetches).
+    /// A replay needs its fetch to exist, a decision its hold (shrinking removes both).
     fn preconditions(script: &Script, transition: &Transition) -> bool {
+        if let Transition::Decide { n, .. } = transition {
+            return *n < script.holds();
+        }
         let mut made = script.fetches.len();
         transition
             .arrivals()
@@ -324,15 +686,121 @@ impl Pool {
             Some(pax) => slot.pax[pax].map_or(0, |p| p.remaining),
         }
     }
+
+    fn pax_type(self) -> Option<String> {
+        self.pax.map(|p| PAX_TYPES[p].to_string())
+    }
 }
 
+/// One account of a pool: its balance and how many postings changed it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct PoolLedger {
+struct Account {
     balance: i64,
     postings: usize,
 }
 
-/// What the store must hold after the fetches it applied.
+impl Account {
+    /// Moves the balance to `target`; a change is one posting. Returns the change.
+    fn settle(&mut self, target: i64) -> i64 {
+        let moved = target - self.balance;
+        if moved != 0 {
+            self.balance = target;
+            self.postings += 1;
+        }
+        moved
+    }
+}
+
+/// The accounts a pool's first booking opens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct BookedAccounts {
+    held: Account,
+    sold: Account,
+    shortfall: Account,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct PoolLedger {
+    /// What the partner last reported (0 once the slot or pax vanished).
+    allotment: i64,
+    available: Account,
+    /// Opened, for every pool of the slot, by the slot's first hold.
+    booked: Option<BookedAccounts>,
+}
+
+impl PoolLedger {
+    fn held(&self) -> i64 {
+        self.booked.map_or(0, |booked| booked.held.balance)
+    }
+
+    fn sold(&self) -> i64 {
+        self.booked.map_or(0, |booked| booked.sold.balance)
+    }
+
+    /// Brings available and shortfall to what DESIGN section 7 says they are:
+    /// max(allotment − held − sold, 0) and min(allotment − held − sold, 0). Returns how many
+    /// of the two moved and by how much in all (what the partner account gives or takes).
+    fn settle(&mut self) -> (usize, i64) {
+        let uncovered = self.allotment - self.held() - self.sold();
+        let mut moves = vec![self.available.settle(uncovered.max(0))];
+        match &mut self.booked {
+            Some(booked) => moves.push(booked.shortfall.settle(uncovered.min(0))),
+            None => assert!(uncovered >= 0, "a pool without bookings is never short"),
+        }
+        let moved = moves.iter().filter(|&&amount| amount != 0).count();
+        (moved, moves.iter().sum())
+    }
+
+    /// Each account by its kind's name.
+    fn accounts(&self) -> Vec<(&'static str, Account)> {
+        let mut accounts = vec![("available", self.available)];
+        if let Some(booked) = self.booked {
+            accounts.extend([
+                ("held", booked.held),
+                ("sold", booked.sold),
+                ("shortfall", booked.shortfall),
+            ]);
+        }
+        accounts
+    }
+}
+
+/// A booking the store made, as the store must hold it.
+#[derive(Debug, Clone)]
+struct ModelBooking {
+    day: Day,
+    slot: usize,
+    /// (pax type, quantity) in the partner's order.
+    pax: Vec<(usize, i64)>,
+    /// As stored: a hold past its deadline stays `OnHold` until it is released.
+    booking: Booking,
+}
+
+impl ModelBooking {
+    /// The pools it draws on: the slot's (every seat) and each pax type's.
+    fn pools(&self) -> Vec<(Pool, i64)> {
+        let pool = |pax| Pool {
+            day: self.day,
+            slot: self.slot,
+            pax,
+        };
+        let total = self.pax.iter().map(|(_, quantity)| quantity).sum();
+        std::iter::once((pool(None), total))
+            .chain(
+                self.pax
+                    .iter()
+                    .map(|&(p, quantity)| (pool(Some(p)), quantity)),
+            )
+            .collect()
+    }
+
+    /// A hold whose seats are still held past its deadline.
+    fn lapsed(&self, now: i64) -> bool {
+        self.booking.status == BookingStatus::OnHold && self.booking.expires_at <= instant(now)
+    }
+}
+
+/// What the store must hold after the fetches it applied and the bookings it took.
 #[derive(Debug, Clone, Default)]
 struct Model {
     /// The applied answer per day.
@@ -342,10 +810,89 @@ struct Model {
     /// Indices (into the script's fetches) of the fetches applied.
     applied: HashSet<usize>,
     pools: BTreeMap<Pool, PoolLedger>,
+    /// Per hold asked for in the case, the booking it made (`None`: refused).
+    bookings: Vec<Option<ModelBooking>>,
     transactions: i64,
     /// Transactions that moved their partner account (its transfers do not cancel out); each
     /// wrote one entry on it.
     partner_entries: i64,
+    coverage: Coverage,
+}
+
+/// How often a case did what the model is there to check, so a generator that stops
+/// reaching it shows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Coverage {
+    holds: usize,
+    /// Holds made with a deadline already past.
+    lapsed_at_once: usize,
+    refused_capacity: usize,
+    refused_unknown: usize,
+    confirmed: usize,
+    cancelled_holds: usize,
+    cancelled_sales: usize,
+    expired_by_decision: usize,
+    expired_by_hold: usize,
+    extended: usize,
+    /// Syncs that left a pool short (allotment below held + sold), and that covered one.
+    shortfalls: usize,
+    shortfalls_covered_by_sync: usize,
+    /// Seats given back that covered a shortfall first.
+    shortfalls_covered_by_release: usize,
+}
+
+impl Coverage {
+    fn add(&mut self, other: &Self) {
+        self.holds += other.holds;
+        self.lapsed_at_once += other.lapsed_at_once;
+        self.refused_capacity += other.refused_capacity;
+        self.refused_unknown += other.refused_unknown;
+        self.confirmed += other.confirmed;
+        self.cancelled_holds += other.cancelled_holds;
+        self.cancelled_sales += other.cancelled_sales;
+        self.expired_by_decision += other.expired_by_decision;
+        self.expired_by_hold += other.expired_by_hold;
+        self.extended += other.extended;
+        self.shortfalls += other.shortfalls;
+        self.shortfalls_covered_by_sync += other.shortfalls_covered_by_sync;
+        self.shortfalls_covered_by_release += other.shortfalls_covered_by_release;
+    }
+
+    /// What no run of the default size misses (each by tens of times; the finer counts are
+    /// printed, not asserted, as a few of them are rare enough to miss now and then).
+    fn missing(&self) -> Vec<&'static str> {
+        [
+            ("holds", self.holds),
+            ("refusals for capacity", self.refused_capacity),
+            ("refusals of unknown slots or pax", self.refused_unknown),
+            ("confirmations", self.confirmed),
+            ("cancellations", self.cancelled_holds + self.cancelled_sales),
+            ("expiries", self.expired_by_decision + self.expired_by_hold),
+            ("shortfalls", self.shortfalls),
+            (
+                "shortfalls covered",
+                self.shortfalls_covered_by_sync + self.shortfalls_covered_by_release,
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, count)| *count == 0)
+        .map(|(what, _)| what)
+        .collect()
+    }
+}
+
+thread_local! {
+    /// Coverage of every case run on this thread (each backend's test has its own).
+    static COVERAGE: RefCell<Coverage> = RefCell::new(Coverage::default());
+}
+
+fn epoch() -> DateTime<Utc> {
+    "2026-11-01T00:00:00Z".parse().expect("instant")
+}
+
+/// `seconds` after the test's epoch.
+fn instant(seconds: i64) -> DateTime<Utc> {
+    epoch() + Duration::seconds(seconds)
 }
 
 impl Model {
@@ -371,13 +918,14 @@ impl Model {
         let mut transfers = 0;
         let mut partner_moves = 0;
         for (pool, ledger) in self.pools.iter_mut().filter(|(p, _)| p.day == fetch.day) {
-            let observed = pool.observed(&fetch.says);
-            if observed != ledger.balance {
-                partner_moves += ledger.balance - observed;
-                ledger.balance = observed;
-                ledger.postings += 1;
-                transfers += 1;
-            }
+            ledger.allotment = pool.observed(&fetch.says);
+            let short_before = ledger.booked.map_or(0, |booked| booked.shortfall.balance);
+            let (moved, amount) = ledger.settle();
+            let short_after = ledger.booked.map_or(0, |booked| booked.shortfall.balance);
+            self.coverage.shortfalls += usize::from(short_after < short_before);
+            self.coverage.shortfalls_covered_by_sync += usize::from(short_after > short_before);
+            transfers += moved;
+            partner_moves += amount;
         }
         self.transactions += i64::from(transfers > 0);
         self.partner_entries += i64::from(partner_moves != 0);
@@ -390,14 +938,196 @@ impl Model {
         }
     }
 
-    /// Accounts, journal transactions and entries this case's applies added to the ledger:
-    /// one entry per pool a transaction moved, and one on the partner account.
+    fn available(&self, pool: Pool) -> i64 {
+        self.pools
+            .get(&pool)
+            .map_or(0, |ledger| ledger.available.balance)
+    }
+
+    /// The holds of a slot past their deadline whose seats are still held, by hold number.
+    fn lapsed_on(&self, day: Day, slot: usize, now: i64) -> Vec<usize> {
+        self.bookings
+            .iter()
+            .enumerate()
+            .filter_map(|(n, booking)| {
+                let booking = booking.as_ref()?;
+                (booking.day == day && booking.slot == slot && booking.lapsed(now)).then_some(n)
+            })
+            .collect()
+    }
+
+    /// What a hold must meet: a refusal, or the go-ahead with the lapsed holds of its slot
+    /// it releases first. A hold is refused whole when any pool it draws on, once those are
+    /// released, has fewer seats available than it asks (the slot's pool first, then its pax
+    /// in the partner's order). A refused hold changes nothing: the store rolls back the
+    /// releases with it, so the lapsed holds stay held until an expiry, a decision on them or
+    /// a hold that succeeds releases them.
+    fn hold_outcome(&self, hold: &HoldStep, now: i64) -> Result<Vec<usize>, Refusal> {
+        let Some(listed) = self
+            .mirror
+            .get(&hold.day)
+            .and_then(|says| says[hold.slot].as_ref())
+        else {
+            return Err(Refusal::SlotNotFound);
+        };
+        if let Some(&(unknown, _)) = hold.pax.iter().find(|(p, _)| listed.pax[*p].is_none()) {
+            return Err(Refusal::UnknownPaxType(PAX_TYPES[unknown].into()));
+        }
+        let lapsed = self.lapsed_on(hold.day, hold.slot, now);
+        let mut released = self.clone();
+        for &n in &lapsed {
+            released.post(n, BookingMove::Release, BookingStatus::Expired, now);
+        }
+        let mut pax = hold.pax.clone();
+        pax.sort_unstable();
+        let total = pax.iter().map(|(_, quantity)| quantity).sum();
+        let wanted = std::iter::once((None, total))
+            .chain(pax.iter().map(|&(p, quantity)| (Some(p), quantity)));
+        for (pax, wanted) in wanted {
+            let pool = Pool {
+                day: hold.day,
+                slot: hold.slot,
+                pax,
+            };
+            let left = released.available(pool);
+            if left < wanted {
+                return Err(Refusal::InsufficientCapacity(InsufficientCapacity {
+                    pax_type: pool.pax_type(),
+                    wanted,
+                    left: left.max(0),
+                }));
+            }
+        }
+        Ok(lapsed)
+    }
+
+    /// Takes a hold the store made as booking `booking`, after releasing the slot's lapsed
+    /// holds in the order the store released them.
+    fn hold(&mut self, hold: &HoldStep, booking: Booking, released: &[usize], now: i64) {
+        for &n in released {
+            self.post(n, BookingMove::Release, BookingStatus::Expired, now);
+            self.coverage.expired_by_decision -= 1;
+            self.coverage.expired_by_hold += 1;
+        }
+        self.coverage.lapsed_at_once += usize::from(hold.seconds <= 0);
+        for (_, ledger) in self
+            .pools
+            .iter_mut()
+            .filter(|(pool, _)| pool.day == hold.day && pool.slot == hold.slot)
+        {
+            ledger.booked.get_or_insert_default();
+        }
+        let mut pax = hold.pax.clone();
+        pax.sort_unstable();
+        self.bookings.push(Some(ModelBooking {
+            day: hold.day,
+            slot: hold.slot,
+            pax,
+            booking,
+        }));
+        self.post(
+            self.bookings.len() - 1,
+            BookingMove::Hold,
+            BookingStatus::OnHold,
+            now,
+        );
+    }
+
+    /// One move of booking `n` on every pool it draws on, in one journal transaction, and its
+    /// new status.
+    fn post(&mut self, n: usize, booking_move: BookingMove, status: BookingStatus, now: i64) {
+        let booking = self.bookings[n].as_mut().expect("a booking the store made");
+        booking.booking.status = status;
+        if status == BookingStatus::Confirmed {
+            booking.booking.confirmed_at = Some(instant(now));
+        }
+        booking.booking.cancelled_at = (status == BookingStatus::Cancelled).then(|| instant(now));
+        let counter = match (booking_move, status) {
+            (BookingMove::Hold, _) => &mut self.coverage.holds,
+            (BookingMove::Confirm, _) => &mut self.coverage.confirmed,
+            (BookingMove::Refund, _) => &mut self.coverage.cancelled_sales,
+            (BookingMove::Release, BookingStatus::Expired) => {
+                &mut self.coverage.expired_by_decision
+            }
+            (BookingMove::Release, _) => &mut self.coverage.cancelled_holds,
+        };
+        *counter += 1;
+        for (pool, quantity) in booking.pools() {
+            let ledger = self.pools.get_mut(&pool).expect("a booked pool exists");
+            let booked = ledger
+                .booked
+                .as_mut()
+                .expect("a booked pool has its accounts");
+            let (held, sold) = (booked.held.balance, booked.sold.balance);
+            let (held, sold) = match booking_move {
+                BookingMove::Hold => (held + quantity, sold),
+                BookingMove::Confirm => (held - quantity, sold + quantity),
+                BookingMove::Release => (held - quantity, sold),
+                BookingMove::Refund => (held, sold - quantity),
+            };
+            assert!(held >= 0 && sold >= 0, "{booking_move:?} of {pool:?}");
+            let short_before = booked.shortfall.balance;
+            booked.held.settle(held);
+            booked.sold.settle(sold);
+            ledger.settle();
+            let short_after = ledger.booked.map_or(0, |booked| booked.shortfall.balance);
+            self.coverage.shortfalls_covered_by_release += usize::from(short_after > short_before);
+        }
+        self.transactions += 1;
+    }
+
+    /// What a customer's decision on the `n`-th hold asked for must meet, and what it moves
+    /// (the store's `apply_change`: a hold past its deadline is released first, whatever was
+    /// asked; confirming and cancelling are idempotent; only a live hold is extended).
+    fn decide(&mut self, n: usize, decision: Decision, now: i64) -> Result<Booking, Refusal> {
+        use BookingStatus::{Cancelled, Confirmed, Expired, OnHold};
+        let Some(Some(booking)) = self.bookings.get_mut(n) else {
+            return Err(Refusal::NotFound);
+        };
+        if booking.lapsed(now) {
+            self.post(n, BookingMove::Release, Expired, now);
+            let expired = self.bookings[n].as_ref().expect("booked").booking.clone();
+            return match decision {
+                Decision::Expire | Decision::Cancel => Ok(expired),
+                Decision::Confirm | Decision::Extend(_) => Err(Refusal::Expired),
+            };
+        }
+        let (booking_move, status) = match (booking.booking.status, decision) {
+            (Expired, Decision::Expire) => return Err(Refusal::Expired),
+            (_, Decision::Expire) => return Ok(booking.booking.clone()),
+            (OnHold, Decision::Confirm) => (BookingMove::Confirm, Confirmed),
+            (OnHold, Decision::Cancel) => (BookingMove::Release, Cancelled),
+            (OnHold, Decision::Extend(seconds)) => {
+                booking.booking.expires_at = instant(now + seconds);
+                let extended = booking.booking.clone();
+                self.coverage.extended += 1;
+                return Ok(extended);
+            }
+            (Confirmed, Decision::Confirm) => return Ok(booking.booking.clone()),
+            (Confirmed, Decision::Cancel) => (BookingMove::Refund, Cancelled),
+            (Cancelled | Expired, Decision::Cancel) => return Ok(booking.booking.clone()),
+            (Cancelled, _) => return Err(Refusal::Cancelled),
+            (Expired, _) => return Err(Refusal::Expired),
+            (Confirmed, Decision::Extend(_)) => return Err(Refusal::NotOnHold(Confirmed)),
+        };
+        self.post(n, booking_move, status, now);
+        Ok(self.bookings[n].as_ref().expect("booked").booking.clone())
+    }
+
+    /// Accounts, journal transactions and entries this case added to the ledger: one entry
+    /// per account a transaction moved, and one on the partner account for each sync that
+    /// moved it.
     fn ledger_counts(&self) -> (i64, i64, i64) {
-        let pool_entries: usize = self.pools.values().map(|pool| pool.postings).sum();
+        let accounts: Vec<Account> = self
+            .pools
+            .values()
+            .flat_map(|ledger| ledger.accounts().into_iter().map(|(_, account)| account))
+            .collect();
+        let postings: usize = accounts.iter().map(|account| account.postings).sum();
         (
-            self.pools.len() as i64,
+            accounts.len() as i64,
             self.transactions,
-            pool_entries as i64 + self.partner_entries,
+            postings as i64 + self.partner_entries,
         )
     }
 }
@@ -422,13 +1152,13 @@ struct StoreUnderTest {
     experiences: [ExperienceId; EXPERIENCES],
     /// The `DayFetch` id of each script fetch seen so far.
     fetch_ids: Vec<Uuid>,
+    /// The booking id each hold asked for in the case was given.
+    hold_ids: Vec<Uuid>,
     model: Model,
     /// The ledger's counts before this case.
     baseline: (i64, i64, i64),
-}
-
-fn epoch() -> DateTime<Utc> {
-    "2026-11-01T00:00:00Z".parse().expect("instant")
+    /// Seats on hold in the database before this case (earlier cases' holds stay).
+    seats_on_hold_before: i64,
 }
 
 fn price(cents: i64) -> Price {
@@ -439,18 +1169,13 @@ fn price(cents: i64) -> Price {
     }
 }
 
-fn served_pax(slot: &SlotSays) -> Vec<PaxAvailability> {
-    (0..PAX_TYPES.len())
-        .filter_map(|p| {
-            let says = slot.pax[p]?;
-            Some(PaxAvailability {
-                remaining: says.remaining,
-                is_primary: p == 0,
-                price: price(says.cents),
-                ..pax(PAX_TYPES[p], 0, "0", false)
-            })
-        })
-        .collect()
+/// How a day fetch's or a served day's remainings are counted.
+#[derive(Clone, Copy)]
+enum Seats<'a> {
+    /// What the partner says (a fetch).
+    Observed,
+    /// Each pool's available balance (what is served).
+    Available(&'a Model),
 }
 
 impl StoreUnderTest {
@@ -471,18 +1196,33 @@ impl StoreUnderTest {
         format!("model_{date}T{}", TIMES[slot])
     }
 
-    fn served(&self, day: Day, says: &DaySays) -> Vec<ServedSlot> {
+    fn served(&self, day: Day, says: &DaySays, seats: Seats) -> Vec<ServedSlot> {
         let (_, start_date) = self.experience_and_date(day);
+        let remaining = |slot, pax, observed| match seats {
+            Seats::Observed => observed,
+            Seats::Available(model) => model.available(Pool { day, slot, pax }),
+        };
         says.iter()
             .enumerate()
             .filter_map(|(position, slot)| {
-                let slot = slot.as_ref()?;
+                let says = slot.as_ref()?;
+                let pax = (0..PAX_TYPES.len())
+                    .filter_map(|p| {
+                        let pax_says = says.pax[p]?;
+                        Some(PaxAvailability {
+                            remaining: remaining(position, Some(p), pax_says.remaining),
+                            is_primary: p == 0,
+                            price: price(pax_says.cents),
+                            ..pax(PAX_TYPES[p], 0, "0", false)
+                        })
+                    })
+                    .collect();
                 Some(ServedSlot {
                     provider_slot_id: self.slot_id(day, position),
                     start_date,
                     start_time: time(TIMES[position]),
-                    remaining: slot.remaining,
-                    pax: served_pax(slot),
+                    remaining: remaining(position, None, says.remaining),
+                    pax,
                 })
             })
             .collect()
@@ -491,7 +1231,7 @@ impl StoreUnderTest {
     fn day_fetch(&self, n: usize, fetch: &Fetch) -> DayFetch {
         let (experience, date) = self.experience_and_date(fetch.day);
         let slots = self
-            .served(fetch.day, &fetch.says)
+            .served(fetch.day, &fetch.says, Seats::Observed)
             .into_iter()
             .map(|served| Slot {
                 provider_slot_id: served.provider_slot_id,
@@ -508,7 +1248,7 @@ impl StoreUnderTest {
             id: self.fetch_ids[n],
             experience,
             date,
-            fetched_at: epoch() + Duration::seconds(fetch.at),
+            fetched_at: instant(fetch.at),
             slots,
         }
     }
@@ -577,6 +1317,139 @@ impl StoreUnderTest {
         self.model = model;
     }
 
+    /// A customer asks for `hold` at the script's clock, with a key of its own.
+    fn hold(&mut self, script: &Script, hold: &HoldStep) {
+        let name = self.backend.name;
+        let now = script.clock;
+        let id = Uuid::new_v4();
+        self.hold_ids.push(id);
+        let key = format!("model-{id}");
+        let claim = self
+            .block_on(self.store().claim_key(&key, "model", instant(now)))
+            .expect("claim_key");
+        assert_eq!(claim, KeyClaim::Claimed, "{name}: a new key");
+        let (experience, date) = self.experience_and_date(hold.day);
+        let request = HoldRequest {
+            experience,
+            date,
+            start_time: time(TIMES[hold.slot]),
+            pax: hold
+                .pax
+                .iter()
+                .map(|&(p, quantity)| PaxQuantity {
+                    pax_type: PAX_TYPES[p].into(),
+                    quantity,
+                })
+                .collect(),
+            expires_at: instant(now + hold.seconds),
+        };
+        let expected = self.model.hold_outcome(hold, now);
+        let answer = self
+            .block_on(self.store().hold(id, &key, &request, instant(now)))
+            .unwrap_or_else(|error| panic!("{name}: hold failed: {error}"));
+        match (expected, answer) {
+            (Err(refusal), Err(answer)) => {
+                assert_eq!(answer, refusal, "{name}: refusal of {hold:?} at {now}");
+                self.block_on(self.store().release_key(&key))
+                    .expect("release_key");
+                self.model.bookings.push(None);
+                let coverage = &mut self.model.coverage;
+                match refusal {
+                    Refusal::InsufficientCapacity(_) => coverage.refused_capacity += 1,
+                    _ => coverage.refused_unknown += 1,
+                }
+            }
+            (Ok(lapsed), Ok(booking)) => {
+                let says = self.model.mirror[&hold.day][hold.slot]
+                    .as_ref()
+                    .expect("a held slot is listed");
+                let mut pax = hold.pax.clone();
+                pax.sort_unstable();
+                let expected = Booking {
+                    id,
+                    status: BookingStatus::OnHold,
+                    experience,
+                    date,
+                    start_time: request.start_time,
+                    pax: pax
+                        .iter()
+                        .map(|&(p, quantity)| BookedPax {
+                            pax_type: PAX_TYPES[p].into(),
+                            quantity,
+                            unit_price: price(says.pax[p].expect("a held pax is listed").cents),
+                        })
+                        .collect(),
+                    created_at: instant(now),
+                    expires_at: request.expires_at,
+                    confirmed_at: None,
+                    cancelled_at: None,
+                };
+                assert_eq!(booking, expected, "{name}: hold {hold:?} at {now}");
+                let released = self.release_order(hold, &lapsed);
+                self.model.hold(hold, expected, &released, now);
+            }
+            (expected, answer) => panic!(
+                "{name}: hold {hold:?} at {now}: the model expects {expected:?} (Ok: the lapsed \
+                 holds it releases first), the store answered {answer:?}"
+            ),
+        }
+    }
+
+    /// The order the store released the slot's `lapsed` holds in (by hold number), read from
+    /// the slot's history: any order is right, but the entries each release writes depend on
+    /// it (seats given back cover the shortfall first). They must be exactly `lapsed`.
+    fn release_order(&self, hold: &HoldStep, lapsed: &[usize]) -> Vec<usize> {
+        if lapsed.len() < 2 {
+            return lapsed.to_vec();
+        }
+        let (experience, date) = self.experience_and_date(hold.day);
+        let history = self
+            .block_on(
+                self.store()
+                    .slot_history(experience, date, time(TIMES[hold.slot])),
+            )
+            .expect("slot_history")
+            .expect("a held slot has a history");
+        let mut released: Vec<usize> = Vec::new();
+        for posting in history.postings.iter().filter(|p| p.reason == "expire") {
+            let booking = posting.booking_id.as_deref().expect("an expiry's booking");
+            let booking = Uuid::parse_str(booking).expect("booking id");
+            let n = self.hold_ids.iter().position(|id| *id == booking);
+            if let Some(n) = n.filter(|n| lapsed.contains(n) && !released.contains(n)) {
+                released.push(n);
+            }
+        }
+        let mut sorted = released.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted, lapsed,
+            "{}: the lapsed holds a hold releases first",
+            self.backend.name
+        );
+        released
+    }
+
+    /// A customer's decision on the `n`-th hold of the case, at the script's clock.
+    fn decide(&mut self, script: &Script, n: usize, decision: Decision) {
+        let now = script.clock;
+        let id = self.hold_ids[n];
+        let change = match decision {
+            Decision::Confirm => BookingChange::Confirm,
+            Decision::Cancel => BookingChange::Cancel,
+            Decision::Expire => BookingChange::Expire,
+            Decision::Extend(seconds) => BookingChange::Extend(instant(now + seconds)),
+        };
+        let answer = self
+            .block_on(self.store().change_booking(id, change, instant(now)))
+            .unwrap_or_else(|error| panic!("{}: change failed: {error}", self.backend.name));
+        let expected = self.model.decide(n, decision, now);
+        assert_eq!(
+            answer, expected,
+            "{}: {decision:?} of hold {n} at {now}",
+            self.backend.name
+        );
+    }
+
     fn ledger_counts(&self) -> (i64, i64, i64) {
         let report = self.block_on(self.store().verify()).expect("verify runs");
         assert!(report.ok, "{}: {:?}", self.backend.name, report.violations);
@@ -590,15 +1463,21 @@ impl StoreUnderTest {
         let served = self
             .block_on(self.store().slots_on(experience, date))
             .expect("slots_on");
-        assert_eq!(served, self.served(day, &says), "{name}: served {day:?}");
+        let expected = self.served(day, &says, Seats::Available(&self.model));
+        assert_eq!(served, expected, "{name}: served {day:?}");
 
         for slot in 0..TIMES.len() {
-            let pools: BTreeMap<Option<String>, PoolLedger> = self
+            let accounts: BTreeMap<(Option<String>, &str), Account> = self
                 .model
                 .pools
                 .iter()
                 .filter(|(pool, _)| pool.day == day && pool.slot == slot)
-                .map(|(pool, ledger)| (pool.pax.map(|p| PAX_TYPES[p].to_string()), *ledger))
+                .flat_map(|(pool, ledger)| {
+                    ledger
+                        .accounts()
+                        .into_iter()
+                        .map(|(kind, account)| ((pool.pax_type(), kind), account))
+                })
                 .collect();
             let history = self
                 .block_on(
@@ -608,7 +1487,7 @@ impl StoreUnderTest {
                 .expect("slot_history");
             let Some(history) = history else {
                 assert!(
-                    pools.is_empty(),
+                    accounts.is_empty(),
                     "{name}: no history for {day:?} slot {slot}"
                 );
                 continue;
@@ -618,39 +1497,63 @@ impl StoreUnderTest {
                 says[slot].is_some(),
                 "{name}: {day:?} slot {slot} open"
             );
-            let mut chains: BTreeMap<Option<String>, Vec<&storage::Posting>> = BTreeMap::new();
+            let mut chains: BTreeMap<(Option<String>, &str), Vec<&storage::Posting>> =
+                BTreeMap::new();
             for posting in &history.postings {
                 chains
-                    .entry(posting.pax_type.clone())
+                    .entry((posting.pax_type.clone(), posting.account_kind.as_str()))
                     .or_default()
                     .push(posting);
             }
-            for (pax_type, ledger) in &pools {
-                let chain = chains.remove(pax_type).unwrap_or_default();
-                let what = format!("{name}: {day:?} slot {slot} pool {pax_type:?}");
-                assert_eq!(chain.len(), ledger.postings, "{what}: postings {chain:#?}");
+            for (key, account) in &accounts {
+                let chain = chains.remove(key).unwrap_or_default();
+                let what = format!("{name}: {day:?} slot {slot} account {key:?}");
+                assert_eq!(chain.len(), account.postings, "{what}: postings {chain:#?}");
                 let last = chain.last().map_or(0, |posting| posting.balance_after);
-                assert_eq!(last, ledger.balance, "{what}: balance");
+                assert_eq!(last, account.balance, "{what}: balance");
+                let mut running = 0;
                 for (version, posting) in (1..).zip(&chain) {
                     assert_eq!(posting.version, version, "{what}: chain");
                     assert_ne!(posting.amount, 0, "{what}: empty posting");
-                    let fetch = Uuid::parse_str(&posting.fetch_id).expect("fetch id");
-                    let n = self.fetch_ids.iter().position(|id| *id == fetch);
-                    assert!(
-                        n.is_some_and(|n| self.model.applied.contains(&n)),
-                        "{what}: posting from a fetch that was not applied: {posting:?}"
-                    );
+                    running += posting.amount;
+                    assert_eq!(posting.balance_after, running, "{what}: running balance");
+                    self.check_source(posting, &what);
                 }
             }
             assert!(
                 chains.is_empty(),
-                "{name}: postings on unknown pools {chains:?}"
+                "{name}: postings on unknown accounts {chains:?}"
             );
         }
     }
 
-    /// `/dates`: days with an open slot that has seats and a pax, at the lowest price of
-    /// those slots' primary pax (the first listed when the primary is not).
+    /// A posting comes from a fetch the model applied or a booking the store made.
+    fn check_source(&self, posting: &storage::Posting, what: &str) {
+        if posting.reason == "sync" {
+            let fetch = posting.fetch_id.as_deref().expect("a sync's fetch");
+            let fetch = Uuid::parse_str(fetch).expect("fetch id");
+            let n = self.fetch_ids.iter().position(|id| *id == fetch);
+            assert!(
+                n.is_some_and(|n| self.model.applied.contains(&n)),
+                "{what}: posting from a fetch that was not applied: {posting:?}"
+            );
+        } else {
+            assert!(
+                ["hold", "confirm", "cancel", "expire"].contains(&posting.reason.as_str()),
+                "{what}: {posting:?}"
+            );
+            let booking = posting.booking_id.as_deref().expect("a booking's id");
+            let booking = Uuid::parse_str(booking).expect("booking id");
+            let n = self.hold_ids.iter().position(|id| *id == booking);
+            assert!(
+                n.is_some_and(|n| self.model.bookings[n].is_some()),
+                "{what}: posting for a booking that was not made: {posting:?}"
+            );
+        }
+    }
+
+    /// `/dates`: days with an open slot that has seats available and a pax, at the lowest
+    /// price of those slots' primary pax (the first listed when the primary is not).
     fn check_sellable_dates(&self, experience: usize) {
         let expected: Vec<DatePrice> = (0..DATES.len())
             .filter_map(|date| {
@@ -658,9 +1561,16 @@ impl StoreUnderTest {
                 let says = self.model.mirror.get(&day)?;
                 let cheapest = says
                     .iter()
-                    .flatten()
-                    .filter(|slot| slot.remaining > 0)
-                    .filter_map(|slot| slot.pax.iter().flatten().next())
+                    .enumerate()
+                    .filter_map(|(slot, says)| Some((slot, says.as_ref()?)))
+                    .filter(|&(slot, _)| {
+                        self.model.available(Pool {
+                            day,
+                            slot,
+                            pax: None,
+                        }) > 0
+                    })
+                    .filter_map(|(_, says)| says.pax.iter().flatten().next())
                     .map(|primary| primary.cents)
                     .min()?;
                 Some(DatePrice {
@@ -697,11 +1607,88 @@ impl StoreUnderTest {
             .iter()
             .map(|(day, at)| {
                 let (experience, date) = self.experience_and_date(*day);
-                (experience, date, epoch() + Duration::seconds(*at))
+                (experience, date, instant(*at))
             })
             .collect();
         expected.sort();
         assert_eq!(stored, expected, "{}: checkpoints", self.backend.name);
+    }
+
+    /// Each booking as read at `now` (a hold past its deadline reads as expired, released or
+    /// not), the holds due, the seats on hold and the shortfalls.
+    fn check_bookings(&self, now: i64) {
+        let name = self.backend.name;
+        for (n, (id, booking)) in self.hold_ids.iter().zip(&self.model.bookings).enumerate() {
+            let read = self
+                .block_on(self.store().booking(*id, instant(now)))
+                .expect("booking");
+            let expected = booking
+                .as_ref()
+                .map(|booking| booking.booking.clone().as_of(instant(now)));
+            assert_eq!(read, expected, "{name}: hold {n} read at {now}");
+        }
+
+        // Every case's lapsed holds stay in the database: ask for all of them.
+        let due = self
+            .block_on(self.store().due_holds(instant(now), i64::from(i32::MAX)))
+            .expect("due_holds");
+        let due: Vec<&ModelBooking> = due
+            .iter()
+            .filter_map(|id| {
+                let n = self.hold_ids.iter().position(|ours| ours == id)?;
+                self.model.bookings[n].as_ref()
+            })
+            .collect();
+        assert!(
+            due.is_sorted_by_key(|booking| booking.booking.expires_at),
+            "{name}: due holds soonest first"
+        );
+        let mut due: Vec<Uuid> = due.iter().map(|booking| booking.booking.id).collect();
+        due.sort_unstable();
+        let mut expected: Vec<Uuid> = self
+            .model
+            .bookings
+            .iter()
+            .flatten()
+            .filter(|booking| booking.lapsed(now))
+            .map(|booking| booking.booking.id)
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(due, expected, "{name}: holds due at {now}");
+
+        let totals = self
+            .block_on(self.store().booking_totals())
+            .expect("booking_totals");
+        let slot_pools = || {
+            self.model
+                .pools
+                .iter()
+                .filter(|(pool, _)| pool.pax.is_none())
+        };
+        let held: i64 = slot_pools().map(|(_, ledger)| ledger.held()).sum();
+        assert_eq!(
+            totals.seats_on_hold,
+            self.seats_on_hold_before + held,
+            "{name}: seats on hold"
+        );
+        let mut shortfall: BTreeMap<ExperienceId, i64> = BTreeMap::new();
+        for (pool, ledger) in slot_pools() {
+            if let Some(booked) = ledger.booked {
+                *shortfall
+                    .entry(self.experiences[pool.day.experience])
+                    .or_default() -= booked.shortfall.balance;
+            }
+        }
+        let reported: Vec<(ExperienceId, i64)> = totals
+            .shortfall
+            .into_iter()
+            .filter(|(experience, _)| self.experiences.contains(experience))
+            .collect();
+        assert_eq!(
+            reported,
+            shortfall.into_iter().collect::<Vec<_>>(),
+            "{name}: shortfall per experience"
+        );
     }
 }
 
@@ -719,25 +1706,41 @@ impl StateMachineTest for StoreUnderTest {
             backend,
             experiences,
             fetch_ids: Vec::new(),
+            hold_ids: Vec::new(),
             model: Model::default(),
             baseline: (0, 0, 0),
+            seats_on_hold_before: 0,
         };
         sut.block_on(sut.store().ensure_experiences(&experiences))
             .expect("experiences");
         sut.baseline = sut.ledger_counts();
+        sut.seats_on_hold_before = sut
+            .block_on(sut.store().booking_totals())
+            .expect("booking_totals")
+            .seats_on_hold;
         sut
     }
 
     fn apply(mut sut: Self, script: &Script, transition: Transition) -> Self {
-        match sut.fetch_indices(&transition)[..] {
-            [n] => sut.apply_one(script, n),
-            [first, second] => sut.apply_concurrently(script, first, second),
-            _ => unreachable!("a transition is one or two arrivals"),
+        match &transition {
+            Transition::Hold { hold, .. } => sut.hold(script, hold),
+            Transition::Decide { n, decision, .. } => sut.decide(script, *n, *decision),
+            Transition::Apply(_) | Transition::Concurrent(..) => {
+                match sut.fetch_indices(&transition)[..] {
+                    [n] => sut.apply_one(script, n),
+                    [first, second] => sut.apply_concurrently(script, first, second),
+                    _ => unreachable!("a fetch transition is one or two arrivals"),
+                }
+            }
         }
         sut
     }
 
-    fn check_invariants(sut: &Self, _: &Script) {
+    fn teardown(sut: Self, _: Script) {
+        COVERAGE.with_borrow_mut(|coverage| coverage.add(&sut.model.coverage));
+    }
+
+    fn check_invariants(sut: &Self, script: &Script) {
         for experience in 0..EXPERIENCES {
             for date in 0..DATES.len() {
                 sut.check_day(Day { experience, date });
@@ -745,6 +1748,7 @@ impl StateMachineTest for StoreUnderTest {
             sut.check_sellable_dates(experience);
         }
         sut.check_checkpoints();
+        sut.check_bookings(script.clock);
         let (accounts, transactions, entries) = sut.model.ledger_counts();
         let (base_accounts, base_transactions, base_entries) = sut.baseline;
         assert_eq!(
@@ -786,6 +1790,7 @@ fn check_against_model(runtime: &tokio::runtime::Runtime, backend: TestStore) {
         ..Config::default()
     };
     let mut runner = TestRunner::new(config.clone());
+    COVERAGE.take();
     let started = std::time::Instant::now();
     let result = runner.run(
         &LedgerModel::sequential_strategy(1..MAX_STEPS),
@@ -801,12 +1806,21 @@ fn check_against_model(runtime: &tokio::runtime::Runtime, backend: TestStore) {
             backend.name
         );
     }
+    let coverage = COVERAGE.take();
     eprintln!(
-        "{}: {} cases of up to {MAX_STEPS} steps matched the model in {:.1?}",
+        "{}: {} cases of up to {MAX_STEPS} steps matched the model in {:.1?}: {coverage:?}",
         backend.name,
         config.cases,
         started.elapsed()
     );
+    if config.cases >= DEFAULT_CASES {
+        let missing = coverage.missing();
+        assert!(
+            missing.is_empty(),
+            "{}: no case reached {missing:?}",
+            backend.name
+        );
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
