@@ -215,7 +215,19 @@ impl Inventory for TimedStore {
     ) -> Result<Vec<DatePrice>, StoreError> {
         self.timed(self.inner.sellable_dates(id, from, to)).await.0
     }
+
+    async fn booking_version(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<i64, StoreError> {
+        self.timed(self.inner.booking_version(id, from, to)).await.0
+    }
 }
+
+// The simulated day books nothing.
+invsync::forward_store!(TimedStore => inner: Bookings);
 
 #[async_trait]
 impl Mirror for TimedStore {

@@ -89,7 +89,7 @@ where
     for<'q> Option<DateTime<Utc>>: Encode<'q, Self> + Type<Self>,
     for<'r> (i64,): FromRow<'r, Self::Row>,
     for<'r> (i64, i64): FromRow<'r, Self::Row>,
-    for<'r> (Option<String>, i64, Option<i64>, Option<i64>): FromRow<'r, Self::Row>,
+    for<'r> PoolLimitsRow: FromRow<'r, Self::Row>,
     for<'r> (i64, NaiveDate): FromRow<'r, Self::Row>,
     for<'r> BookingRow: FromRow<'r, Self::Row>,
     for<'r> BookedPaxRow: FromRow<'r, Self::Row>,
@@ -440,7 +440,7 @@ where
         request: &HoldRequest,
         now: DateTime<Utc>,
     ) -> Result<Option<InsufficientCapacity>, StoreError> {
-        let pools: Vec<(Option<String>, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        let pools: Vec<PoolLimitsRow> = sqlx::query_as(
             "WITH slot AS (
                  SELECT id FROM slots
                  WHERE experience_id = $1 AND service_date = $2 AND start_time = $3 AND is_open
@@ -1101,6 +1101,10 @@ fn parse_uuid(text: &str) -> Result<uuid::Uuid, StoreError> {
     uuid::Uuid::parse_str(text)
         .map_err(|e| StoreError::Corrupt(format!("booking id {text:?}: {e}")))
 }
+
+/// A pool of the slot being held: its pax type (`None` for the slot's own), available seats,
+/// and the pax type's quantity limits.
+pub(crate) type PoolLimitsRow = (Option<String>, i64, Option<i64>, Option<i64>);
 
 #[derive(FromRow)]
 pub(crate) struct KeyRow {
