@@ -65,7 +65,7 @@ pub struct InsufficientCapacity {
 }
 
 /// The transfers of one move of a booking.
-pub(crate) fn booking_transfers(booking_move: BookingMove, pools: &[BookedPool]) -> Vec<Transfer> {
+fn booking_transfers(booking_move: BookingMove, pools: &[BookedPool]) -> Vec<Transfer> {
     let mut transfers = Vec::with_capacity(pools.len() * 2);
     for pool in pools {
         let quantity = pool.quantity;
@@ -87,12 +87,19 @@ pub(crate) fn booking_transfers(booking_move: BookingMove, pools: &[BookedPool])
     transfers
 }
 
+/// One move of a booking: its transfers and the posting they make.
+#[derive(Debug)]
+pub(crate) struct PlannedMove {
+    pub transfers: Vec<Transfer>,
+    pub posting: PlannedPosting,
+}
+
 /// The posting of one move of a booking. A hold is refused, naming the first pool short, when
 /// any pool has fewer seats available than the booking takes of it.
 pub(crate) fn plan_move(
     booking_move: BookingMove,
     pools: &[BookedPool],
-) -> Result<Result<PlannedPosting, InsufficientCapacity>, PostingError> {
+) -> Result<Result<PlannedMove, InsufficientCapacity>, PostingError> {
     if booking_move == BookingMove::Hold
         && let Some(short) = pools
             .iter()
@@ -116,7 +123,9 @@ pub(crate) fn plan_move(
             (account.id, state)
         })
         .collect();
-    PlannedPosting::plan(&booking_transfers(booking_move, pools), accounts).map(Ok)
+    let transfers = booking_transfers(booking_move, pools);
+    let posting = PlannedPosting::plan(&transfers, accounts)?;
+    Ok(Ok(PlannedMove { transfers, posting }))
 }
 
 #[cfg(test)]
@@ -164,17 +173,26 @@ mod tests {
     #[test]
     fn a_hold_confirm_and_refund_move_every_pool_of_the_booking() {
         let pools = [pool(0, [10, 0, 0, 0], 3), pool(1, [4, 0, 0, 0], 3)];
-        let held = plan_move(BookingMove::Hold, &pools).unwrap().unwrap();
+        let held = plan_move(BookingMove::Hold, &pools)
+            .unwrap()
+            .unwrap()
+            .posting;
         assert_eq!(
             balances(&pools, &held),
             [[7, 3, 0, 0], [1, 3, 0, 0]],
             "both pools held in one posting"
         );
         let pools = [pool(0, [7, 3, 0, 0], 3), pool(1, [1, 3, 0, 0], 3)];
-        let confirmed = plan_move(BookingMove::Confirm, &pools).unwrap().unwrap();
+        let confirmed = plan_move(BookingMove::Confirm, &pools)
+            .unwrap()
+            .unwrap()
+            .posting;
         assert_eq!(balances(&pools, &confirmed), [[7, 0, 3, 0], [1, 0, 3, 0]]);
         let pools = [pool(0, [7, 0, 3, 0], 3), pool(1, [1, 0, 3, 0], 3)];
-        let refunded = plan_move(BookingMove::Refund, &pools).unwrap().unwrap();
+        let refunded = plan_move(BookingMove::Refund, &pools)
+            .unwrap()
+            .unwrap()
+            .posting;
         assert_eq!(balances(&pools, &refunded), [[10, 0, 0, 0], [4, 0, 0, 0]]);
     }
 
@@ -197,7 +215,10 @@ mod tests {
         // Allotment 2, with 5 held: available 0, shortfall −3. Releasing 4 covers the 3 and
         // puts 1 back on sale.
         let pools = [pool(0, [0, 5, 0, -3], 4)];
-        let released = plan_move(BookingMove::Release, &pools).unwrap().unwrap();
+        let released = plan_move(BookingMove::Release, &pools)
+            .unwrap()
+            .unwrap()
+            .posting;
         assert_eq!(balances(&pools, &released), [[1, 1, 0, 0]]);
     }
 

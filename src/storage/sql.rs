@@ -593,8 +593,8 @@ where
         )
         .collect();
         let pools = Self::booked_pools(&mut tx, slot, &quantities).await?;
-        let posting = match plan_move(BookingMove::Hold, &pools)? {
-            Ok(posting) => posting,
+        let planned = match plan_move(BookingMove::Hold, &pools)? {
+            Ok(planned) => planned,
             Err(short) => return Ok(Err(Refusal::InsufficientCapacity(short))),
         };
         let id_text = id.to_string();
@@ -635,13 +635,7 @@ where
                 reason: "hold",
             },
         };
-        Self::write_posting(
-            &mut tx,
-            journal,
-            &transfers_of(BookingMove::Hold, &pools),
-            &posting,
-        )
-        .await?;
+        Self::write_posting(&mut tx, journal, &planned.transfers, &planned.posting).await?;
         sqlx::query("UPDATE idempotency_keys SET booking_id = $1 WHERE key = $2")
             .bind(id_text.as_str())
             .bind(key)
@@ -941,19 +935,13 @@ where
         )
         .collect();
         let pools = Self::booked_pools(&mut *conn, slot.0, &quantities).await?;
-        let posting = plan_move(booking_move, &pools)?
+        let planned = plan_move(booking_move, &pools)?
             .map_err(|short| StoreError::Corrupt(format!("releasing seats: {short:?}")))?;
         let journal = Journal {
             experience: booking.experience,
             source: JournalSource::Booking { id, reason },
         };
-        Self::write_posting(
-            &mut *conn,
-            journal,
-            &transfers_of(booking_move, &pools),
-            &posting,
-        )
-        .await?;
+        Self::write_posting(&mut *conn, journal, &planned.transfers, &planned.posting).await?;
         let confirmed_at = (status == Confirmed)
             .then_some(now)
             .or(booking.confirmed_at);
@@ -1082,10 +1070,6 @@ impl Journal<'_> {
             JournalSource::Booking { reason, .. } => reason,
         }
     }
-}
-
-fn transfers_of(booking_move: BookingMove, pools: &[BookedPool]) -> Vec<Transfer> {
-    ledger::booking::booking_transfers(booking_move, pools)
 }
 
 /// A claim older than this whose request made no booking was abandoned by a process that died.
