@@ -41,12 +41,12 @@
 //! printed as missed; any oversold seat, a failed ledger verify, a wrong served remaining or
 //! an answer other than 201/409 (holds) or 200 (confirm, cancel) exits non-zero.
 //!
-//! After the rounds, **where the time goes** (unless `BOOKINGS_DIAGNOSE_SEATS=0`): the three
-//! store calls a hold makes (`BookingDesk::hold` without HTTP: the capacity pre-check on a
-//! reader, the idempotency key's claim in a write transaction, the hold's write transaction)
+//! After the rounds, **where the time goes** (unless `BOOKINGS_DIAGNOSE_SEATS=0`): the two
+//! store calls a hold makes (`BookingDesk::hold` without HTTP and without its day's queue: the
+//! capacity pre-check on a reader, then the hold's write transaction, here a batch of one)
 //! timed one by one in process, with `BOOKINGS_CLIENTS` tasks and with one, beside the
 //! baseline's update with one task: at one client the time is each call's service time, what
-//! a single writer (or a day's lock) serialises.
+//! a single writer (or a day's lock) serialises, and what the desk's batches share.
 
 mod support;
 
@@ -61,7 +61,7 @@ use invsync::app::Application;
 use invsync::bookings::{HoldBody, PaxBody};
 use invsync::config::Settings;
 use invsync::domain::{DayFetch, ExperienceId, PaxAvailability, Price, Secret, Slot};
-use invsync::storage::{KeyClaim, Store};
+use invsync::storage::{HoldOutcome, KeyedHold, Store};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
@@ -627,11 +627,10 @@ struct Breakdown {
     clients: usize,
     holds: Phase,
     precheck_ms: f64,
-    claim_ms: f64,
     hold_ms: f64,
 }
 
-/// The store calls of `BookingDesk::hold` (capacity pre-check, key claim, hold), each timed.
+/// The store calls of `BookingDesk::hold` (capacity pre-check, hold), each timed.
 async fn breakdown(
     store: Arc<dyn Store>,
     day: NaiveDate,
@@ -659,22 +658,21 @@ async fn breakdown(
                     if short.is_some() {
                         return stages;
                     }
-                    let claim = store
-                        .claim_key(&key, &body.canonical_hash(), now)
-                        .await
-                        .expect("claim");
-                    assert!(matches!(claim, KeyClaim::Claimed), "fresh key");
-                    let claimed = Instant::now();
+                    let hold = KeyedHold {
+                        id: uuid::Uuid::new_v4(),
+                        key,
+                        request_hash: body.canonical_hash(),
+                        request,
+                    };
                     let held = store
-                        .hold(uuid::Uuid::new_v4(), &key, &request, now)
+                        .hold_batch(std::slice::from_ref(&hold), now)
                         .await
                         .expect("hold");
                     let done = Instant::now();
-                    if held.is_err() {
-                        store.release_key(&key).await.expect("release");
+                    if !matches!(held.as_slice(), [HoldOutcome::Held(_)]) {
                         return stages;
                     }
-                    stages.push([checked - began, claimed - checked, done - claimed]);
+                    stages.push([checked - began, done - checked]);
                 }
                 stages
             })
@@ -688,12 +686,11 @@ async fn breakdown(
     let mean_ms = |stage: usize| {
         stages.iter().map(|s| s[stage].as_secs_f64()).sum::<f64>() * 1e3 / stages.len() as f64
     };
-    let (precheck_ms, claim_ms, hold_ms) = (mean_ms(0), mean_ms(1), mean_ms(2));
+    let (precheck_ms, hold_ms) = (mean_ms(0), mean_ms(1));
     Breakdown {
         clients,
-        holds: Phase::of(stages.iter().map(|s| s[0] + s[1] + s[2]).collect(), elapsed),
+        holds: Phase::of(stages.iter().map(|s| s[0] + s[1]).collect(), elapsed),
         precheck_ms,
-        claim_ms,
         hold_ms,
     }
 }
@@ -751,11 +748,10 @@ async fn measure(backend: &'static str, database_url: &str, knobs: &Knobs) -> Su
             partner_reports(app.store.as_ref(), day, knobs.diagnose_seats).await;
             let b = breakdown(app.store.clone(), day, clients, &format!("diag-{day}")).await;
             diagnosis.push(format!(
-                "{backend:<9} hold in process  {:>3} client(s)  {}   pre-check {:>6.2} ms  claim key {:>6.2} ms  hold tx {:>6.2} ms",
+                "{backend:<9} hold in process  {:>3} client(s)  {}   pre-check {:>6.2} ms  hold tx {:>6.2} ms",
                 b.clients,
                 b.holds.line(),
                 b.precheck_ms,
-                b.claim_ms,
                 b.hold_ms
             ));
         }

@@ -33,8 +33,8 @@ use common::*;
 use invsync::domain::{DatePrice, DayFetch, ExperienceId, PaxAvailability, Price, Slot};
 use invsync::ledger::booking::{BookingMove, InsufficientCapacity};
 use invsync::storage::{
-    self, ApplyOutcome, BookedPax, Booking, BookingChange, BookingStatus, HoldRequest, KeyClaim,
-    PaxQuantity, Refusal, ServedSlot, Store,
+    self, ApplyOutcome, BookedPax, Booking, BookingChange, BookingStatus, HoldOutcome, HoldRequest,
+    KeyedHold, PaxQuantity, Refusal, ServedSlot, Store,
 };
 use proptest::prelude::*;
 use proptest::strategy::Union;
@@ -1324,10 +1324,6 @@ impl StoreUnderTest {
         let id = Uuid::new_v4();
         self.hold_ids.push(id);
         let key = format!("model-{id}");
-        let claim = self
-            .block_on(self.store().claim_key(&key, "model", instant(now)))
-            .expect("claim_key");
-        assert_eq!(claim, KeyClaim::Claimed, "{name}: a new key");
         let (experience, date) = self.experience_and_date(hold.day);
         let request = HoldRequest {
             experience,
@@ -1344,14 +1340,23 @@ impl StoreUnderTest {
             expires_at: instant(now + hold.seconds),
         };
         let expected = self.model.hold_outcome(hold, now);
+        let keyed = KeyedHold {
+            id,
+            key,
+            request_hash: "model".into(),
+            request: request.clone(),
+        };
         let answer = self
-            .block_on(self.store().hold(id, &key, &request, instant(now)))
+            .block_on(self.store().hold_batch(&[keyed], instant(now)))
             .unwrap_or_else(|error| panic!("{name}: hold failed: {error}"));
+        let answer = match answer.as_slice() {
+            [HoldOutcome::Held(booking)] => Ok(booking.clone()),
+            [HoldOutcome::Refused(refusal)] => Err(refusal.clone()),
+            other => panic!("{name}: a new key's hold answered {other:?}"),
+        };
         match (expected, answer) {
             (Err(refusal), Err(answer)) => {
                 assert_eq!(answer, refusal, "{name}: refusal of {hold:?} at {now}");
-                self.block_on(self.store().release_key(&key))
-                    .expect("release_key");
                 self.model.bookings.push(None);
                 let coverage = &mut self.model.coverage;
                 match refusal {

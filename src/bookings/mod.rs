@@ -6,16 +6,22 @@
 pub mod demo;
 pub mod request;
 
-use std::sync::Arc;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use request::{HoldBody, IdempotencyKey, InvalidBooking, PaxBody};
 
-use crate::storage::{Booking, BookingChange, BookingStatus, KeyClaim, Refusal, Store, StoreError};
+use crate::domain::ExperienceId;
+use crate::storage::{
+    Booking, BookingChange, BookingStatus, HoldOutcome, KeyedHold, Refusal, Store, StoreError,
+};
 use crate::telemetry::names;
 
 /// A hold lasts this long unless the request says otherwise.
@@ -27,6 +33,8 @@ pub const MAX_HOLD: Duration = Duration::from_secs(3600);
 pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Lapsed holds released per sweep query; more are taken by the next query at once.
 const SWEEP_BATCH: i64 = 200;
+/// The most holds of one day taken in one transaction.
+const HOLD_BATCH: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BookingError {
@@ -53,6 +61,9 @@ pub struct Answer {
 #[derive(Clone)]
 pub struct BookingDesk {
     store: Arc<dyn Store>,
+    queue: Arc<HoldQueue>,
+    /// Idempotency keys of the holds this instance is answering now.
+    in_flight: Arc<Mutex<HashSet<String>>>,
 }
 
 /// The time a booking call is made at: whole milliseconds, so every backend stores and
@@ -63,26 +74,22 @@ pub fn now() -> DateTime<Utc> {
 
 impl BookingDesk {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            queue: Arc::new(HoldQueue::new(store.clone())),
+            store,
+            in_flight: Arc::default(),
+        }
     }
 
-    /// Holds seats, once per idempotency key. Runs to its end even if the caller goes away, so
-    /// a client that disconnects leaves either no hold or one its retry with the key finds.
+    /// Holds seats, once per idempotency key. Once queued, a hold is taken whatever the
+    /// caller does, so a client that disconnects leaves either no hold or one its retry with
+    /// the key finds.
     pub async fn hold(&self, key: IdempotencyKey, body: HoldBody) -> Result<Answer, BookingError> {
-        let desk = self.clone();
-        tokio::spawn(async move { desk.hold_to_end(key, body).await })
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("the hold's task failed: {e}")))?
-    }
-
-    async fn hold_to_end(
-        &self,
-        key: IdempotencyKey,
-        body: HoldBody,
-    ) -> Result<Answer, BookingError> {
         let now = now();
         let request = body.parse(now)?;
-        let hash = body.canonical_hash();
+        let Some(_in_flight) = InFlight::enter(&self.in_flight, key.as_str()) else {
+            return Err(BookingError::KeyInFlight);
+        };
         if let Some(short) = self
             .store
             .hold_shortfall(key.as_str(), &request, now)
@@ -92,42 +99,33 @@ impl BookingDesk {
             count_refusal(&refusal);
             return Err(BookingError::Refused(refusal));
         }
-        match self.store.claim_key(key.as_str(), &hash, now).await? {
-            KeyClaim::Claimed => {}
-            KeyClaim::Replay(id) => {
-                count("replayed");
-                let booking = self.store.booking(id, now).await?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("idempotency key names missing booking {id}"))
-                })?;
-                return Ok(Answer {
-                    booking,
-                    replayed: true,
-                });
-            }
-            KeyClaim::InFlight => return Err(BookingError::KeyInFlight),
-            KeyClaim::Reused => return Err(BookingError::KeyReused),
-        }
-        let held = self
-            .store
-            .hold(Uuid::new_v4(), key.as_str(), &request, now)
-            .await;
-        let failure = match held {
-            Ok(Ok(booking)) => {
+        let hold = KeyedHold {
+            id: Uuid::new_v4(),
+            key: key.as_str().to_owned(),
+            request_hash: body.canonical_hash(),
+            request,
+        };
+        match self.queue.hold(hold).await? {
+            HoldOutcome::Held(booking) => {
                 count("held");
-                return Ok(Answer {
+                Ok(Answer {
                     booking,
                     replayed: false,
-                });
+                })
             }
-            Ok(Err(refusal)) => {
+            HoldOutcome::Replay(booking) => {
+                count("replayed");
+                Ok(Answer {
+                    booking,
+                    replayed: true,
+                })
+            }
+            HoldOutcome::Refused(refusal) => {
                 count_refusal(&refusal);
-                BookingError::Refused(refusal)
+                Err(BookingError::Refused(refusal))
             }
-            Err(error) => error.into(),
-        };
-        // Nothing was booked: the key is free for a retry.
-        self.store.release_key(key.as_str()).await?;
-        Err(failure)
+            HoldOutcome::KeyReused => Err(BookingError::KeyReused),
+        }
     }
 
     pub async fn booking(&self, id: Uuid) -> Result<Booking, BookingError> {
@@ -210,6 +208,131 @@ impl BookingDesk {
             }
             if (due.len() as i64) < SWEEP_BATCH {
                 return Ok(released);
+            }
+        }
+    }
+}
+
+/// A key's place in [`BookingDesk::in_flight`] while its hold is being answered.
+struct InFlight<'a> {
+    keys: &'a Mutex<HashSet<String>>,
+    key: String,
+}
+
+impl<'a> InFlight<'a> {
+    /// `None` while another request with `key` is being answered here.
+    fn enter(keys: &'a Mutex<HashSet<String>>, key: &str) -> Option<Self> {
+        let mut held = keys.lock().unwrap_or_else(PoisonError::into_inner);
+        held.insert(key.to_owned()).then(|| Self {
+            keys,
+            key: key.to_owned(),
+        })
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut held = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        held.remove(&self.key);
+    }
+}
+
+type Day = (ExperienceId, NaiveDate);
+
+/// Holds waiting for their day. The first hold of an idle day starts a task that takes the
+/// day's queue in batches until it is empty: while one batch holds the day's lock, the holds
+/// arriving meanwhile gather for the next, so a sale's thousand holds on one slot need tens of
+/// transactions, not a thousand.
+struct HoldQueue {
+    store: Arc<dyn Store>,
+    /// A day is here while its task runs.
+    days: Mutex<HashMap<Day, Vec<QueuedHold>>>,
+}
+
+struct QueuedHold {
+    hold: KeyedHold,
+    answer: oneshot::Sender<Result<HoldOutcome, StoreError>>,
+}
+
+impl HoldQueue {
+    fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            days: Mutex::default(),
+        }
+    }
+
+    async fn hold(self: &Arc<Self>, hold: KeyedHold) -> Result<HoldOutcome, StoreError> {
+        let day = (hold.request.experience, hold.request.date);
+        let (answer, answered) = oneshot::channel();
+        let queued = QueuedHold { hold, answer };
+        let idle = {
+            let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
+            match days.entry(day) {
+                Entry::Occupied(mut waiting) => {
+                    waiting.get_mut().push(queued);
+                    false
+                }
+                Entry::Vacant(idle) => {
+                    idle.insert(vec![queued]);
+                    true
+                }
+            }
+        };
+        if idle {
+            let queue = self.clone();
+            tokio::spawn(async move { queue.take_day(day).await });
+        }
+        answered
+            .await
+            .map_err(|_| StoreError::Corrupt("the day's hold queue stopped".into()))?
+    }
+
+    async fn take_day(&self, day: Day) {
+        loop {
+            let batch: Vec<QueuedHold> = {
+                let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
+                let Some(waiting) = days.get_mut(&day).filter(|waiting| !waiting.is_empty()) else {
+                    days.remove(&day);
+                    return;
+                };
+                let taken = waiting.len().min(HOLD_BATCH);
+                waiting.drain(..taken).collect()
+            };
+            self.take(batch).await;
+        }
+    }
+
+    async fn take(&self, batch: Vec<QueuedHold>) {
+        let holds: Vec<KeyedHold> = batch.iter().map(|queued| queued.hold.clone()).collect();
+        match self.store.hold_batch(&holds, now()).await {
+            Ok(outcomes) => {
+                for (queued, outcome) in batch.into_iter().zip(outcomes) {
+                    // A caller that went away is not waiting for its answer.
+                    let _ = queued.answer.send(Ok(outcome));
+                }
+            }
+            // One hold's failure (a deadlock on a key reused across days, a lost connection)
+            // must not fail the others: each is tried alone and answered with its own result.
+            Err(error) if batch.len() > 1 => {
+                tracing::warn!(%error, holds = batch.len(), "a batch of holds failed; taking them one by one");
+                for queued in batch {
+                    let alone = self
+                        .store
+                        .hold_batch(std::slice::from_ref(&queued.hold), now())
+                        .await
+                        .and_then(|mut outcomes| {
+                            outcomes.pop().ok_or_else(|| {
+                                StoreError::Corrupt("a hold was taken without an outcome".into())
+                            })
+                        });
+                    let _ = queued.answer.send(alone);
+                }
+            }
+            Err(error) => {
+                if let Some(queued) = batch.into_iter().next() {
+                    let _ = queued.answer.send(Err(error));
+                }
             }
         }
     }

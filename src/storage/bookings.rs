@@ -17,17 +17,6 @@ use crate::ledger::booking::InsufficientCapacity;
 /// What the bookings service asks of the store.
 #[async_trait]
 pub trait Bookings: Send + Sync + 'static {
-    /// Claims an idempotency key for a request whose canonical body hashes to `request_hash`.
-    async fn claim_key(
-        &self,
-        key: &str,
-        request_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<KeyClaim, StoreError>;
-
-    /// Gives up a claimed key whose request made no booking, so a retry is tried afresh.
-    async fn release_key(&self, key: &str) -> Result<(), StoreError>;
-
     /// The refusal a hold would certainly meet, read without taking any lock: a pool it draws
     /// on has fewer seats than it asks for, the key is new and no lapsed hold on the slot is
     /// waiting to be released. `None` means "try it". A sale's losers are answered from this
@@ -39,15 +28,15 @@ pub trait Bookings: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Option<InsufficientCapacity>, StoreError>;
 
-    /// Holds the seats `request` asks for as booking `id`, recording it under `key`, or
-    /// refuses it whole.
-    async fn hold(
+    /// Takes `holds` in order and in one transaction: each is held whole, refused whole, or
+    /// answered with the booking its key made before. A sale's holds on a hot day queue for
+    /// that day's lock; taken together, the lock, the pools' reads and the commit are one for
+    /// the lot instead of one each.
+    async fn hold_batch(
         &self,
-        id: Uuid,
-        key: &str,
-        request: &HoldRequest,
+        holds: &[KeyedHold],
         now: DateTime<Utc>,
-    ) -> Result<Result<Booking, Refusal>, StoreError>;
+    ) -> Result<Vec<HoldOutcome>, StoreError>;
 
     /// A booking as it stands (a hold past its deadline reads as expired even before the
     /// sweeper has posted its release).
@@ -176,17 +165,25 @@ pub enum Refusal {
     NotOnHold(BookingStatus),
 }
 
-/// The outcome of claiming an idempotency key.
+/// A hold to take as booking `id`, recorded under its idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyClaim {
-    /// New (or abandoned by a process that died): this request goes ahead.
-    Claimed,
-    /// The key made this booking with the same body: answer with it again.
-    Replay(Uuid),
-    /// The key's first request is still being processed.
-    InFlight,
-    /// The key came with another body.
-    Reused,
+pub struct KeyedHold {
+    pub id: Uuid,
+    pub key: String,
+    /// The canonical request's hash: a key's repeat must carry the same.
+    pub request_hash: String,
+    pub request: HoldRequest,
+}
+
+/// What became of one hold of [`Bookings::hold_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldOutcome {
+    Held(Booking),
+    Refused(Refusal),
+    /// The key made this booking with the same request before: it is the answer again.
+    Replay(Booking),
+    /// The key came with another request.
+    KeyReused,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

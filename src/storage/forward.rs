@@ -128,20 +128,6 @@ macro_rules! forward_store {
     (@Bookings $store:ty, $inner:ident) => {
         #[::async_trait::async_trait]
         impl $crate::storage::Bookings for $store {
-            async fn claim_key(
-                &self,
-                key: &str,
-                request_hash: &str,
-                now: ::chrono::DateTime<::chrono::Utc>,
-            ) -> ::std::result::Result<$crate::storage::KeyClaim, $crate::storage::StoreError> {
-                self.$inner.claim_key(key, request_hash, now).await
-            }
-            async fn release_key(
-                &self,
-                key: &str,
-            ) -> ::std::result::Result<(), $crate::storage::StoreError> {
-                self.$inner.release_key(key).await
-            }
             async fn hold_shortfall(
                 &self,
                 key: &str,
@@ -153,17 +139,15 @@ macro_rules! forward_store {
             > {
                 self.$inner.hold_shortfall(key, request, now).await
             }
-            async fn hold(
+            async fn hold_batch(
                 &self,
-                id: ::uuid::Uuid,
-                key: &str,
-                request: &$crate::storage::HoldRequest,
+                holds: &[$crate::storage::KeyedHold],
                 now: ::chrono::DateTime<::chrono::Utc>,
             ) -> ::std::result::Result<
-                ::std::result::Result<$crate::storage::Booking, $crate::storage::Refusal>,
+                Vec<$crate::storage::HoldOutcome>,
                 $crate::storage::StoreError,
             > {
-                self.$inner.hold(id, key, request, now).await
+                self.$inner.hold_batch(holds, now).await
             }
             async fn booking(
                 &self,

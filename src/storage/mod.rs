@@ -30,8 +30,8 @@ use crate::domain::PriceOutOfRange;
 use crate::ledger::PostingError;
 
 pub use bookings::{
-    BookedPax, Booking, BookingChange, BookingStatus, BookingTotals, Bookings, HoldRequest,
-    KeyClaim, PaxQuantity, Refusal,
+    BookedPax, Booking, BookingChange, BookingStatus, BookingTotals, Bookings, HoldOutcome,
+    HoldRequest, KeyedHold, PaxQuantity, Refusal,
 };
 pub use cached::{CachedStore, Rendered};
 pub use coordination::{Fence, Lease, Leases, Pause, SyncControl, SyncRequest, SyncRequests};

@@ -4,6 +4,8 @@
 //! the backends differ only where they must: how a transaction takes its locks, whose clock
 //! stamps a lease, how a day is written in bulk, how a start time is stored.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -11,7 +13,8 @@ use futures::TryStreamExt;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::bookings::{
-    BookedPax, Booking, BookingChange, BookingStatus, BookingTotals, HoldRequest, KeyClaim, Refusal,
+    BookedPax, Booking, BookingChange, BookingStatus, BookingTotals, HoldOutcome, HoldRequest,
+    KeyedHold, Refusal,
 };
 use super::coordination::StoredSyncRequest;
 use super::inventory::StoredPrice;
@@ -95,7 +98,7 @@ where
     for<'r> BookedPaxRow: FromRow<'r, Self::Row>,
     for<'r> PaxRuleRow: FromRow<'r, Self::Row>,
     for<'r> PoolAccountRow: FromRow<'r, Self::Row>,
-    for<'r> KeyRow: FromRow<'r, Self::Row>,
+    for<'r> (String, Option<String>): FromRow<'r, Self::Row>,
     for<'r> (String,): FromRow<'r, Self::Row>,
 {
     /// A slot's start time as this backend stores it.
@@ -367,73 +370,6 @@ where
 
     /// Claims `key` in its own committed transaction, so a concurrent repeat sees it in
     /// flight rather than waiting for the first request's booking.
-    async fn claim_key(
-        mut tx: Transaction<'static, Self>,
-        key: &str,
-        request_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<KeyClaim, StoreError> {
-        let inserted: Option<(String,)> = sqlx::query_as(
-            "INSERT INTO idempotency_keys (key, request_hash, claimed_at) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO NOTHING RETURNING key",
-        )
-        .bind(key)
-        .bind(request_hash)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .during("claiming an idempotency key")?;
-        let claim = if inserted.is_some() {
-            KeyClaim::Claimed
-        } else {
-            let row: KeyRow = sqlx::query_as(
-                "SELECT request_hash, booking_id, claimed_at FROM idempotency_keys WHERE key = $1",
-            )
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await
-            .during("reading an idempotency key")?;
-            match row {
-                row if row.request_hash != request_hash => KeyClaim::Reused,
-                KeyRow {
-                    booking_id: Some(booking),
-                    ..
-                } => KeyClaim::Replay(parse_uuid(&booking)?),
-                row if now - row.claimed_at < abandoned_after() => KeyClaim::InFlight,
-                row => {
-                    // Its process died mid-request: nothing was booked, so the key starts over.
-                    let taken: Option<(String,)> = sqlx::query_as(
-                        "UPDATE idempotency_keys SET claimed_at = $1
-                         WHERE key = $2 AND booking_id IS NULL AND claimed_at = $3
-                         RETURNING key",
-                    )
-                    .bind(now)
-                    .bind(key)
-                    .bind(row.claimed_at)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .during("reclaiming an abandoned idempotency key")?;
-                    if taken.is_some() {
-                        KeyClaim::Claimed
-                    } else {
-                        KeyClaim::InFlight
-                    }
-                }
-            }
-        };
-        tx.commit().await.during("committing an idempotency key")?;
-        Ok(claim)
-    }
-
-    async fn release_key(pool: &Pool<Self>, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND booking_id IS NULL")
-            .bind(key)
-            .execute(pool)
-            .await
-            .during("releasing an idempotency key")?;
-        Ok(())
-    }
-
     async fn hold_shortfall(
         pool: &Pool<Self>,
         key: &str,
@@ -504,23 +440,126 @@ where
             }))
     }
 
-    /// Holds seats in `tx` (a write transaction) and commits, or refuses and rolls back.
-    async fn hold(
+    /// Takes `holds` in order in `tx` (a write transaction), each whole or not at all, and
+    /// commits if any was held (see [`super::Bookings::hold_batch`]).
+    async fn hold_batch(
         mut tx: Transaction<'static, Self>,
-        id: uuid::Uuid,
-        key: &str,
+        holds: &[KeyedHold],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HoldOutcome>, StoreError> {
+        // Every day the holds draw on is locked up front and in one order, so batches that
+        // share days queue instead of deadlocking.
+        let mut days: Vec<(ExperienceId, NaiveDate)> = holds
+            .iter()
+            .map(|hold| (hold.request.experience, hold.request.date))
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        for &(experience, date) in &days {
+            Self::lock_day(&mut tx, experience, date).await?;
+        }
+        let mut slots = HashMap::new();
+        let mut outcomes = Vec::with_capacity(holds.len());
+        for hold in holds {
+            outcomes.push(Self::hold_one(&mut tx, hold, &mut slots, now).await?);
+        }
+        // Nothing held: nothing to keep (a slot's lapsed holds are the sweeper's to release).
+        if outcomes
+            .iter()
+            .any(|outcome| matches!(outcome, HoldOutcome::Held(_)))
+        {
+            for &(experience, date) in &days {
+                Self::bump_day_version(&mut tx, experience, date).await?;
+            }
+            tx.commit().await.during("committing holds")?;
+        }
+        Ok(outcomes)
+    }
+
+    /// One hold of a batch: its key first (a repeat is answered as before), then its seats.
+    async fn hold_one(
+        conn: &mut Self::Connection,
+        hold: &KeyedHold,
+        slots: &mut HashMap<SlotKey, Result<OpenSlot, Refusal>>,
+        now: DateTime<Utc>,
+    ) -> Result<HoldOutcome, StoreError> {
+        // A key's row is written in the transaction that books it, so a committed row without
+        // a booking can only be left by an older version's claim: it is taken over. On
+        // PostgreSQL a concurrent transaction's insert of the key waits for this one's end.
+        let claimed: Option<(String,)> = sqlx::query_as(
+            "INSERT INTO idempotency_keys (key, request_hash, claimed_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE
+                 SET request_hash = excluded.request_hash, claimed_at = excluded.claimed_at
+                 WHERE idempotency_keys.booking_id IS NULL
+             RETURNING key",
+        )
+        .bind(hold.key.as_str())
+        .bind(hold.request_hash.as_str())
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await
+        .during("claiming an idempotency key")?;
+        if claimed.is_none() {
+            return Self::earlier_answer(conn, hold, now).await;
+        }
+        match Self::hold_seats(conn, hold, slots, now).await? {
+            Ok(booking) => {
+                sqlx::query("UPDATE idempotency_keys SET booking_id = $1 WHERE key = $2")
+                    .bind(booking.id.to_string().as_str())
+                    .bind(hold.key.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .during("recording the idempotency key's booking")?;
+                Ok(HoldOutcome::Held(booking))
+            }
+            Err(refusal) => {
+                // Nothing was booked: the key is free for a retry.
+                sqlx::query("DELETE FROM idempotency_keys WHERE key = $1")
+                    .bind(hold.key.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .during("releasing an idempotency key")?;
+                Ok(HoldOutcome::Refused(refusal))
+            }
+        }
+    }
+
+    /// The answer to a hold whose key booked before.
+    async fn earlier_answer(
+        conn: &mut Self::Connection,
+        hold: &KeyedHold,
+        now: DateTime<Utc>,
+    ) -> Result<HoldOutcome, StoreError> {
+        let (request_hash, booking): (String, Option<String>) =
+            sqlx::query_as("SELECT request_hash, booking_id FROM idempotency_keys WHERE key = $1")
+                .bind(hold.key.as_str())
+                .fetch_one(&mut *conn)
+                .await
+                .during("reading an idempotency key")?;
+        if request_hash != hold.request_hash {
+            return Ok(HoldOutcome::KeyReused);
+        }
+        let booking = booking.ok_or_else(|| {
+            StoreError::Corrupt(format!("idempotency key {:?} has no booking", hold.key))
+        })?;
+        let earlier = Self::read_booking(conn, &booking).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!("idempotency key names missing booking {booking}"))
+        })?;
+        Ok(HoldOutcome::Replay(earlier.as_of(now)))
+    }
+
+    /// The slot a hold asks for, with its pax types and pools as they stand under the day's
+    /// lock, once its lapsed holds are released.
+    async fn open_slot(
+        conn: &mut Self::Connection,
         request: &HoldRequest,
         now: DateTime<Utc>,
-    ) -> Result<Result<Booking, Refusal>, StoreError> {
-        // What a hold reads of the slot (that it is open, its pax types and prices) and the
-        // accounts it opens need no lock: a sync apply changing them meanwhile is one the
-        // hold could equally have come just before. Only the pools' balances are read and
-        // moved under the day's lock, so other writers of the day wait as little as possible.
+    ) -> Result<Result<OpenSlot, Refusal>, StoreError> {
         if !sqlx::query_scalar::<Self, bool>(
             "SELECT EXISTS (SELECT 1 FROM experiences WHERE id = $1)",
         )
         .bind(request.experience.get())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await
         .during("looking up an experience")?
         {
@@ -534,10 +573,10 @@ where
         .bind(request.experience.get())
         .bind(request.date)
         .bind(Self::start_time(request.start_time))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await
         .during("looking up the slot to hold")?;
-        let Some((slot,)) = slot else {
+        let Some((id,)) = slot else {
             return Ok(Err(Refusal::SlotNotFound));
         };
         let rules: Vec<PaxRuleRow> = sqlx::query_as(
@@ -545,13 +584,58 @@ where
                     final_price_minor, original_price_minor
              FROM slot_pax WHERE slot_id = $1 AND is_present ORDER BY position",
         )
-        .bind(slot)
-        .fetch_all(&mut *tx)
+        .bind(id)
+        .fetch_all(&mut *conn)
         .await
         .during("reading the slot's pax types")?;
+        sqlx::query(
+            "INSERT INTO accounts (experience_id, kind, slot_id, pax_type)
+             SELECT $1, k.kind, $2, p.pax_type
+             FROM (SELECT 'held' AS kind UNION ALL SELECT 'sold' UNION ALL SELECT 'shortfall') k
+             CROSS JOIN (SELECT CAST(NULL AS TEXT) AS pax_type
+                         UNION ALL SELECT pax_type FROM slot_pax WHERE slot_id = $2) p
+             WHERE TRUE
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(request.experience.get())
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .during("opening the slot's booking accounts")?;
+        // Holds on this slot past their deadline go back on sale before anyone is refused.
+        Self::expire_due_on_slot(&mut *conn, id, now).await?;
+        let accounts = Self::pool_accounts(&mut *conn, id).await?;
+        Ok(Ok(OpenSlot {
+            id,
+            rules,
+            accounts,
+        }))
+    }
+
+    /// Holds a claimed hold's seats and records its booking, or refuses it with nothing moved.
+    async fn hold_seats(
+        conn: &mut Self::Connection,
+        hold: &KeyedHold,
+        slots: &mut HashMap<SlotKey, Result<OpenSlot, Refusal>>,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError> {
+        let request = &hold.request;
+        let slot_key = (request.experience, request.date, request.start_time);
+        let slot = match slots.entry(slot_key) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => new.insert(Self::open_slot(&mut *conn, request, now).await?),
+        };
+        let slot = match slot {
+            Ok(slot) => slot,
+            Err(refusal) => return Ok(Err(refusal.clone())),
+        };
         let mut booked = Vec::with_capacity(request.pax.len());
         for wanted in &request.pax {
-            let Some(rule) = rules.iter().find(|rule| rule.pax_type == wanted.pax_type) else {
+            let Some(rule) = slot
+                .rules
+                .iter()
+                .find(|rule| rule.pax_type == wanted.pax_type)
+            else {
                 return Ok(Err(Refusal::UnknownPaxType(wanted.pax_type.clone())));
             };
             if !(rule.min_pax..=rule.max_pax).contains(&wanted.quantity) {
@@ -565,23 +649,6 @@ where
             booked.push((rule, wanted.quantity));
         }
         booked.sort_by_key(|(rule, _)| rule.position);
-        sqlx::query(
-            "INSERT INTO accounts (experience_id, kind, slot_id, pax_type)
-             SELECT $1, k.kind, $2, p.pax_type
-             FROM (SELECT 'held' AS kind UNION ALL SELECT 'sold' UNION ALL SELECT 'shortfall') k
-             CROSS JOIN (SELECT CAST(NULL AS TEXT) AS pax_type
-                         UNION ALL SELECT pax_type FROM slot_pax WHERE slot_id = $2) p
-             WHERE TRUE
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(request.experience.get())
-        .bind(slot)
-        .execute(&mut *tx)
-        .await
-        .during("opening the slot's booking accounts")?;
-        Self::lock_day(&mut tx, request.experience, request.date).await?;
-        // Holds on this slot past their deadline go back on sale before anyone is refused.
-        Self::expire_due_on_slot(&mut tx, slot, now).await?;
         let quantities: Vec<(Option<String>, Seats)> = std::iter::once((
             None,
             booked.iter().map(|(_, quantity)| quantity).sum::<Seats>(),
@@ -592,22 +659,22 @@ where
                 .map(|(rule, quantity)| (Some(rule.pax_type.clone()), *quantity)),
         )
         .collect();
-        let pools = Self::booked_pools(&mut tx, slot, &quantities).await?;
+        let pools = booked_pools(&slot.accounts, slot.id, &quantities)?;
         let planned = match plan_move(BookingMove::Hold, &pools)? {
             Ok(planned) => planned,
             Err(short) => return Ok(Err(Refusal::InsufficientCapacity(short))),
         };
-        let id_text = id.to_string();
+        let id_text = hold.id.to_string();
         sqlx::query(
             "INSERT INTO bookings (id, experience_id, slot_id, status, created_at, expires_at)
              VALUES ($1, $2, $3, 'on_hold', $4, $5)",
         )
         .bind(id_text.as_str())
         .bind(request.experience.get())
-        .bind(slot)
+        .bind(slot.id)
         .bind(now)
         .bind(request.expires_at)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .during("recording a booking")?;
         for (rule, quantity) in &booked {
@@ -624,7 +691,7 @@ where
             .bind(i64::from(rule.price.price_scale))
             .bind(rule.price.final_price_minor)
             .bind(rule.price.original_price_minor)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .during("recording a booking's pax")?;
         }
@@ -635,15 +702,7 @@ where
                 reason: "hold",
             },
         };
-        Self::write_posting(&mut tx, journal, &planned.transfers, &planned.posting).await?;
-        sqlx::query("UPDATE idempotency_keys SET booking_id = $1 WHERE key = $2")
-            .bind(id_text.as_str())
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .during("recording the idempotency key's booking")?;
-        Self::bump_day_version(&mut tx, request.experience, request.date).await?;
-        tx.commit().await.during("committing a hold")?;
+        Self::write_posting(&mut *conn, journal, &planned.transfers, &planned.posting).await?;
         let pax = booked
             .into_iter()
             .map(|(rule, quantity)| {
@@ -654,8 +713,15 @@ where
                 })
             })
             .collect::<Result<_, StoreError>>()?;
+        // The next hold of the batch on this slot starts from the balances just written.
+        for update in &planned.posting.updates {
+            if let Some(account) = slot.accounts.iter_mut().find(|a| a.id == update.account) {
+                account.balance = update.balance;
+                account.version = update.version;
+            }
+        }
         Ok(Ok(Booking {
-            id,
+            id: hold.id,
             status: BookingStatus::OnHold,
             experience: request.experience,
             date: request.date,
@@ -668,50 +734,19 @@ where
         }))
     }
 
-    /// The four accounts of each pool of `slot` named in `quantities` (`None`: the slot's own
-    /// pool), with those quantities.
-    async fn booked_pools(
+    /// The `available`, `held`, `sold` and `shortfall` accounts of every pool of `slot`.
+    async fn pool_accounts(
         conn: &mut Self::Connection,
         slot: i64,
-        quantities: &[(Option<String>, Seats)],
-    ) -> Result<Vec<BookedPool>, StoreError> {
-        let rows: Vec<PoolAccountRow> = sqlx::query_as(
+    ) -> Result<Vec<PoolAccountRow>, StoreError> {
+        sqlx::query_as(
             "SELECT id, kind, pax_type, balance, version FROM accounts
              WHERE slot_id = $1 AND kind IN ('available', 'held', 'sold', 'shortfall')",
         )
         .bind(slot)
         .fetch_all(&mut *conn)
         .await
-        .during("reading the booking's pools")?;
-        quantities
-            .iter()
-            .map(|(pax_type, quantity)| {
-                let account = |kind: AccountKind| {
-                    rows.iter()
-                        .find(|row| row.kind == kind && row.pax_type == *pax_type)
-                        .map(|row| PoolAccount {
-                            id: row.id,
-                            running: RunningBalance {
-                                balance: row.balance,
-                                version: row.version,
-                            },
-                        })
-                        .ok_or_else(|| {
-                            StoreError::Corrupt(format!(
-                                "slot {slot} pool {pax_type:?} has no {kind} account"
-                            ))
-                        })
-                };
-                Ok(BookedPool {
-                    pax_type: pax_type.clone(),
-                    available: account(AccountKind::Available)?,
-                    held: account(AccountKind::Held)?,
-                    sold: account(AccountKind::Sold)?,
-                    shortfall: account(AccountKind::Shortfall)?,
-                    quantity: *quantity,
-                })
-            })
-            .collect()
+        .during("reading the booking's pools")
     }
 
     /// Marks the day's served inventory as changed by a booking, for every read cache.
@@ -934,7 +969,8 @@ where
                 .map(|pax| (Some(pax.pax_type.clone()), pax.quantity)),
         )
         .collect();
-        let pools = Self::booked_pools(&mut *conn, slot.0, &quantities).await?;
+        let accounts = Self::pool_accounts(&mut *conn, slot.0).await?;
+        let pools = booked_pools(&accounts, slot.0, &quantities)?;
         let planned = plan_move(booking_move, &pools)?
             .map_err(|short| StoreError::Corrupt(format!("releasing seats: {short:?}")))?;
         let journal = Journal {
@@ -1072,9 +1108,53 @@ impl Journal<'_> {
     }
 }
 
-/// A claim older than this whose request made no booking was abandoned by a process that died.
-fn abandoned_after() -> chrono::Duration {
-    chrono::Duration::seconds(60)
+/// The four accounts of each pool of `slot` named in `quantities` (`None`: the slot's own
+/// pool), with those quantities.
+fn booked_pools(
+    accounts: &[PoolAccountRow],
+    slot: i64,
+    quantities: &[(Option<String>, Seats)],
+) -> Result<Vec<BookedPool>, StoreError> {
+    quantities
+        .iter()
+        .map(|(pax_type, quantity)| {
+            let account = |kind: AccountKind| {
+                accounts
+                    .iter()
+                    .find(|row| row.kind == kind && row.pax_type == *pax_type)
+                    .map(|row| PoolAccount {
+                        id: row.id,
+                        running: RunningBalance {
+                            balance: row.balance,
+                            version: row.version,
+                        },
+                    })
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "slot {slot} pool {pax_type:?} has no {kind} account"
+                        ))
+                    })
+            };
+            Ok(BookedPool {
+                pax_type: pax_type.clone(),
+                available: account(AccountKind::Available)?,
+                held: account(AccountKind::Held)?,
+                sold: account(AccountKind::Sold)?,
+                shortfall: account(AccountKind::Shortfall)?,
+                quantity: *quantity,
+            })
+        })
+        .collect()
+}
+
+/// A slot of a batch of holds, by experience, date and start time.
+type SlotKey = (ExperienceId, NaiveDate, NaiveTime);
+
+/// A slot being held in a batch: its pax types, and its pools as the batch has left them.
+pub(crate) struct OpenSlot {
+    id: i64,
+    rules: Vec<PaxRuleRow>,
+    accounts: Vec<PoolAccountRow>,
 }
 
 fn stored_experience(id: i64) -> Result<ExperienceId, StoreError> {
@@ -1089,13 +1169,6 @@ fn parse_uuid(text: &str) -> Result<uuid::Uuid, StoreError> {
 /// A pool of the slot being held: its pax type (`None` for the slot's own), available seats,
 /// and the pax type's quantity limits.
 pub(crate) type PoolLimitsRow = (Option<String>, i64, Option<i64>, Option<i64>);
-
-#[derive(FromRow)]
-pub(crate) struct KeyRow {
-    request_hash: String,
-    booking_id: Option<String>,
-    claimed_at: DateTime<Utc>,
-}
 
 /// A pax type of the slot being held, with its rules and current price.
 #[derive(FromRow)]

@@ -11,28 +11,12 @@ use super::PostgresStore;
 use crate::ledger::booking::InsufficientCapacity;
 use crate::storage::sql::Portable;
 use crate::storage::{
-    Booking, BookingChange, BookingTotals, Bookings, DuringExt, HoldRequest, KeyClaim, Refusal,
-    StoreError,
+    Booking, BookingChange, BookingTotals, Bookings, DuringExt, HoldOutcome, HoldRequest,
+    KeyedHold, Refusal, StoreError,
 };
 
 #[async_trait]
 impl Bookings for PostgresStore {
-    async fn claim_key(
-        &self,
-        key: &str,
-        request_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<KeyClaim, StoreError> {
-        // The key row is locked by its first claimer's insert until that commits, so a
-        // concurrent repeat waits only for the claim, never for the booking.
-        let tx = self.pool.begin().await.during("starting to claim a key")?;
-        Postgres::claim_key(tx, key, request_hash, now).await
-    }
-
-    async fn release_key(&self, key: &str) -> Result<(), StoreError> {
-        Postgres::release_key(&self.pool, key).await
-    }
-
     async fn hold_shortfall(
         &self,
         key: &str,
@@ -42,15 +26,13 @@ impl Bookings for PostgresStore {
         Postgres::hold_shortfall(&self.pool, key, request, now).await
     }
 
-    async fn hold(
+    async fn hold_batch(
         &self,
-        id: Uuid,
-        key: &str,
-        request: &HoldRequest,
+        holds: &[KeyedHold],
         now: DateTime<Utc>,
-    ) -> Result<Result<Booking, Refusal>, StoreError> {
-        let tx = self.pool.begin().await.during("starting a hold")?;
-        Postgres::hold(tx, id, key, request, now).await
+    ) -> Result<Vec<HoldOutcome>, StoreError> {
+        let tx = self.pool.begin().await.during("starting holds")?;
+        Postgres::hold_batch(tx, holds, now).await
     }
 
     async fn booking(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Booking>, StoreError> {

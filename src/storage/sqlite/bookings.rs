@@ -10,8 +10,8 @@ use super::SqliteStore;
 use crate::ledger::booking::InsufficientCapacity;
 use crate::storage::sql::Portable;
 use crate::storage::{
-    Booking, BookingChange, BookingTotals, Bookings, DuringExt, HoldRequest, KeyClaim, Refusal,
-    StoreError,
+    Booking, BookingChange, BookingTotals, Bookings, DuringExt, HoldOutcome, HoldRequest,
+    KeyedHold, Refusal, StoreError,
 };
 
 impl SqliteStore {
@@ -28,20 +28,6 @@ impl SqliteStore {
 
 #[async_trait]
 impl Bookings for SqliteStore {
-    async fn claim_key(
-        &self,
-        key: &str,
-        request_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<KeyClaim, StoreError> {
-        let tx = self.begin_write("starting to claim a key").await?;
-        Sqlite::claim_key(tx, key, request_hash, now).await
-    }
-
-    async fn release_key(&self, key: &str) -> Result<(), StoreError> {
-        Sqlite::release_key(&self.writer, key).await
-    }
-
     async fn hold_shortfall(
         &self,
         key: &str,
@@ -51,15 +37,13 @@ impl Bookings for SqliteStore {
         Sqlite::hold_shortfall(&self.reader, key, request, now).await
     }
 
-    async fn hold(
+    async fn hold_batch(
         &self,
-        id: Uuid,
-        key: &str,
-        request: &HoldRequest,
+        holds: &[KeyedHold],
         now: DateTime<Utc>,
-    ) -> Result<Result<Booking, Refusal>, StoreError> {
-        let tx = self.begin_write("starting a hold").await?;
-        Sqlite::hold(tx, id, key, request, now).await
+    ) -> Result<Vec<HoldOutcome>, StoreError> {
+        let tx = self.begin_write("starting holds").await?;
+        Sqlite::hold_batch(tx, holds, now).await
     }
 
     async fn booking(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Booking>, StoreError> {
