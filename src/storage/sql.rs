@@ -25,7 +25,7 @@ use super::{
 };
 use crate::domain::{ExperienceId, Seats};
 use crate::ledger::booking::{
-    BookedPool, BookingMove, InsufficientCapacity, PoolAccount, plan_move,
+    BookedPool, BookingMove, InsufficientCapacity, PlannedMove, PoolAccount, plan_move,
 };
 use crate::ledger::posting::{PlannedPosting, RunningBalance};
 use crate::ledger::{self, AccountKind, Transfer, VerifyReport, Violation};
@@ -98,7 +98,7 @@ where
     for<'r> BookedPaxRow: FromRow<'r, Self::Row>,
     for<'r> PaxRuleRow: FromRow<'r, Self::Row>,
     for<'r> PoolAccountRow: FromRow<'r, Self::Row>,
-    for<'r> (String, Option<String>): FromRow<'r, Self::Row>,
+    for<'r> (String, String, Option<String>): FromRow<'r, Self::Row>,
     for<'r> (String,): FromRow<'r, Self::Row>,
 {
     /// A slot's start time as this backend stores it.
@@ -441,7 +441,9 @@ where
     }
 
     /// Takes `holds` in order in `tx` (a write transaction), each whole or not at all, and
-    /// commits if any was held (see [`super::Bookings::hold_batch`]).
+    /// commits if any was held (see [`super::Bookings::hold_batch`]). Every hold is decided
+    /// in memory against the pools as the batch leaves them, then the held ones are written
+    /// together: a few statements for the batch and one posting per hold.
     async fn hold_batch(
         mut tx: Transaction<'static, Self>,
         holds: &[KeyedHold],
@@ -458,94 +460,177 @@ where
         for &(experience, date) in &days {
             Self::lock_day(&mut tx, experience, date).await?;
         }
+        let known = Self::known_keys(&mut tx, holds).await?;
         let mut slots = HashMap::new();
+        // Keys held earlier in this batch, with the hold that took each.
+        let mut taken: HashMap<&str, &KeyedHold> = HashMap::new();
+        let mut held = Vec::new();
         let mut outcomes = Vec::with_capacity(holds.len());
         for hold in holds {
-            outcomes.push(Self::hold_one(&mut tx, hold, &mut slots, now).await?);
+            let earlier = taken.get(hold.key.as_str()).copied();
+            let outcome = match (earlier, known.get(&hold.key)) {
+                (Some(first), _) if first.request_hash != hold.request_hash => {
+                    HoldOutcome::KeyReused
+                }
+                (Some(first), _) => outcomes
+                    .iter()
+                    .find_map(|outcome| match outcome {
+                        HoldOutcome::Held(booking) if booking.id == first.id => {
+                            Some(HoldOutcome::Replay(booking.clone()))
+                        }
+                        _ => None,
+                    })
+                    .ok_or_else(|| StoreError::Corrupt("a batch lost a hold it took".into()))?,
+                // A key's row is written in the transaction that books it, so a row without a
+                // booking can only be left by an older version's claim: it is taken over.
+                (None, Some((hash, Some(_)))) if *hash != hold.request_hash => {
+                    HoldOutcome::KeyReused
+                }
+                (None, Some((_, Some(booking)))) => {
+                    let earlier = Self::read_booking(&mut tx, booking).await?.ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "idempotency key names missing booking {booking}"
+                        ))
+                    })?;
+                    HoldOutcome::Replay(earlier.as_of(now))
+                }
+                (None, _) => match Self::plan_hold(&mut tx, hold, &mut slots, now).await? {
+                    Ok(seats) => {
+                        taken.insert(hold.key.as_str(), hold);
+                        let booking = seats.booking.clone();
+                        held.push(seats);
+                        HoldOutcome::Held(booking)
+                    }
+                    Err(refusal) => HoldOutcome::Refused(refusal),
+                },
+            };
+            outcomes.push(outcome);
         }
         // Nothing held: nothing to keep (a slot's lapsed holds are the sweeper's to release).
-        if outcomes
-            .iter()
-            .any(|outcome| matches!(outcome, HoldOutcome::Held(_)))
-        {
-            for &(experience, date) in &days {
-                Self::bump_day_version(&mut tx, experience, date).await?;
-            }
-            tx.commit().await.during("committing holds")?;
+        if held.is_empty() {
+            return Ok(outcomes);
         }
+        Self::write_holds(&mut tx, &held, now).await?;
+        for &(experience, date) in &days {
+            Self::bump_day_version(&mut tx, experience, date).await?;
+        }
+        tx.commit().await.during("committing holds")?;
         Ok(outcomes)
     }
 
-    /// One hold of a batch: its key first (a repeat is answered as before), then its seats.
-    async fn hold_one(
+    /// The stored keys among `holds`': each with its request's hash and booking.
+    async fn known_keys(
         conn: &mut Self::Connection,
-        hold: &KeyedHold,
-        slots: &mut HashMap<SlotKey, Result<OpenSlot, Refusal>>,
-        now: DateTime<Utc>,
-    ) -> Result<HoldOutcome, StoreError> {
-        // A key's row is written in the transaction that books it, so a committed row without
-        // a booking can only be left by an older version's claim: it is taken over. On
-        // PostgreSQL a concurrent transaction's insert of the key waits for this one's end.
-        let claimed: Option<(String,)> = sqlx::query_as(
-            "INSERT INTO idempotency_keys (key, request_hash, claimed_at) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO UPDATE
-                 SET request_hash = excluded.request_hash, claimed_at = excluded.claimed_at
-                 WHERE idempotency_keys.booking_id IS NULL
-             RETURNING key",
-        )
-        .bind(hold.key.as_str())
-        .bind(hold.request_hash.as_str())
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await
-        .during("claiming an idempotency key")?;
-        if claimed.is_none() {
-            return Self::earlier_answer(conn, hold, now).await;
+        holds: &[KeyedHold],
+    ) -> Result<HashMap<String, (String, Option<String>)>, StoreError> {
+        let sql = format!(
+            "SELECT key, request_hash, booking_id FROM idempotency_keys WHERE key IN {}",
+            placeholders(1, holds.len())
+        );
+        let mut query = sqlx::query_as::<Self, (String, String, Option<String>)>(&sql);
+        for hold in holds {
+            query = query.bind(hold.key.as_str());
         }
-        match Self::hold_seats(conn, hold, slots, now).await? {
-            Ok(booking) => {
-                sqlx::query("UPDATE idempotency_keys SET booking_id = $1 WHERE key = $2")
-                    .bind(booking.id.to_string().as_str())
-                    .bind(hold.key.as_str())
-                    .execute(&mut *conn)
-                    .await
-                    .during("recording the idempotency key's booking")?;
-                Ok(HoldOutcome::Held(booking))
-            }
-            Err(refusal) => {
-                // Nothing was booked: the key is free for a retry.
-                sqlx::query("DELETE FROM idempotency_keys WHERE key = $1")
-                    .bind(hold.key.as_str())
-                    .execute(&mut *conn)
-                    .await
-                    .during("releasing an idempotency key")?;
-                Ok(HoldOutcome::Refused(refusal))
-            }
-        }
+        let rows = query
+            .fetch_all(&mut *conn)
+            .await
+            .during("reading idempotency keys")?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, hash, booking)| (key, (hash, booking)))
+            .collect())
     }
 
-    /// The answer to a hold whose key booked before.
-    async fn earlier_answer(
+    /// Writes the batch's held bookings: their rows, pax, postings (in the order they were
+    /// planned, each from the balances the one before left) and keys.
+    async fn write_holds(
         conn: &mut Self::Connection,
-        hold: &KeyedHold,
+        held: &[HeldSeats<'_>],
         now: DateTime<Utc>,
-    ) -> Result<HoldOutcome, StoreError> {
-        let (request_hash, booking): (String, Option<String>) =
-            sqlx::query_as("SELECT request_hash, booking_id FROM idempotency_keys WHERE key = $1")
-                .bind(hold.key.as_str())
-                .fetch_one(&mut *conn)
-                .await
-                .during("reading an idempotency key")?;
-        if request_hash != hold.request_hash {
-            return Ok(HoldOutcome::KeyReused);
+    ) -> Result<(), StoreError> {
+        let ids: Vec<String> = held.iter().map(|seats| seats.hold.id.to_string()).collect();
+        let sql = format!(
+            "INSERT INTO bookings (id, experience_id, slot_id, status, created_at, expires_at)
+             VALUES {}",
+            placeholders(held.len(), 6)
+        );
+        let mut query = sqlx::query::<Self>(&sql);
+        for (seats, id) in held.iter().zip(&ids) {
+            query = query
+                .bind(id.as_str())
+                .bind(seats.hold.request.experience.get())
+                .bind(seats.slot)
+                .bind(BookingStatus::OnHold.as_str())
+                .bind(now)
+                .bind(seats.hold.request.expires_at);
         }
-        let booking = booking.ok_or_else(|| {
-            StoreError::Corrupt(format!("idempotency key {:?} has no booking", hold.key))
-        })?;
-        let earlier = Self::read_booking(conn, &booking).await?.ok_or_else(|| {
-            StoreError::Corrupt(format!("idempotency key names missing booking {booking}"))
-        })?;
-        Ok(HoldOutcome::Replay(earlier.as_of(now)))
+        query
+            .execute(&mut *conn)
+            .await
+            .during("recording bookings")?;
+        let pax_rows: usize = held.iter().map(|seats| seats.pax.len()).sum();
+        let sql = format!(
+            "INSERT INTO booking_pax (booking_id, pax_type, position, quantity, currency,
+                                      price_scale, final_price_minor, original_price_minor)
+             VALUES {}",
+            placeholders(pax_rows, 8)
+        );
+        let mut query = sqlx::query::<Self>(&sql);
+        for (seats, id) in held.iter().zip(&ids) {
+            for (rule, quantity) in &seats.pax {
+                query = query
+                    .bind(id.as_str())
+                    .bind(rule.pax_type.as_str())
+                    .bind(i64::from(rule.position))
+                    .bind(*quantity)
+                    .bind(rule.price.currency.as_str())
+                    .bind(i64::from(rule.price.price_scale))
+                    .bind(rule.price.final_price_minor)
+                    .bind(rule.price.original_price_minor);
+            }
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .during("recording bookings' pax")?;
+        for (seats, id) in held.iter().zip(&ids) {
+            let journal = Journal {
+                experience: seats.hold.request.experience,
+                source: JournalSource::Booking { id, reason: "hold" },
+            };
+            let planned = &seats.planned;
+            Self::write_posting(&mut *conn, journal, &planned.transfers, &planned.posting).await?;
+        }
+        let sql = format!(
+            "INSERT INTO idempotency_keys (key, request_hash, booking_id, claimed_at)
+             VALUES {}
+             ON CONFLICT (key) DO UPDATE
+                 SET request_hash = excluded.request_hash, booking_id = excluded.booking_id,
+                     claimed_at = excluded.claimed_at
+                 WHERE idempotency_keys.booking_id IS NULL
+             RETURNING key",
+            placeholders(held.len(), 4)
+        );
+        let mut query = sqlx::query_as::<Self, (String,)>(&sql);
+        for (seats, id) in held.iter().zip(&ids) {
+            query = query
+                .bind(seats.hold.key.as_str())
+                .bind(seats.hold.request_hash.as_str())
+                .bind(id.as_str())
+                .bind(now);
+        }
+        let written = query
+            .fetch_all(&mut *conn)
+            .await
+            .during("recording idempotency keys")?;
+        // Read under the day's lock, a key can only have been taken since by a request for
+        // another day on another instance; the batch is retried hold by hold.
+        if written.len() != held.len() {
+            return Err(StoreError::Corrupt(
+                "an idempotency key was taken by a concurrent request".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The slot a hold asks for, with its pax types and pools as they stand under the day's
@@ -612,16 +697,16 @@ where
         }))
     }
 
-    /// Holds a claimed hold's seats and records its booking, or refuses it with nothing moved.
-    async fn hold_seats(
+    /// Decides a hold against its slot's pools as the batch has left them: the seats it
+    /// takes (the pools then show them taken), or its refusal.
+    async fn plan_hold<'h>(
         conn: &mut Self::Connection,
-        hold: &KeyedHold,
+        hold: &'h KeyedHold,
         slots: &mut HashMap<SlotKey, Result<OpenSlot, Refusal>>,
         now: DateTime<Utc>,
-    ) -> Result<Result<Booking, Refusal>, StoreError> {
+    ) -> Result<Result<HeldSeats<'h>, Refusal>, StoreError> {
         let request = &hold.request;
-        let slot_key = (request.experience, request.date, request.start_time);
-        let slot = match slots.entry(slot_key) {
+        let slot = match slots.entry((request.experience, request.date, request.start_time)) {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(new) => new.insert(Self::open_slot(&mut *conn, request, now).await?),
         };
@@ -629,7 +714,7 @@ where
             Ok(slot) => slot,
             Err(refusal) => return Ok(Err(refusal.clone())),
         };
-        let mut booked = Vec::with_capacity(request.pax.len());
+        let mut pax = Vec::with_capacity(request.pax.len());
         for wanted in &request.pax {
             let Some(rule) = slot
                 .rules
@@ -646,16 +731,15 @@ where
                     max: rule.max_pax,
                 }));
             }
-            booked.push((rule, wanted.quantity));
+            pax.push((rule.clone(), wanted.quantity));
         }
-        booked.sort_by_key(|(rule, _)| rule.position);
+        pax.sort_by_key(|(rule, _)| rule.position);
         let quantities: Vec<(Option<String>, Seats)> = std::iter::once((
             None,
-            booked.iter().map(|(_, quantity)| quantity).sum::<Seats>(),
+            pax.iter().map(|(_, quantity)| quantity).sum::<Seats>(),
         ))
         .chain(
-            booked
-                .iter()
+            pax.iter()
                 .map(|(rule, quantity)| (Some(rule.pax_type.clone()), *quantity)),
         )
         .collect();
@@ -664,73 +748,39 @@ where
             Ok(planned) => planned,
             Err(short) => return Ok(Err(Refusal::InsufficientCapacity(short))),
         };
-        let id_text = hold.id.to_string();
-        sqlx::query(
-            "INSERT INTO bookings (id, experience_id, slot_id, status, created_at, expires_at)
-             VALUES ($1, $2, $3, 'on_hold', $4, $5)",
-        )
-        .bind(id_text.as_str())
-        .bind(request.experience.get())
-        .bind(slot.id)
-        .bind(now)
-        .bind(request.expires_at)
-        .execute(&mut *conn)
-        .await
-        .during("recording a booking")?;
-        for (rule, quantity) in &booked {
-            sqlx::query(
-                "INSERT INTO booking_pax (booking_id, pax_type, position, quantity, currency,
-                                          price_scale, final_price_minor, original_price_minor)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(id_text.as_str())
-            .bind(rule.pax_type.as_str())
-            .bind(i64::from(rule.position))
-            .bind(*quantity)
-            .bind(rule.price.currency.as_str())
-            .bind(i64::from(rule.price.price_scale))
-            .bind(rule.price.final_price_minor)
-            .bind(rule.price.original_price_minor)
-            .execute(&mut *conn)
-            .await
-            .during("recording a booking's pax")?;
-        }
-        let journal = Journal {
-            experience: request.experience,
-            source: JournalSource::Booking {
-                id: &id_text,
-                reason: "hold",
-            },
-        };
-        Self::write_posting(&mut *conn, journal, &planned.transfers, &planned.posting).await?;
-        let pax = booked
-            .into_iter()
-            .map(|(rule, quantity)| {
-                Ok(BookedPax {
-                    pax_type: rule.pax_type.clone(),
-                    quantity,
-                    unit_price: rule.price.clone().into_price()?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        // The next hold of the batch on this slot starts from the balances just written.
         for update in &planned.posting.updates {
             if let Some(account) = slot.accounts.iter_mut().find(|a| a.id == update.account) {
                 account.balance = update.balance;
                 account.version = update.version;
             }
         }
-        Ok(Ok(Booking {
-            id: hold.id,
-            status: BookingStatus::OnHold,
-            experience: request.experience,
-            date: request.date,
-            start_time: request.start_time,
+        let booked = pax
+            .iter()
+            .map(|(rule, quantity)| {
+                Ok(BookedPax {
+                    pax_type: rule.pax_type.clone(),
+                    quantity: *quantity,
+                    unit_price: rule.price.clone().into_price()?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Ok(HeldSeats {
+            hold,
+            slot: slot.id,
+            booking: Booking {
+                id: hold.id,
+                status: BookingStatus::OnHold,
+                experience: request.experience,
+                date: request.date,
+                start_time: request.start_time,
+                pax: booked,
+                created_at: now,
+                expires_at: request.expires_at,
+                confirmed_at: None,
+                cancelled_at: None,
+            },
             pax,
-            created_at: now,
-            expires_at: request.expires_at,
-            confirmed_at: None,
-            cancelled_at: None,
+            planned,
         }))
     }
 
@@ -1150,6 +1200,29 @@ fn booked_pools(
 /// A slot of a batch of holds, by experience, date and start time.
 type SlotKey = (ExperienceId, NaiveDate, NaiveTime);
 
+/// A hold of a batch that fits: what it writes.
+pub(crate) struct HeldSeats<'h> {
+    hold: &'h KeyedHold,
+    slot: i64,
+    booking: Booking,
+    /// Its pax types' rules (with their prices) and quantities, in the slot's order.
+    pax: Vec<(PaxRuleRow, Seats)>,
+    planned: PlannedMove,
+}
+
+/// `($1, $2, …), (…)`: `rows` rows of `columns` placeholders, numbered in order.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let row: Vec<String> = (1..=columns)
+                .map(|column| format!("${}", row * columns + column))
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A slot being held in a batch: its pax types, and its pools as the batch has left them.
 pub(crate) struct OpenSlot {
     id: i64,
@@ -1171,7 +1244,7 @@ fn parse_uuid(text: &str) -> Result<uuid::Uuid, StoreError> {
 pub(crate) type PoolLimitsRow = (Option<String>, i64, Option<i64>, Option<i64>);
 
 /// A pax type of the slot being held, with its rules and current price.
-#[derive(FromRow)]
+#[derive(Clone, FromRow)]
 pub(crate) struct PaxRuleRow {
     pax_type: String,
     position: i32,
