@@ -114,13 +114,12 @@ where
         date: NaiveDate,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Writes a journal transaction with its transfers and entries and moves the accounts'
-    /// running balances, refusing (as corrupt) an account that changed since it was read.
-    fn write_posting(
+    /// Writes journal transactions, in order, each with its transfers and entries, and moves
+    /// the accounts' running balances, refusing (as corrupt) an account that changed since it
+    /// was read.
+    fn write_postings(
         conn: &mut Self::Connection,
-        journal: Journal<'_>,
-        transfers: &[Transfer],
-        posting: &PlannedPosting,
+        postings: &[JournalPosting<'_>],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     async fn experience_exists(pool: &Pool<Self>, id: ExperienceId) -> Result<bool, StoreError> {
@@ -593,14 +592,19 @@ where
             .execute(&mut *conn)
             .await
             .during("recording bookings' pax")?;
-        for (seats, id) in held.iter().zip(&ids) {
-            let journal = Journal {
-                experience: seats.hold.request.experience,
-                source: JournalSource::Booking { id, reason: "hold" },
-            };
-            let planned = &seats.planned;
-            Self::write_posting(&mut *conn, journal, &planned.transfers, &planned.posting).await?;
-        }
+        let postings: Vec<JournalPosting<'_>> = held
+            .iter()
+            .zip(&ids)
+            .map(|(seats, id)| JournalPosting {
+                journal: Journal {
+                    experience: seats.hold.request.experience,
+                    source: JournalSource::Booking { id, reason: "hold" },
+                },
+                transfers: &seats.planned.transfers,
+                posting: &seats.planned.posting,
+            })
+            .collect();
+        Self::write_postings(&mut *conn, &postings).await?;
         let sql = format!(
             "INSERT INTO idempotency_keys (key, request_hash, booking_id, claimed_at)
              VALUES {}
@@ -1027,7 +1031,12 @@ where
             experience: booking.experience,
             source: JournalSource::Booking { id, reason },
         };
-        Self::write_posting(&mut *conn, journal, &planned.transfers, &planned.posting).await?;
+        let posting = JournalPosting {
+            journal,
+            transfers: &planned.transfers,
+            posting: &planned.posting,
+        };
+        Self::write_postings(&mut *conn, &[posting]).await?;
         let confirmed_at = (status == Confirmed)
             .then_some(now)
             .or(booking.confirmed_at);
@@ -1123,6 +1132,13 @@ where
 pub(crate) struct Journal<'a> {
     pub experience: ExperienceId,
     pub source: JournalSource<'a>,
+}
+
+/// A journal transaction to write: what it is, its transfers and the entries they make.
+pub(crate) struct JournalPosting<'a> {
+    pub journal: Journal<'a>,
+    pub transfers: &'a [Transfer],
+    pub posting: &'a PlannedPosting,
 }
 
 #[derive(Debug, Clone, Copy)]

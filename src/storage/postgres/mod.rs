@@ -21,11 +21,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres};
 
 use super::mirror::Postings;
-use super::sql::{Journal, Portable};
+use super::sql::{JournalPosting, Portable};
 use super::{DuringExt, StoreError};
 use crate::domain::ExperienceId;
-use crate::ledger::Transfer;
-use crate::ledger::posting::PlannedPosting;
 
 const MAX_CONNECTIONS: u32 = 10;
 /// Bounds both waiting for a pooled connection and opening a new one.
@@ -90,12 +88,19 @@ impl Portable for Postgres {
         Ok(())
     }
 
-    async fn write_posting(
+    async fn write_postings(
         conn: &mut PgConnection,
-        journal: Journal<'_>,
-        transfers: &[Transfer],
-        posting: &PlannedPosting,
+        postings: &[JournalPosting<'_>],
     ) -> Result<(), StoreError> {
-        mirror::write_posting(conn, journal, transfers, posting).await
+        for posting in postings {
+            mirror::write_posting(
+                &mut *conn,
+                posting.journal,
+                posting.transfers,
+                posting.posting,
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

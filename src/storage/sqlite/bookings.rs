@@ -43,7 +43,9 @@ impl Bookings for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<HoldOutcome>, StoreError> {
         let tx = self.begin_write("starting holds").await?;
-        Sqlite::hold_batch(tx, holds, now).await
+        let outcomes = Sqlite::hold_batch(tx, holds, now).await;
+        self.checkpointer.after_write();
+        outcomes
     }
 
     async fn booking(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Booking>, StoreError> {
@@ -57,7 +59,9 @@ impl Bookings for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Result<Booking, Refusal>, StoreError> {
         let tx = self.begin_write("starting a booking change").await?;
-        Sqlite::change_booking(tx, id, change, now).await
+        let changed = Sqlite::change_booking(tx, id, change, now).await;
+        self.checkpointer.after_write();
+        changed
     }
 
     async fn due_holds(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, StoreError> {

@@ -554,6 +554,7 @@ impl Mirror for SqliteStore {
             None => 0,
         };
         tx.commit().await.during("committing the fetched day")?;
+        self.checkpointer.after_write();
         Ok(ApplyOutcome::Applied {
             slots: fetch.slots.len(),
             transfers,

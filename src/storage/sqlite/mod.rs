@@ -6,6 +6,7 @@
 //! that WAL lets run beside the writer.
 
 mod bookings;
+mod checkpoint;
 mod coordination;
 mod inventory;
 mod ledger;
@@ -18,12 +19,11 @@ use chrono::{NaiveDate, NaiveTime};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
+use self::checkpoint::Checkpointer;
 use super::mirror::Postings;
-use super::sql::{Journal, Portable};
+use super::sql::{JournalPosting, Portable};
 use super::{DuringExt, StoreError};
 use crate::domain::ExperienceId;
-use crate::ledger::Transfer;
-use crate::ledger::posting::PlannedPosting;
 
 const TIME_FORMAT: &str = "%H:%M";
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -31,6 +31,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    checkpointer: Checkpointer,
     postings: Postings,
 }
 
@@ -60,10 +61,10 @@ impl SqliteStore {
         // running under tokio's paused clock must not see a spurious timeout. No ping before
         // each use: an embedded connection cannot go stale, and every ping is a round trip to
         // the connection's worker thread. The WAL is copied back into the database every
-        // 10,000 pages (about 40 MB) rather than 1,000: the pages every apply rewrites (the
-        // accounts, the newest entries) are copied once per checkpoint however often they
-        // changed, so fewer checkpoints copy less (4–9 % less time a day, alternating builds
-        // of `cargo bench --bench ingest`).
+        // 10,000 pages (about 40 MB) rather than 1,000 should the checkpointer beside it fall
+        // behind (see `checkpoint`): the pages every apply rewrites (the accounts, the newest
+        // entries) are copied once per checkpoint however often they changed, so fewer
+        // checkpoints copy less.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -72,6 +73,13 @@ impl SqliteStore {
             .await
             .during("opening the SQLite database")?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await
+            .during("opening the SQLite database for checkpoints")?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -82,6 +90,7 @@ impl SqliteStore {
         Ok(Self {
             writer,
             reader,
+            checkpointer: Checkpointer::new(checkpointer),
             postings: Postings::On,
         })
     }
@@ -116,17 +125,26 @@ impl Portable for Sqlite {
         Ok(())
     }
 
-    async fn write_posting(
+    async fn write_postings(
         conn: &mut SqliteConnection,
-        journal: Journal<'_>,
-        transfers: &[Transfer],
-        posting: &PlannedPosting,
+        postings: &[JournalPosting<'_>],
     ) -> Result<(), StoreError> {
+        // The writer is alone: the journal's ids are numbered here, from the last one.
         let (last,): (i64,) =
             sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM journal_transactions")
                 .fetch_one(&mut *conn)
                 .await
                 .during("reading the journal's last transaction")?;
-        mirror::write_posting(conn, last + 1, journal, transfers, posting).await
+        for (id, posting) in (last + 1..).zip(postings) {
+            mirror::write_posting(
+                &mut *conn,
+                id,
+                posting.journal,
+                posting.transfers,
+                posting.posting,
+            )
+            .await?;
+        }
+        Ok(())
     }
 }
