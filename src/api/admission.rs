@@ -2,15 +2,24 @@
 //! is shed with `503 overloaded` and `Retry-After`, so a burst of clients gets fast answers
 //! instead of queueing for seconds. Reads and writes have separate slots, so a flood of one
 //! never starves the other; liveness, readiness and metrics are never shed.
+//!
+//! While requests queue only briefly, a freed slot goes to the oldest waiter. Once the oldest
+//! has waited three quarters of the budget (a standing queue: more arrive than are served),
+//! it goes to the newest instead (adaptive LIFO, as in Facebook's "Fail at Scale"): first come first served,
+//! every request of a sustained flood would wait nearly the whole budget, and the ones that
+//! made it would be as late as the shed ones. Newest first, the requests that are served are
+//! served at once, and the oldest are shed when their budget runs out.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::error::AppError;
 use crate::config::ServerSettings;
@@ -21,9 +30,114 @@ const NEVER_SHED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 #[derive(Clone)]
 pub struct Admission {
-    reads: Arc<Semaphore>,
-    writes: Arc<Semaphore>,
+    reads: Arc<Slots>,
+    writes: Arc<Slots>,
     queue_budget: Duration,
+}
+
+/// The handler slots of one class of requests.
+struct Slots {
+    state: Mutex<SlotsState>,
+    /// Three quarters of the queue budget: a queue whose oldest waiter has waited this long
+    /// is standing.
+    standing_after: Duration,
+}
+
+struct SlotsState {
+    free: usize,
+    /// Waiters, oldest first, with when each began to wait; one whose budget ran out has
+    /// closed its receiver.
+    waiting: VecDeque<(Instant, oneshot::Sender<()>)>,
+}
+
+/// A slot held by a request until its answer is made.
+struct HandlerSlot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(slots: usize, budget: Duration) -> Self {
+        Self {
+            state: Mutex::new(SlotsState {
+                free: slots,
+                waiting: VecDeque::new(),
+            }),
+            standing_after: budget * 3 / 4,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotsState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A slot, or `None` if none came free within `budget`.
+    async fn acquire(&self, budget: Duration) -> Option<HandlerSlot<'_>> {
+        let mut waiter = {
+            let mut state = self.state();
+            if state.free > 0 {
+                state.free -= 1;
+                return Some(HandlerSlot(self));
+            }
+            let (grant, granted) = oneshot::channel();
+            state.waiting.push_back((Instant::now(), grant));
+            Waiter {
+                slots: self,
+                granted,
+            }
+        };
+        let granted = tokio::time::timeout(budget, &mut waiter.granted).await;
+        // Whatever happened, the waiter's drop hands on a slot it was given too late.
+        waiter.granted.close();
+        match (granted, waiter.granted.try_recv()) {
+            (Ok(Ok(())), _) | (_, Ok(())) => Some(HandlerSlot(self)),
+            _ => None,
+        }
+    }
+}
+
+/// A request waiting for a slot. Dropped before it got one (shed, or its client gone), it
+/// passes on a slot handed to it meanwhile, so none is lost.
+struct Waiter<'a> {
+    slots: &'a Slots,
+    granted: oneshot::Receiver<()>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.granted.close();
+        if self.granted.try_recv().is_ok() {
+            drop(HandlerSlot(self.slots));
+        }
+    }
+}
+
+impl Drop for HandlerSlot<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        // Waiters already shed are dropped from the oldest end as they come, so the queue
+        // holds only its live waiters and whatever the newest end has not reached yet.
+        while state
+            .waiting
+            .front()
+            .is_some_and(|(_, waiter)| waiter.is_closed())
+        {
+            state.waiting.pop_front();
+        }
+        let standing = state
+            .waiting
+            .front()
+            .is_some_and(|(since, _)| since.elapsed() >= self.0.standing_after);
+        loop {
+            let next = if standing {
+                state.waiting.pop_back()
+            } else {
+                state.waiting.pop_front()
+            };
+            let Some((_, waiter)) = next else { break };
+            if waiter.send(()).is_ok() {
+                return;
+            }
+        }
+        state.free += 1;
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -53,15 +167,17 @@ impl Class {
 
 impl Admission {
     pub fn new(settings: &ServerSettings) -> Self {
+        let budget = settings.queue_budget();
         let slots = |limit: std::num::NonZeroU32| {
-            Arc::new(Semaphore::new(
+            Arc::new(Slots::new(
                 usize::try_from(limit.get()).unwrap_or(usize::MAX),
+                budget,
             ))
         };
         Self {
             reads: slots(settings.max_concurrent_reads),
             writes: slots(settings.max_concurrent_writes),
-            queue_budget: settings.queue_budget(),
+            queue_budget: budget,
         }
     }
 }
@@ -78,13 +194,80 @@ pub async fn admit(
         Class::Read => &admission.reads,
         Class::Write => &admission.writes,
     };
-    // Tokio's semaphore is fair: waiters are admitted in arrival order.
-    let waited = tokio::time::timeout(admission.queue_budget, slots.acquire()).await;
-    let Ok(Ok(_slot)) = waited else {
+    let Some(_slot) = slots.acquire(admission.queue_budget).await else {
         metrics::counter!(names::HTTP_SHED, "class" => class.label()).increment(1);
         return Err(AppError::Overloaded {
             retry_after: admission.queue_budget.as_secs().max(1),
         });
     };
     Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUDGET: Duration = Duration::from_secs(1);
+
+    /// Waiters on `slots` started one after another; each, once served, keeps its slot for
+    /// the whole budget. Each answers whether it was served.
+    async fn waiters(slots: &Arc<Slots>, count: usize) -> Vec<tokio::task::JoinHandle<bool>> {
+        let mut started = Vec::new();
+        for _ in 0..count {
+            let slots = slots.clone();
+            started.push(tokio::spawn(async move {
+                let slot = slots.acquire(BUDGET).await;
+                tokio::time::sleep(BUDGET).await;
+                slot.is_some()
+            }));
+            tokio::task::yield_now().await;
+        }
+        started
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_queue_is_served_oldest_first() {
+        let slots = Arc::new(Slots::new(1, BUDGET));
+        let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
+        let mut waiting = waiters(&slots, 2).await;
+        tokio::time::sleep(BUDGET / 10).await;
+        drop(held);
+        let newest = waiting.pop().expect("two");
+        let oldest = waiting.pop().expect("two");
+        assert!(oldest.await.expect("oldest"), "the oldest waiter is served");
+        assert!(
+            !newest.await.expect("newest"),
+            "the newest waits out its budget"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_standing_queue_is_served_newest_first_and_sheds_the_oldest() {
+        let slots = Arc::new(Slots::new(1, BUDGET));
+        let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
+        let mut waiting = waiters(&slots, 2).await;
+        tokio::time::sleep(BUDGET * 8 / 10).await;
+        drop(held);
+        let newest = waiting.pop().expect("two");
+        let oldest = waiting.pop().expect("two");
+        assert!(newest.await.expect("newest"), "the newest waiter is served");
+        assert!(
+            !oldest.await.expect("oldest"),
+            "the oldest is shed at its budget"
+        );
+        // Nothing was lost: the one slot is free again.
+        assert!(slots.acquire(Duration::ZERO).await.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_handed_to_a_request_whose_client_left_is_passed_on() {
+        let slots = Arc::new(Slots::new(1, BUDGET));
+        let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
+        let gone = waiters(&slots, 1).await.pop().expect("one");
+        // The slot is handed over, and the request is dropped before it runs again.
+        drop(held);
+        gone.abort();
+        let _ = gone.await;
+        assert!(slots.acquire(Duration::ZERO).await.is_some(), "the slot is free");
+    }
 }
