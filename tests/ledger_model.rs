@@ -1221,6 +1221,8 @@ impl StoreUnderTest {
                     provider_slot_id: self.slot_id(day, position),
                     start_date,
                     start_time: time(TIMES[position]),
+                    end_time: time(TIMES[position]),
+                    allotment: says.remaining,
                     remaining: remaining(position, None, says.remaining),
                     pax,
                 })

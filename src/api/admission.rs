@@ -268,6 +268,9 @@ mod tests {
         drop(held);
         gone.abort();
         let _ = gone.await;
-        assert!(slots.acquire(Duration::ZERO).await.is_some(), "the slot is free");
+        assert!(
+            slots.acquire(Duration::ZERO).await.is_some(),
+            "the slot is free"
+        );
     }
 }

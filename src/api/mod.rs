@@ -10,6 +10,7 @@ mod health;
 mod inventory;
 mod layers;
 mod metrics;
+mod octo;
 mod openapi;
 pub mod server;
 
@@ -109,6 +110,7 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(admin)
         .merge(sales)
+        .merge(octo::routes(state))
         .routes(routes!(control::status))
         .routes(routes!(inventory::slots))
         .routes(routes!(inventory::slot_history))

@@ -47,6 +47,11 @@ pub struct ServedSlot {
     pub provider_slot_id: String,
     pub start_date: NaiveDate,
     pub start_time: NaiveTime,
+    /// On `start_date`, or the next day when earlier than `start_time`.
+    pub end_time: NaiveTime,
+    /// The slot's allotment as the partner last reported it: what `remaining` starts from
+    /// before customers' holds and sales.
+    pub allotment: Seats,
     pub remaining: Seats,
     /// In the partner's order; each pax's `remaining` is its pool's available balance.
     pub pax: Vec<PaxAvailability>,
@@ -120,6 +125,8 @@ pub(crate) struct SlotRow {
     id: i64,
     provider_slot_id: String,
     start_time: NaiveTime,
+    end_time: NaiveTime,
+    allotment: Seats,
     remaining: Seats,
 }
 
@@ -165,6 +172,8 @@ pub(crate) fn served_slots(
             provider_slot_id: slot.provider_slot_id,
             start_date: date,
             start_time: slot.start_time,
+            end_time: slot.end_time,
+            allotment: slot.allotment,
             remaining: slot.remaining,
             pax: pax_by_slot.remove(&slot.id).unwrap_or_default(),
         })

@@ -137,7 +137,8 @@ where
         date: NaiveDate,
     ) -> Result<Vec<ServedSlot>, StoreError> {
         let slot_rows: Vec<SlotRow> = sqlx::query_as(
-            "SELECT s.id, s.provider_slot_id, s.start_time, a.balance AS remaining
+            "SELECT s.id, s.provider_slot_id, s.start_time, s.end_time,
+                    s.observed_remaining AS allotment, a.balance AS remaining
              FROM slots s
              JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
              WHERE s.experience_id = $1 AND s.service_date = $2 AND s.is_open
