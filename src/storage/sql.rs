@@ -462,25 +462,17 @@ where
         }
         let known = Self::known_keys(&mut tx, holds).await?;
         let mut slots = HashMap::new();
-        // Keys held earlier in this batch, with the hold that took each.
-        let mut taken: HashMap<&str, &KeyedHold> = HashMap::new();
-        let mut held = Vec::new();
+        // Keys held earlier in this batch, each with its place in `held`.
+        let mut taken: HashMap<&str, usize> = HashMap::new();
+        let mut held: Vec<HeldSeats<'_>> = Vec::new();
         let mut outcomes = Vec::with_capacity(holds.len());
         for hold in holds {
-            let earlier = taken.get(hold.key.as_str()).copied();
+            let earlier = taken.get(hold.key.as_str()).map(|&place| &held[place]);
             let outcome = match (earlier, known.get(&hold.key)) {
-                (Some(first), _) if first.request_hash != hold.request_hash => {
+                (Some(first), _) if first.hold.request_hash != hold.request_hash => {
                     HoldOutcome::KeyReused
                 }
-                (Some(first), _) => outcomes
-                    .iter()
-                    .find_map(|outcome| match outcome {
-                        HoldOutcome::Held(booking) if booking.id == first.id => {
-                            Some(HoldOutcome::Replay(booking.clone()))
-                        }
-                        _ => None,
-                    })
-                    .ok_or_else(|| StoreError::Corrupt("a batch lost a hold it took".into()))?,
+                (Some(first), _) => HoldOutcome::Replay(first.booking.clone()),
                 // A key's row is written in the transaction that books it, so a row without a
                 // booking can only be left by an older version's claim: it is taken over.
                 (None, Some((hash, Some(_)))) if *hash != hold.request_hash => {
@@ -496,7 +488,7 @@ where
                 }
                 (None, _) => match Self::plan_hold(&mut tx, hold, &mut slots, now).await? {
                     Ok(seats) => {
-                        taken.insert(hold.key.as_str(), hold);
+                        taken.insert(hold.key.as_str(), held.len());
                         let booking = seats.booking.clone();
                         held.push(seats);
                         HoldOutcome::Held(booking)
