@@ -20,7 +20,8 @@ pub use request::{HoldBody, IdempotencyKey, InvalidBooking, PaxBody};
 
 use crate::domain::ExperienceId;
 use crate::storage::{
-    Booking, BookingChange, BookingStatus, HoldOutcome, KeyedHold, Refusal, Store, StoreError,
+    Amendment, Booking, BookingChange, BookingStatus, HoldOutcome, KeyedHold, Refusal,
+    ResellerBooking, ResellerQuery, Store, StoreError,
 };
 use crate::telemetry::names;
 
@@ -150,16 +151,30 @@ impl BookingDesk {
     }
 
     async fn change(&self, id: Uuid, change: BookingChange) -> Result<Booking, BookingError> {
+        let amendment = Amendment {
+            change: Some(change),
+            ..Amendment::default()
+        };
+        self.amend(id, amendment).await
+    }
+
+    /// Moves a booking to other seats, changes its state and records its reseller's record,
+    /// all or nothing (see [`crate::storage::Bookings::amend_booking`]).
+    pub async fn amend(&self, id: Uuid, amendment: Amendment) -> Result<Booking, BookingError> {
         let store = self.store.clone();
+        let change = amendment.change;
         // As for holds: a change, once asked for, is carried out whatever the caller does.
-        let changed = tokio::spawn(async move { store.change_booking(id, change, now()).await })
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("the booking change's task failed: {e}")))??;
+        let changed =
+            tokio::spawn(async move { store.amend_booking(id, &amendment, now()).await })
+                .await
+                .map_err(|e| {
+                    StoreError::Corrupt(format!("the booking change's task failed: {e}"))
+                })??;
         match changed {
             Ok(booking) => {
                 match (change, booking.status) {
-                    (BookingChange::Confirm, BookingStatus::Confirmed) => count("confirmed"),
-                    (BookingChange::Cancel, BookingStatus::Cancelled) => count("cancelled"),
+                    (Some(BookingChange::Confirm), BookingStatus::Confirmed) => count("confirmed"),
+                    (Some(BookingChange::Cancel), BookingStatus::Cancelled) => count("cancelled"),
                     _ => {}
                 }
                 Ok(booking)
@@ -169,6 +184,14 @@ impl BookingDesk {
                 Err(BookingError::Refused(refusal))
             }
         }
+    }
+
+    /// The bookings resellers made that `query` finds, newest first.
+    pub async fn reseller_bookings(
+        &self,
+        query: &ResellerQuery,
+    ) -> Result<Vec<ResellerBooking>, BookingError> {
+        Ok(self.store.reseller_bookings(query, now()).await?)
     }
 
     /// Releases lapsed holds until `shutdown`; each is released once, by whichever instance

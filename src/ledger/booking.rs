@@ -87,6 +87,36 @@ fn booking_transfers(booking_move: BookingMove, pools: &[BookedPool]) -> Vec<Tra
     transfers
 }
 
+/// The hold a move would be refused for: the first pool with fewer seats available than the
+/// booking takes of it.
+fn first_short(pools: &[BookedPool]) -> Option<InsufficientCapacity> {
+    pools
+        .iter()
+        .find(|pool| pool.available.running.balance < pool.quantity)
+        .map(|short| InsufficientCapacity {
+            pax_type: short.pax_type.clone(),
+            wanted: short.quantity,
+            left: short.available.running.balance.max(0),
+        })
+}
+
+fn account_states<'p>(
+    pools: impl IntoIterator<Item = &'p BookedPool>,
+) -> HashMap<AccountId, AccountState> {
+    pools
+        .into_iter()
+        .flat_map(BookedPool::accounts)
+        .map(|(kind, account)| {
+            let state = AccountState {
+                kind,
+                balance: account.running.balance,
+                version: account.running.version,
+            };
+            (account.id, state)
+        })
+        .collect()
+}
+
 /// One move of a booking: its transfers and the posting they make.
 #[derive(Debug)]
 pub(crate) struct PlannedMove {
@@ -101,29 +131,62 @@ pub(crate) fn plan_move(
     pools: &[BookedPool],
 ) -> Result<Result<PlannedMove, InsufficientCapacity>, PostingError> {
     if booking_move == BookingMove::Hold
-        && let Some(short) = pools
-            .iter()
-            .find(|pool| pool.available.running.balance < pool.quantity)
+        && let Some(short) = first_short(pools)
     {
-        return Ok(Err(InsufficientCapacity {
-            pax_type: short.pax_type.clone(),
-            wanted: short.quantity,
-            left: short.available.running.balance.max(0),
-        }));
+        return Ok(Err(short));
     }
-    let accounts: HashMap<AccountId, AccountState> = pools
+    let accounts = account_states(pools);
+    let transfers = booking_transfers(booking_move, pools);
+    let posting = PlannedPosting::plan(&transfers, accounts)?;
+    Ok(Ok(PlannedMove { transfers, posting }))
+}
+
+/// Moves a booking to other seats in one posting: its seats go back (released, or refunded
+/// when `confirmed`) and the new ones are taken (held, or held and sold), or nothing moves
+/// when the new pools lack the seats even with the old ones back. The pools may overlap:
+/// changing only quantities moves just the difference.
+pub(crate) fn plan_rebook(
+    confirmed: bool,
+    old: &[BookedPool],
+    new: &[BookedPool],
+) -> Result<Result<PlannedMove, InsufficientCapacity>, PostingError> {
+    let accounts = account_states(old.iter().chain(new));
+    let give_back = if confirmed {
+        BookingMove::Refund
+    } else {
+        BookingMove::Release
+    };
+    let mut transfers = booking_transfers(give_back, old);
+    // The new seats are judged with the old ones already back.
+    let mut given_back = accounts.clone();
+    super::post(&transfers, &mut given_back)?;
+    let running = |account: PoolAccount| {
+        let state = given_back.get(&account.id).map(|state| RunningBalance {
+            balance: state.balance,
+            version: state.version,
+        });
+        PoolAccount {
+            running: state.unwrap_or(account.running),
+            ..account
+        }
+    };
+    let new: Vec<BookedPool> = new
         .iter()
-        .flat_map(BookedPool::accounts)
-        .map(|(kind, account)| {
-            let state = AccountState {
-                kind,
-                balance: account.running.balance,
-                version: account.running.version,
-            };
-            (account.id, state)
+        .map(|pool| BookedPool {
+            available: running(pool.available),
+            held: running(pool.held),
+            sold: running(pool.sold),
+            shortfall: running(pool.shortfall),
+            ..pool.clone()
         })
         .collect();
-    let transfers = booking_transfers(booking_move, pools);
+    if let Some(short) = first_short(&new) {
+        return Ok(Err(short));
+    }
+    transfers.extend(booking_transfers(BookingMove::Hold, &new));
+    if confirmed {
+        transfers.extend(booking_transfers(BookingMove::Confirm, &new));
+    }
     let posting = PlannedPosting::plan(&transfers, accounts)?;
     Ok(Ok(PlannedMove { transfers, posting }))
 }
@@ -208,6 +271,36 @@ mod tests {
                 left: 2
             }
         );
+    }
+
+    #[test]
+    fn a_rebook_takes_the_new_seats_with_the_old_ones_back() {
+        // Slot pool: 1 available, 3 held by the booking; it grows to 4: only with its own 3
+        // back does it fit.
+        let old = [pool(0, [1, 3, 0, 0], 3)];
+        let new = [pool(0, [1, 3, 0, 0], 4)];
+        let moved = plan_rebook(false, &old, &new).unwrap().unwrap().posting;
+        assert_eq!(balances(&new, &moved), [[0, 4, 0, 0]]);
+        let too_many = [pool(0, [1, 3, 0, 0], 5)];
+        assert_eq!(
+            plan_rebook(false, &old, &too_many).unwrap().unwrap_err(),
+            InsufficientCapacity {
+                pax_type: None,
+                wanted: 5,
+                left: 4
+            }
+        );
+    }
+
+    #[test]
+    fn a_confirmed_rebook_to_another_slot_refunds_the_old_seats_and_sells_the_new() {
+        let old = [pool(0, [2, 0, 3, 0], 3)];
+        let new = [pool(1, [5, 0, 0, 0], 2)];
+        let moved = plan_rebook(true, &old, &new).unwrap().unwrap().posting;
+        assert_eq!(balances(&old, &moved), [[5, 0, 0, 0]]);
+        assert_eq!(balances(&new, &moved), [[3, 0, 2, 0]]);
+        let net: Seats = moved.entries.iter().map(|entry| entry.amount).sum();
+        assert_eq!(net, 0, "one balanced posting");
     }
 
     #[test]

@@ -48,7 +48,30 @@ pub trait Bookings: Send + Sync + 'static {
         id: Uuid,
         change: BookingChange,
         now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError> {
+        let amendment = Amendment {
+            change: Some(change),
+            ..Amendment::default()
+        };
+        self.amend_booking(id, &amendment, now).await
+    }
+
+    /// Changes a booking's seats (`rebook`), then its state (`change`), then records its
+    /// reseller's record, all in one transaction: all of it happens or none of it (a hold
+    /// found past its deadline is still released).
+    async fn amend_booking(
+        &self,
+        id: Uuid,
+        amendment: &Amendment,
+        now: DateTime<Utc>,
     ) -> Result<Result<Booking, Refusal>, StoreError>;
+
+    /// The bookings resellers made that `query` finds, as they stand at `now`, newest first.
+    async fn reseller_bookings(
+        &self,
+        query: &ResellerQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ResellerBooking>, StoreError>;
 
     /// Holds past their deadline, soonest first.
     async fn due_holds(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, StoreError>;
@@ -163,6 +186,48 @@ pub enum Refusal {
     Cancelled,
     /// Only a hold can be extended.
     NotOnHold(BookingStatus),
+}
+
+/// What [`Bookings::amend_booking`] does to a booking, in this order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Amendment {
+    /// Other seats: another slot of the same experience, other pax, or both. A hold gets
+    /// `expires_at` as its new deadline; a confirmed booking stays sold.
+    pub rebook: Option<HoldRequest>,
+    pub change: Option<BookingChange>,
+    /// Replaces the booking's reseller record.
+    pub record: Option<ResellerRecord>,
+}
+
+/// What a reseller keeps with a booking it made: its own id for it, its reference, and the
+/// rest of what it sent as a document the reseller's protocol layer owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResellerRecord {
+    pub uuid: String,
+    pub reseller_reference: Option<String>,
+    /// JSON, opaque to the store.
+    pub document: String,
+}
+
+/// A booking a reseller made, with its record (absent only if the process stopped between
+/// the hold and writing the record; the reseller's retry writes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResellerBooking {
+    pub booking: Booking,
+    pub record: Option<ResellerRecord>,
+    /// When the record was last written.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Which reseller bookings to find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResellerQuery {
+    /// The booking held under this idempotency key.
+    Key(String),
+    /// The booking with this id, if a reseller made it.
+    Booking(Uuid),
+    /// Every booking recorded with this reseller reference.
+    ResellerReference(String),
 }
 
 /// A hold to take as booking `id`, recorded under its idempotency key.

@@ -156,16 +156,26 @@ macro_rules! forward_store {
             ) -> ::std::result::Result<Option<$crate::storage::Booking>, $crate::storage::StoreError> {
                 self.$inner.booking(id, now).await
             }
-            async fn change_booking(
+            async fn amend_booking(
                 &self,
                 id: ::uuid::Uuid,
-                change: $crate::storage::BookingChange,
+                amendment: &$crate::storage::Amendment,
                 now: ::chrono::DateTime<::chrono::Utc>,
             ) -> ::std::result::Result<
                 ::std::result::Result<$crate::storage::Booking, $crate::storage::Refusal>,
                 $crate::storage::StoreError,
             > {
-                self.$inner.change_booking(id, change, now).await
+                self.$inner.amend_booking(id, amendment, now).await
+            }
+            async fn reseller_bookings(
+                &self,
+                query: &$crate::storage::ResellerQuery,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> ::std::result::Result<
+                Vec<$crate::storage::ResellerBooking>,
+                $crate::storage::StoreError,
+            > {
+                self.$inner.reseller_bookings(query, now).await
             }
             async fn due_holds(
                 &self,

@@ -30,8 +30,9 @@ use crate::domain::PriceOutOfRange;
 use crate::ledger::PostingError;
 
 pub use bookings::{
-    BookedPax, Booking, BookingChange, BookingStatus, BookingTotals, Bookings, HoldOutcome,
-    HoldRequest, KeyedHold, PaxQuantity, Refusal,
+    Amendment, BookedPax, Booking, BookingChange, BookingStatus, BookingTotals, Bookings,
+    HoldOutcome, HoldRequest, KeyedHold, PaxQuantity, Refusal, ResellerBooking, ResellerQuery,
+    ResellerRecord,
 };
 pub use cached::{CachedStore, Rendered};
 pub use coordination::{Fence, Lease, Leases, Pause, SyncControl, SyncRequest, SyncRequests};

@@ -13,8 +13,8 @@ use futures::TryStreamExt;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::bookings::{
-    BookedPax, Booking, BookingChange, BookingStatus, BookingTotals, HoldOutcome, HoldRequest,
-    KeyedHold, Refusal,
+    Amendment, BookedPax, Booking, BookingChange, BookingStatus, BookingTotals, HoldOutcome,
+    HoldRequest, KeyedHold, Refusal, ResellerBooking, ResellerQuery, ResellerRecord,
 };
 use super::coordination::StoredSyncRequest;
 use super::inventory::StoredPrice;
@@ -26,6 +26,7 @@ use super::{
 use crate::domain::{ExperienceId, Seats};
 use crate::ledger::booking::{
     BookedPool, BookingMove, InsufficientCapacity, PlannedMove, PoolAccount, plan_move,
+    plan_rebook,
 };
 use crate::ledger::posting::{PlannedPosting, RunningBalance};
 use crate::ledger::{self, AccountKind, Transfer, VerifyReport, Violation};
@@ -96,6 +97,7 @@ where
     for<'r> (i64, NaiveDate): FromRow<'r, Self::Row>,
     for<'r> BookingRow: FromRow<'r, Self::Row>,
     for<'r> BookedPaxRow: FromRow<'r, Self::Row>,
+    for<'r> ResellerRow: FromRow<'r, Self::Row>,
     for<'r> PaxRuleRow: FromRow<'r, Self::Row>,
     for<'r> PoolAccountRow: FromRow<'r, Self::Row>,
     for<'r> (String, String, Option<String>): FromRow<'r, Self::Row>,
@@ -560,31 +562,12 @@ where
             .execute(&mut *conn)
             .await
             .during("recording bookings")?;
-        let pax_rows: usize = held.iter().map(|seats| seats.pax.len()).sum();
-        let sql = format!(
-            "INSERT INTO booking_pax (booking_id, pax_type, position, quantity, currency,
-                                      price_scale, final_price_minor, original_price_minor)
-             VALUES {}",
-            placeholders(pax_rows, 8)
-        );
-        let mut query = sqlx::query::<Self>(&sql);
-        for (seats, id) in held.iter().zip(&ids) {
-            for (rule, quantity) in &seats.pax {
-                query = query
-                    .bind(id.as_str())
-                    .bind(rule.pax_type.as_str())
-                    .bind(i64::from(rule.position))
-                    .bind(*quantity)
-                    .bind(rule.price.currency.as_str())
-                    .bind(i64::from(rule.price.price_scale))
-                    .bind(rule.price.final_price_minor)
-                    .bind(rule.price.original_price_minor);
-            }
-        }
-        query
-            .execute(&mut *conn)
-            .await
-            .during("recording bookings' pax")?;
+        let pax: Vec<(&str, &[(PaxRuleRow, Seats)])> = held
+            .iter()
+            .zip(&ids)
+            .map(|(seats, id)| (id.as_str(), seats.pax.as_slice()))
+            .collect();
+        Self::write_pax(&mut *conn, &pax).await?;
         let postings: Vec<JournalPosting<'_>> = held
             .iter()
             .zip(&ids)
@@ -627,6 +610,39 @@ where
                 "an idempotency key was taken by a concurrent request".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Writes the pax of each `(booking id, pax)`, in one statement.
+    async fn write_pax(
+        conn: &mut Self::Connection,
+        bookings: &[(&str, &[(PaxRuleRow, Seats)])],
+    ) -> Result<(), StoreError> {
+        let rows: usize = bookings.iter().map(|(_, pax)| pax.len()).sum();
+        let sql = format!(
+            "INSERT INTO booking_pax (booking_id, pax_type, position, quantity, currency,
+                                      price_scale, final_price_minor, original_price_minor)
+             VALUES {}",
+            placeholders(rows, 8)
+        );
+        let mut query = sqlx::query::<Self>(&sql);
+        for &(id, pax) in bookings {
+            for (rule, quantity) in pax {
+                query = query
+                    .bind(id)
+                    .bind(rule.pax_type.as_str())
+                    .bind(i64::from(rule.position))
+                    .bind(*quantity)
+                    .bind(rule.price.currency.as_str())
+                    .bind(i64::from(rule.price.price_scale))
+                    .bind(rule.price.final_price_minor)
+                    .bind(rule.price.original_price_minor);
+            }
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .during("recording bookings' pax")?;
         Ok(())
     }
 
@@ -711,36 +727,11 @@ where
             Ok(slot) => slot,
             Err(refusal) => return Ok(Err(refusal.clone())),
         };
-        let mut pax = Vec::with_capacity(request.pax.len());
-        for wanted in &request.pax {
-            let Some(rule) = slot
-                .rules
-                .iter()
-                .find(|rule| rule.pax_type == wanted.pax_type)
-            else {
-                return Ok(Err(Refusal::UnknownPaxType(wanted.pax_type.clone())));
-            };
-            if !(rule.min_pax..=rule.max_pax).contains(&wanted.quantity) {
-                return Ok(Err(Refusal::QuantityOutOfRange {
-                    pax_type: wanted.pax_type.clone(),
-                    quantity: wanted.quantity,
-                    min: rule.min_pax,
-                    max: rule.max_pax,
-                }));
-            }
-            pax.push((rule.clone(), wanted.quantity));
-        }
-        pax.sort_by_key(|(rule, _)| rule.position);
-        let quantities: Vec<(Option<String>, Seats)> = std::iter::once((
-            None,
-            pax.iter().map(|(_, quantity)| quantity).sum::<Seats>(),
-        ))
-        .chain(
-            pax.iter()
-                .map(|(rule, quantity)| (Some(rule.pax_type.clone()), *quantity)),
-        )
-        .collect();
-        let pools = booked_pools(&slot.accounts, slot.id, &quantities)?;
+        let pax = match priced_pax(&slot.rules, request) {
+            Ok(pax) => pax,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let pools = booked_pools(&slot.accounts, slot.id, &priced_quantities(&pax))?;
         let planned = match plan_move(BookingMove::Hold, &pools)? {
             Ok(planned) => planned,
             Err(short) => return Ok(Err(Refusal::InsufficientCapacity(short))),
@@ -751,16 +742,7 @@ where
                 account.version = update.version;
             }
         }
-        let booked = pax
-            .iter()
-            .map(|(rule, quantity)| {
-                Ok(BookedPax {
-                    pax_type: rule.pax_type.clone(),
-                    quantity: *quantity,
-                    unit_price: rule.price.clone().into_price()?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let booked = booked_pax(&pax)?;
         Ok(Ok(HeldSeats {
             hold,
             slot: slot.id,
@@ -904,12 +886,12 @@ where
         Ok(())
     }
 
-    /// Changes a booking in `tx` (a write transaction) and commits; a refusal still commits
-    /// the expiry of a hold found past its deadline.
-    async fn change_booking(
+    /// Amends a booking in `tx` (a write transaction) and commits what it did; a refusal
+    /// commits only the release of a hold found past its deadline.
+    async fn amend_booking(
         mut tx: Transaction<'static, Self>,
         id: uuid::Uuid,
-        change: BookingChange,
+        amendment: &Amendment,
         now: DateTime<Utc>,
     ) -> Result<Result<Booking, Refusal>, StoreError> {
         let id_text = id.to_string();
@@ -924,18 +906,250 @@ where
         let Some((experience, date)) = day else {
             return Ok(Err(Refusal::NotFound));
         };
-        Self::lock_day(&mut tx, stored_experience(experience)?, date).await?;
+        let mut days = vec![(stored_experience(experience)?, date)];
+        if let Some(request) = &amendment.rebook {
+            days.push((request.experience, request.date));
+        }
+        days.sort_unstable();
+        days.dedup();
+        for &(experience, date) in &days {
+            Self::lock_day(&mut tx, experience, date).await?;
+        }
         // Read again under the lock: another instance may have moved it meanwhile.
         let Some(booking) = Self::read_booking(&mut tx, &id_text).await? else {
             return Ok(Err(Refusal::NotFound));
         };
-        let outcome = Self::apply_change(&mut tx, &id_text, booking, change, now).await?;
+        if !days.contains(&(booking.experience, booking.date)) {
+            return Err(StoreError::Corrupt(format!(
+                "booking {id} moved to another day while being amended; retry"
+            )));
+        }
+        if booking.status == BookingStatus::OnHold && booking.expires_at <= now {
+            let expired = Self::post_move(
+                &mut tx,
+                &id_text,
+                booking,
+                BookingMove::Release,
+                BookingStatus::Expired,
+                now,
+            )
+            .await?;
+            tx.commit().await.during("committing a lapsed hold's release")?;
+            let ends_it = amendment.rebook.is_none()
+                && matches!(
+                    amendment.change,
+                    Some(BookingChange::Expire | BookingChange::Cancel)
+                );
+            return Ok(if ends_it {
+                Ok(expired)
+            } else {
+                Err(Refusal::Expired)
+            });
+        }
+        let mut booking = booking;
+        if let Some(request) = &amendment.rebook {
+            booking = match Self::rebook(&mut tx, &id_text, booking, request, now).await? {
+                Ok(rebooked) => rebooked,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+        }
+        if let Some(change) = amendment.change {
+            booking = match Self::apply_change(&mut tx, &id_text, booking, change, now).await? {
+                Ok(changed) => changed,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+        }
+        if let Some(record) = &amendment.record {
+            Self::write_record(&mut tx, &id_text, record, now).await?;
+        }
         tx.commit().await.during("committing a booking change")?;
-        Ok(outcome)
+        Ok(Ok(booking))
     }
 
-    /// Decides and posts one change of `booking` (read under the day's lock). A hold past
-    /// its deadline is released first, whatever was asked.
+    /// Moves a hold or a confirmed booking to the seats `request` asks for, in one posting
+    /// (see [`plan_rebook`]); the caller holds the locks of both days.
+    async fn rebook(
+        conn: &mut Self::Connection,
+        id: &str,
+        booking: Booking,
+        request: &HoldRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, Refusal>, StoreError> {
+        let confirmed = match booking.status {
+            BookingStatus::OnHold => false,
+            BookingStatus::Confirmed => true,
+            BookingStatus::Cancelled => return Ok(Err(Refusal::Cancelled)),
+            BookingStatus::Expired => return Ok(Err(Refusal::Expired)),
+        };
+        let slot = match Self::open_slot(&mut *conn, request, now).await? {
+            Ok(slot) => slot,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let pax = match priced_pax(&slot.rules, request) {
+            Ok(pax) => pax,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let (old_slot,): (i64,) = sqlx::query_as("SELECT slot_id FROM bookings WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await
+            .during("reading a booking's slot")?;
+        let old_accounts = if old_slot == slot.id {
+            None
+        } else {
+            Some(Self::pool_accounts(&mut *conn, old_slot).await?)
+        };
+        let old = booked_pools(
+            old_accounts.as_deref().unwrap_or(&slot.accounts),
+            old_slot,
+            &booking_quantities(&booking),
+        )?;
+        let new = booked_pools(&slot.accounts, slot.id, &priced_quantities(&pax))?;
+        // One posting moves the seats within an experience; a move to another experience's
+        // slot is a posting on each (a journal transaction belongs to one experience), in the
+        // same database transaction.
+        let moves = if request.experience == booking.experience {
+            vec![(booking.experience, plan_rebook(confirmed, &old, &new)?)]
+        } else {
+            vec![
+                (booking.experience, plan_rebook(confirmed, &old, &[])?),
+                (request.experience, plan_rebook(confirmed, &[], &new)?),
+            ]
+        };
+        let mut planned = Vec::with_capacity(moves.len());
+        for (experience, planned_move) in moves {
+            match planned_move {
+                Ok(planned_move) => planned.push((experience, planned_move)),
+                Err(short) => return Ok(Err(Refusal::InsufficientCapacity(short))),
+            }
+        }
+        let postings: Vec<JournalPosting<'_>> = planned
+            .iter()
+            .map(|(experience, planned)| JournalPosting {
+                journal: Journal {
+                    experience: *experience,
+                    source: JournalSource::Booking {
+                        id,
+                        reason: "rebook",
+                    },
+                },
+                transfers: &planned.transfers,
+                posting: &planned.posting,
+            })
+            .collect();
+        Self::write_postings(&mut *conn, &postings).await?;
+        let expires_at = if confirmed {
+            booking.expires_at
+        } else {
+            request.expires_at
+        };
+        sqlx::query(
+            "UPDATE bookings SET experience_id = $1, slot_id = $2, expires_at = $3 WHERE id = $4",
+        )
+        .bind(request.experience.get())
+        .bind(slot.id)
+        .bind(expires_at)
+        .bind(id)
+            .execute(&mut *conn)
+            .await
+            .during("moving a booking")?;
+        sqlx::query("DELETE FROM booking_pax WHERE booking_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .during("replacing a booking's pax")?;
+        Self::write_pax(&mut *conn, &[(id, pax.as_slice())]).await?;
+        Self::bump_day_version(&mut *conn, booking.experience, booking.date).await?;
+        if (request.experience, request.date) != (booking.experience, booking.date) {
+            Self::bump_day_version(&mut *conn, request.experience, request.date).await?;
+        }
+        Ok(Ok(Booking {
+            experience: request.experience,
+            date: request.date,
+            start_time: request.start_time,
+            pax: booked_pax(&pax)?,
+            expires_at,
+            ..booking
+        }))
+    }
+
+    async fn write_record(
+        conn: &mut Self::Connection,
+        id: &str,
+        record: &ResellerRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO reseller_bookings (booking_id, uuid, reseller_reference, document,
+                                            updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (booking_id) DO UPDATE
+                 SET reseller_reference = excluded.reseller_reference,
+                     document = excluded.document, updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(record.uuid.as_str())
+        .bind(record.reseller_reference.as_deref())
+        .bind(record.document.as_str())
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .during("recording a reseller's booking")?;
+        Ok(())
+    }
+
+    async fn reseller_bookings(
+        pool: &Pool<Self>,
+        query: &ResellerQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ResellerBooking>, StoreError> {
+        const LIMIT: i64 = 1000;
+        let (condition, value) = match query {
+            ResellerQuery::Key(key) => (
+                "b.id = (SELECT booking_id FROM idempotency_keys WHERE key = $1)",
+                key.clone(),
+            ),
+            ResellerQuery::Booking(id) => ("b.id = $1 AND r.booking_id IS NOT NULL", id.to_string()),
+            ResellerQuery::ResellerReference(reference) => {
+                ("r.reseller_reference = $1", reference.clone())
+            }
+        };
+        let sql = format!(
+            "SELECT b.id, r.uuid, r.reseller_reference, r.document, r.updated_at
+             FROM bookings b LEFT JOIN reseller_bookings r ON r.booking_id = b.id
+             WHERE {condition}
+             ORDER BY b.created_at DESC, b.id LIMIT {LIMIT}"
+        );
+        let mut conn = pool.acquire().await.during("reading resellers' bookings")?;
+        let rows: Vec<ResellerRow> = sqlx::query_as(&sql)
+            .bind(value.as_str())
+            .fetch_all(&mut *conn)
+            .await
+            .during("finding resellers' bookings")?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Some(booking) = Self::read_booking(&mut conn, &row.id).await? else {
+                continue;
+            };
+            let record = match (row.uuid, row.document) {
+                (Some(uuid), Some(document)) => Some(ResellerRecord {
+                    uuid,
+                    reseller_reference: row.reseller_reference,
+                    document,
+                }),
+                _ => None,
+            };
+            found.push(ResellerBooking {
+                booking: booking.as_of(now),
+                record,
+                updated_at: row.updated_at,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Decides and posts one change of `booking` (read under the day's lock, and not a hold
+    /// past its deadline).
     async fn apply_change(
         conn: &mut Self::Connection,
         id: &str,
@@ -944,14 +1158,6 @@ where
         now: DateTime<Utc>,
     ) -> Result<Result<Booking, Refusal>, StoreError> {
         use BookingStatus::{Cancelled, Confirmed, Expired, OnHold};
-        if booking.status == OnHold && booking.expires_at <= now {
-            let expired =
-                Self::post_move(conn, id, booking, BookingMove::Release, Expired, now).await?;
-            return Ok(match change {
-                BookingChange::Expire | BookingChange::Cancel => Ok(expired),
-                BookingChange::Confirm | BookingChange::Extend(_) => Err(Refusal::Expired),
-            });
-        }
         let (booking_move, status) = match (booking.status, change) {
             // Released already (by another instance's sweeper): nothing to count twice.
             (Expired, BookingChange::Expire) => return Ok(Err(Refusal::Expired)),
@@ -1005,17 +1211,7 @@ where
             .fetch_one(&mut *conn)
             .await
             .during("reading a booking's slot")?;
-        let quantities: Vec<(Option<String>, Seats)> = std::iter::once((
-            None,
-            booking.pax.iter().map(|pax| pax.quantity).sum::<Seats>(),
-        ))
-        .chain(
-            booking
-                .pax
-                .iter()
-                .map(|pax| (Some(pax.pax_type.clone()), pax.quantity)),
-        )
-        .collect();
+        let quantities = booking_quantities(&booking);
         let accounts = Self::pool_accounts(&mut *conn, slot.0).await?;
         let pools = booked_pools(&accounts, slot.0, &quantities)?;
         let planned = plan_move(booking_move, &pools)?
@@ -1206,6 +1402,61 @@ fn booked_pools(
         .collect()
 }
 
+/// The pax a hold asks for with their rules and prices, in the slot's order, or why the
+/// slot's pax types do not allow it.
+fn priced_pax(
+    rules: &[PaxRuleRow],
+    request: &HoldRequest,
+) -> Result<Vec<(PaxRuleRow, Seats)>, Refusal> {
+    let mut pax = Vec::with_capacity(request.pax.len());
+    for wanted in &request.pax {
+        let Some(rule) = rules.iter().find(|rule| rule.pax_type == wanted.pax_type) else {
+            return Err(Refusal::UnknownPaxType(wanted.pax_type.clone()));
+        };
+        if !(rule.min_pax..=rule.max_pax).contains(&wanted.quantity) {
+            return Err(Refusal::QuantityOutOfRange {
+                pax_type: wanted.pax_type.clone(),
+                quantity: wanted.quantity,
+                min: rule.min_pax,
+                max: rule.max_pax,
+            });
+        }
+        pax.push((rule.clone(), wanted.quantity));
+    }
+    pax.sort_by_key(|(rule, _)| rule.position);
+    Ok(pax)
+}
+
+/// What a booking takes of each pool: the slot's own (`None`, every pax) and each pax type's.
+fn pool_quantities<'p>(
+    pax: impl Iterator<Item = (&'p String, Seats)> + Clone,
+) -> Vec<(Option<String>, Seats)> {
+    let total: Seats = pax.clone().map(|(_, quantity)| quantity).sum();
+    std::iter::once((None, total))
+        .chain(pax.map(|(pax_type, quantity)| (Some(pax_type.clone()), quantity)))
+        .collect()
+}
+
+fn priced_quantities(pax: &[(PaxRuleRow, Seats)]) -> Vec<(Option<String>, Seats)> {
+    pool_quantities(pax.iter().map(|(rule, quantity)| (&rule.pax_type, *quantity)))
+}
+
+fn booking_quantities(booking: &Booking) -> Vec<(Option<String>, Seats)> {
+    pool_quantities(booking.pax.iter().map(|pax| (&pax.pax_type, pax.quantity)))
+}
+
+fn booked_pax(pax: &[(PaxRuleRow, Seats)]) -> Result<Vec<BookedPax>, StoreError> {
+    pax.iter()
+        .map(|(rule, quantity)| {
+            Ok(BookedPax {
+                pax_type: rule.pax_type.clone(),
+                quantity: *quantity,
+                unit_price: rule.price.clone().into_price()?,
+            })
+        })
+        .collect()
+}
+
 /// A slot of a batch of holds, by experience, date and start time.
 type SlotKey = (ExperienceId, NaiveDate, NaiveTime);
 
@@ -1283,6 +1534,15 @@ pub(crate) struct BookingRow {
     expires_at: DateTime<Utc>,
     confirmed_at: Option<DateTime<Utc>>,
     cancelled_at: Option<DateTime<Utc>>,
+}
+
+#[derive(FromRow)]
+pub(crate) struct ResellerRow {
+    id: String,
+    uuid: Option<String>,
+    reseller_reference: Option<String>,
+    document: Option<String>,
+    updated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(FromRow)]

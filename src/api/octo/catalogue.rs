@@ -293,6 +293,36 @@ pub fn parse_availability_id(zone: Tz, id: &str) -> Option<(NaiveDate, String)> 
     ))
 }
 
+/// A slot's start and end in the product's zone.
+pub struct SlotTimes {
+    pub start: DateTime<Tz>,
+    pub end: DateTime<Tz>,
+}
+
+impl SlotTimes {
+    pub fn new(zone: Tz, date: NaiveDate, start: NaiveTime, end: NaiveTime) -> Self {
+        // An end before the start is on the next day.
+        let end_date = if end < start {
+            date.succ_opt().unwrap_or(date)
+        } else {
+            date
+        };
+        Self {
+            start: zoned(zone, date.and_time(start)),
+            end: zoned(zone, end_date.and_time(end)),
+        }
+    }
+
+    /// The availability id: the local start with its offset.
+    pub fn id(&self) -> String {
+        self.start.format(LOCAL_DATE_TIME).to_string()
+    }
+
+    pub fn local_end(&self) -> String {
+        self.end.format(LOCAL_DATE_TIME).to_string()
+    }
+}
+
 /// One slot as an OCTO availability at `now`.
 pub fn availability(
     slot: &ServedSlot,
@@ -300,14 +330,8 @@ pub fn availability(
     now: DateTime<Utc>,
     pricing: bool,
 ) -> Result<AvailabilityBody, OctoError> {
-    let start = zoned(zone, slot.start_date.and_time(slot.start_time));
-    // An end before the start is on the next day.
-    let end_date = if slot.end_time < slot.start_time {
-        slot.start_date.succ_opt().unwrap_or(slot.start_date)
-    } else {
-        slot.start_date
-    };
-    let end = zoned(zone, end_date.and_time(slot.end_time));
+    let times = SlotTimes::new(zone, slot.start_date, slot.start_time, slot.end_time);
+    let start = times.start;
     // A booking takes seats from the slot and from each pax type it names.
     let pax_seats = slot.pax.iter().fold(0, |sum: Seats, pax| {
         sum.saturating_add(pax.remaining.max(0))
@@ -337,11 +361,11 @@ pub fn availability(
             unit_prices(&prices)
         })
         .transpose()?;
-    let id = start.format(LOCAL_DATE_TIME).to_string();
+    let id = times.id();
     Ok(AvailabilityBody {
         local_date_time_start: id.clone(),
         id,
-        local_date_time_end: end.format(LOCAL_DATE_TIME).to_string(),
+        local_date_time_end: times.local_end(),
         utc_cutoff_at: start
             .with_timezone(&Utc)
             .format("%Y-%m-%dT%H:%M:%SZ")

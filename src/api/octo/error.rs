@@ -24,6 +24,11 @@ pub enum OctoError {
          e.g. 2026-12-05T09:00:00+08:00"
     )]
     InvalidAvailabilityId { availability_id: String },
+    #[error("{message}")]
+    InvalidBookingUuid { uuid: String, message: String },
+    /// A valid request that cannot be carried out: no seats, an ended booking.
+    #[error("{0}")]
+    UnprocessableEntity(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -43,7 +48,8 @@ pub enum OctoError {
 #[schema(example = json!({"error": "INVALID_PRODUCT_ID", "errorMessage": "no product 99", "productId": "99"}))]
 pub struct OctoErrorBody {
     /// `INVALID_PRODUCT_ID`, `INVALID_OPTION_ID`, `INVALID_UNIT_ID`,
-    /// `INVALID_AVAILABILITY_ID`, `BAD_REQUEST`, `UNAUTHORIZED` or `INTERNAL_SERVER_ERROR`.
+    /// `INVALID_AVAILABILITY_ID`, `INVALID_BOOKING_UUID`, `UNPROCESSABLE_ENTITY`,
+    /// `BAD_REQUEST`, `UNAUTHORIZED` or `INTERNAL_SERVER_ERROR`.
     error: &'static str,
     error_message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,6 +60,8 @@ pub struct OctoErrorBody {
     unit_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     availability_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uuid: Option<String>,
 }
 
 impl OctoError {
@@ -63,6 +71,8 @@ impl OctoError {
             Self::InvalidOptionId { .. } => "INVALID_OPTION_ID",
             Self::InvalidUnitId { .. } => "INVALID_UNIT_ID",
             Self::InvalidAvailabilityId { .. } => "INVALID_AVAILABILITY_ID",
+            Self::InvalidBookingUuid { .. } => "INVALID_BOOKING_UUID",
+            Self::UnprocessableEntity(_) => "UNPROCESSABLE_ENTITY",
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::Unauthorized(_) => "UNAUTHORIZED",
             Self::Store(_) | Self::Internal => "INTERNAL_SERVER_ERROR",
@@ -105,6 +115,7 @@ impl IntoResponse for OctoError {
             option_id: None,
             unit_id: None,
             availability_id: None,
+            uuid: None,
         };
         match self {
             Self::InvalidProductId { product_id, .. } => body.product_id = Some(product_id),
@@ -113,6 +124,7 @@ impl IntoResponse for OctoError {
             Self::InvalidAvailabilityId { availability_id } => {
                 body.availability_id = Some(availability_id)
             }
+            Self::InvalidBookingUuid { uuid, .. } => body.uuid = Some(uuid),
             _ => {}
         }
         (status, Json(body)).into_response()

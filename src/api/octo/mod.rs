@@ -3,6 +3,8 @@
 //! only the store, like the native API, and follows OCTO's conventions rather than ours
 //! (errors, status codes, `Octo-Capabilities`). Supported capability: `octo/pricing`.
 
+mod booking_wire;
+mod bookings;
 mod catalogue;
 mod conventions;
 mod error;
@@ -42,6 +44,11 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(product))
         .routes(routes!(availability))
         .routes(routes!(calendar))
+        .routes(routes!(bookings::reserve, bookings::bookings))
+        .routes(routes!(bookings::booking, bookings::update))
+        .routes(routes!(bookings::confirm))
+        .routes(routes!(bookings::extend))
+        .routes(routes!(bookings::cancel))
         .route_layer(axum::middleware::from_fn(conventions::capabilities))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

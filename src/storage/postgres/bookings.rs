@@ -11,8 +11,8 @@ use super::PostgresStore;
 use crate::ledger::booking::InsufficientCapacity;
 use crate::storage::sql::Portable;
 use crate::storage::{
-    Booking, BookingChange, BookingTotals, Bookings, DuringExt, HoldOutcome, HoldRequest,
-    KeyedHold, Refusal, StoreError,
+    Amendment, Booking, BookingTotals, Bookings, DuringExt, HoldOutcome, HoldRequest, KeyedHold,
+    Refusal, ResellerBooking, ResellerQuery, StoreError,
 };
 
 #[async_trait]
@@ -39,10 +39,10 @@ impl Bookings for PostgresStore {
         Postgres::booking(&self.pool, id, now).await
     }
 
-    async fn change_booking(
+    async fn amend_booking(
         &self,
         id: Uuid,
-        change: BookingChange,
+        amendment: &Amendment,
         now: DateTime<Utc>,
     ) -> Result<Result<Booking, Refusal>, StoreError> {
         let tx = self
@@ -50,7 +50,15 @@ impl Bookings for PostgresStore {
             .begin()
             .await
             .during("starting a booking change")?;
-        Postgres::change_booking(tx, id, change, now).await
+        Postgres::amend_booking(tx, id, amendment, now).await
+    }
+
+    async fn reseller_bookings(
+        &self,
+        query: &ResellerQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ResellerBooking>, StoreError> {
+        Postgres::reseller_bookings(&self.pool, query, now).await
     }
 
     async fn due_holds(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, StoreError> {

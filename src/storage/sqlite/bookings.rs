@@ -10,8 +10,8 @@ use super::SqliteStore;
 use crate::ledger::booking::InsufficientCapacity;
 use crate::storage::sql::Portable;
 use crate::storage::{
-    Booking, BookingChange, BookingTotals, Bookings, DuringExt, HoldOutcome, HoldRequest,
-    KeyedHold, Refusal, StoreError,
+    Amendment, Booking, BookingTotals, Bookings, DuringExt, HoldOutcome, HoldRequest, KeyedHold,
+    Refusal, ResellerBooking, ResellerQuery, StoreError,
 };
 
 impl SqliteStore {
@@ -52,16 +52,24 @@ impl Bookings for SqliteStore {
         Sqlite::booking(&self.reader, id, now).await
     }
 
-    async fn change_booking(
+    async fn amend_booking(
         &self,
         id: Uuid,
-        change: BookingChange,
+        amendment: &Amendment,
         now: DateTime<Utc>,
     ) -> Result<Result<Booking, Refusal>, StoreError> {
         let tx = self.begin_write("starting a booking change").await?;
-        let changed = Sqlite::change_booking(tx, id, change, now).await;
+        let changed = Sqlite::amend_booking(tx, id, amendment, now).await;
         self.checkpointer.after_write();
         changed
+    }
+
+    async fn reseller_bookings(
+        &self,
+        query: &ResellerQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ResellerBooking>, StoreError> {
+        Sqlite::reseller_bookings(&self.reader, query, now).await
     }
 
     async fn due_holds(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, StoreError> {
