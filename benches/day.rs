@@ -199,12 +199,13 @@ impl Inventory for TimedStore {
         self.timed(self.inner.experience_exists(id)).await.0
     }
 
-    async fn slots_on(
+    async fn slots_between(
         &self,
         id: ExperienceId,
-        date: NaiveDate,
+        from: NaiveDate,
+        to: NaiveDate,
     ) -> Result<Vec<ServedSlot>, StoreError> {
-        self.timed(self.inner.slots_on(id, date)).await.0
+        self.timed(self.inner.slots_between(id, from, to)).await.0
     }
 
     async fn sellable_dates(

@@ -164,12 +164,9 @@ impl BookingDesk {
         let store = self.store.clone();
         let change = amendment.change;
         // As for holds: a change, once asked for, is carried out whatever the caller does.
-        let changed =
-            tokio::spawn(async move { store.amend_booking(id, &amendment, now()).await })
-                .await
-                .map_err(|e| {
-                    StoreError::Corrupt(format!("the booking change's task failed: {e}"))
-                })??;
+        let changed = tokio::spawn(async move { store.amend_booking(id, &amendment, now()).await })
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the booking change's task failed: {e}")))??;
         match changed {
             Ok(booking) => {
                 match (change, booking.status) {

@@ -306,12 +306,13 @@ impl Inventory for CachedStore {
         Ok(exists)
     }
 
-    async fn slots_on(
+    async fn slots_between(
         &self,
         id: ExperienceId,
-        date: NaiveDate,
+        from: NaiveDate,
+        to: NaiveDate,
     ) -> Result<Vec<ServedSlot>, StoreError> {
-        self.inner.slots_on(id, date).await
+        self.inner.slots_between(id, from, to).await
     }
 
     async fn sellable_dates(

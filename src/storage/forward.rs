@@ -18,12 +18,13 @@ macro_rules! forward_store {
             ) -> ::std::result::Result<bool, $crate::storage::StoreError> {
                 self.$inner.experience_exists(id).await
             }
-            async fn slots_on(
+            async fn slots_between(
                 &self,
                 id: $crate::domain::ExperienceId,
-                date: ::chrono::NaiveDate,
+                from: ::chrono::NaiveDate,
+                to: ::chrono::NaiveDate,
             ) -> ::std::result::Result<Vec<$crate::storage::ServedSlot>, $crate::storage::StoreError> {
-                self.$inner.slots_on(id, date).await
+                self.$inner.slots_between(id, from, to).await
             }
             async fn sellable_dates(
                 &self,

@@ -21,6 +21,16 @@ pub trait Inventory: Send + Sync + 'static {
         &self,
         id: ExperienceId,
         date: NaiveDate,
+    ) -> Result<Vec<ServedSlot>, StoreError> {
+        self.slots_between(id, date, date).await
+    }
+
+    /// Open slots of the days `from..=to`, by date and start time, read at once.
+    async fn slots_between(
+        &self,
+        id: ExperienceId,
+        from: NaiveDate,
+        to: NaiveDate,
     ) -> Result<Vec<ServedSlot>, StoreError>;
 
     /// Dates in `from..=to` with at least one open slot with seats left, with the lowest
@@ -124,6 +134,7 @@ pub(crate) fn sellable_dates_from_rows(
 pub(crate) struct SlotRow {
     id: i64,
     provider_slot_id: String,
+    service_date: NaiveDate,
     start_time: NaiveTime,
     end_time: NaiveTime,
     allotment: Seats,
@@ -148,7 +159,6 @@ pub(crate) struct PaxRow {
 /// Puts a day together from its slot rows (in serving order) and pax rows (ordered by slot
 /// and partner position).
 pub(crate) fn served_slots(
-    date: NaiveDate,
     slots: Vec<SlotRow>,
     pax: Vec<PaxRow>,
 ) -> Result<Vec<ServedSlot>, StoreError> {
@@ -170,7 +180,7 @@ pub(crate) fn served_slots(
         .into_iter()
         .map(|slot| ServedSlot {
             provider_slot_id: slot.provider_slot_id,
-            start_date: date,
+            start_date: slot.service_date,
             start_time: slot.start_time,
             end_time: slot.end_time,
             allotment: slot.allotment,

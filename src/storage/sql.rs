@@ -1,6 +1,6 @@
 //! What both backends run as it is: each statement once, with `$N` placeholders (SQLite reads
 //! `$N` as the N-th argument too), and the code around it. A backend calls these on its sqlx
-//! database type (`Sqlite::slots_on(&self.reader, …)`) with its own pools and transactions, so
+//! database type (`Sqlite::slots_between(&self.reader, …)`) with its own pools and transactions, so
 //! the backends differ only where they must: how a transaction takes its locks, whose clock
 //! stamps a lease, how a day is written in bulk, how a start time is stored.
 
@@ -25,8 +25,7 @@ use super::{
 };
 use crate::domain::{ExperienceId, Seats};
 use crate::ledger::booking::{
-    BookedPool, BookingMove, InsufficientCapacity, PlannedMove, PoolAccount, plan_move,
-    plan_rebook,
+    BookedPool, BookingMove, InsufficientCapacity, PlannedMove, PoolAccount, plan_move, plan_rebook,
 };
 use crate::ledger::posting::{PlannedPosting, RunningBalance};
 use crate::ledger::{self, AccountKind, Transfer, VerifyReport, Violation};
@@ -132,22 +131,25 @@ where
             .during("looking up an experience")
     }
 
-    /// Open slots of a day ordered by start time, each with its pool's available balance.
-    async fn slots_on(
+    /// Open slots of the days `from..=to` by date and start time, each with its pool's
+    /// available balance.
+    async fn slots_between(
         pool: &Pool<Self>,
         id: ExperienceId,
-        date: NaiveDate,
+        from: NaiveDate,
+        to: NaiveDate,
     ) -> Result<Vec<ServedSlot>, StoreError> {
         let slot_rows: Vec<SlotRow> = sqlx::query_as(
-            "SELECT s.id, s.provider_slot_id, s.start_time, s.end_time,
+            "SELECT s.id, s.provider_slot_id, s.service_date, s.start_time, s.end_time,
                     s.observed_remaining AS allotment, a.balance AS remaining
              FROM slots s
              JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
-             WHERE s.experience_id = $1 AND s.service_date = $2 AND s.is_open
-             ORDER BY s.start_time, s.id",
+             WHERE s.experience_id = $1 AND s.service_date BETWEEN $2 AND $3 AND s.is_open
+             ORDER BY s.service_date, s.start_time, s.id",
         )
         .bind(id.get())
-        .bind(date)
+        .bind(from)
+        .bind(to)
         .fetch_all(pool)
         .await
         .during("reading a day's slots")?;
@@ -159,15 +161,17 @@ where
              JOIN slots s ON s.id = p.slot_id
              JOIN accounts a ON a.slot_id = p.slot_id AND a.pax_type = p.pax_type
                             AND a.kind = 'available'
-             WHERE s.experience_id = $1 AND s.service_date = $2 AND s.is_open AND p.is_present
+             WHERE s.experience_id = $1 AND s.service_date BETWEEN $2 AND $3 AND s.is_open
+               AND p.is_present
              ORDER BY p.slot_id, p.position",
         )
         .bind(id.get())
-        .bind(date)
+        .bind(from)
+        .bind(to)
         .fetch_all(pool)
         .await
         .during("reading a day's pax")?;
-        served_slots(date, slot_rows, pax_rows)
+        served_slots(slot_rows, pax_rows)
     }
 
     async fn last_fetches(
@@ -934,7 +938,9 @@ where
                 now,
             )
             .await?;
-            tx.commit().await.during("committing a lapsed hold's release")?;
+            tx.commit()
+                .await
+                .during("committing a lapsed hold's release")?;
             let ends_it = amendment.rebook.is_none()
                 && matches!(
                     amendment.change,
@@ -1050,9 +1056,9 @@ where
         .bind(slot.id)
         .bind(expires_at)
         .bind(id)
-            .execute(&mut *conn)
-            .await
-            .during("moving a booking")?;
+        .execute(&mut *conn)
+        .await
+        .during("moving a booking")?;
         sqlx::query("DELETE FROM booking_pax WHERE booking_id = $1")
             .bind(id)
             .execute(&mut *conn)
@@ -1109,7 +1115,9 @@ where
                 "b.id = (SELECT booking_id FROM idempotency_keys WHERE key = $1)",
                 key.clone(),
             ),
-            ResellerQuery::Booking(id) => ("b.id = $1 AND r.booking_id IS NOT NULL", id.to_string()),
+            ResellerQuery::Booking(id) => {
+                ("b.id = $1 AND r.booking_id IS NOT NULL", id.to_string())
+            }
             ResellerQuery::ResellerReference(reference) => {
                 ("r.reseller_reference = $1", reference.clone())
             }
@@ -1438,7 +1446,10 @@ fn pool_quantities<'p>(
 }
 
 fn priced_quantities(pax: &[(PaxRuleRow, Seats)]) -> Vec<(Option<String>, Seats)> {
-    pool_quantities(pax.iter().map(|(rule, quantity)| (&rule.pax_type, *quantity)))
+    pool_quantities(
+        pax.iter()
+            .map(|(rule, quantity)| (&rule.pax_type, *quantity)),
+    )
 }
 
 fn booking_quantities(booking: &Booking) -> Vec<(Option<String>, Seats)> {

@@ -70,12 +70,13 @@ impl Inventory for RealTimeStore {
             .await
     }
 
-    async fn slots_on(
+    async fn slots_between(
         &self,
         id: ExperienceId,
-        date: NaiveDate,
+        from: NaiveDate,
+        to: NaiveDate,
     ) -> Result<Vec<ServedSlot>, StoreError> {
-        self.call(move |s| async move { s.slots_on(id, date).await })
+        self.call(move |s| async move { s.slots_between(id, from, to).await })
             .await
     }
 

@@ -97,7 +97,9 @@ pub async fn reserve(
         .await
         .map_err(|error| refused(error, &uuid))?;
     if answer.replayed
-        && let Some(found) = find(&state, uuid).await?.filter(|found| found.record.is_some())
+        && let Some(found) = find(&state, uuid)
+            .await?
+            .filter(|found| found.record.is_some())
     {
         return render(&state, capabilities, with_record(found, uuid)?).await;
     }
@@ -411,11 +413,7 @@ pub async fn bookings(
             Err(_) => Vec::new(),
         },
         (Some(reseller), None) => {
-            lookup(
-                &state,
-                &ResellerQuery::ResellerReference(reseller.clone()),
-            )
-            .await?
+            lookup(&state, &ResellerQuery::ResellerReference(reseller.clone())).await?
         }
         (None, None) => {
             return Err(OctoError::BadRequest(
@@ -520,15 +518,14 @@ fn items_of(booking: &Booking, mut recorded: Vec<UnitItemRecord>) -> Vec<UnitIte
     let mut items = Vec::new();
     for pax in &booking.pax {
         for n in 0..pax.quantity {
-            let place = recorded.iter().position(|item| item.unit_id == pax.pax_type);
+            let place = recorded
+                .iter()
+                .position(|item| item.unit_id == pax.pax_type);
             items.push(match place {
                 Some(place) => recorded.remove(place),
                 None => UnitItemRecord {
-                    uuid: Uuid::new_v5(
-                        &booking.id,
-                        format!("{}#{n}", pax.pax_type).as_bytes(),
-                    )
-                    .to_string(),
+                    uuid: Uuid::new_v5(&booking.id, format!("{}#{n}", pax.pax_type).as_bytes())
+                        .to_string(),
                     unit_id: pax.pax_type.clone(),
                     reseller_reference: None,
                     contact: ContactBody::default(),
@@ -796,9 +793,7 @@ fn refused(error: BookingError, uuid: &Uuid) -> OctoError {
                 uuid: uuid.to_string(),
                 message: "the booking's hold has expired".into(),
             },
-            Refusal::Cancelled => {
-                OctoError::UnprocessableEntity("the booking is cancelled".into())
-            }
+            Refusal::Cancelled => OctoError::UnprocessableEntity("the booking is cancelled".into()),
             Refusal::NotOnHold(status) => OctoError::UnprocessableEntity(format!(
                 "the booking is {}: only a hold can be extended",
                 status.as_str()
@@ -978,7 +973,10 @@ fn total_price(booking: &Booking) -> Result<Option<Price>, OctoError> {
                 .and_then(|amount| total.checked_add(amount))
         })
     };
-    match (sum(|price| price.final_price), sum(|price| price.original_price)) {
+    match (
+        sum(|price| price.final_price),
+        sum(|price| price.original_price),
+    ) {
         (Some(final_price), Some(original_price)) => Ok(Some(Price {
             final_price,
             original_price,

@@ -1,7 +1,8 @@
-//! `/octo`: an OCTO supplier API (octo.travel), the read side, so an OCTO reseller can discover
-//! the synced experiences and read their availability without a custom integration. It reads
-//! only the store, like the native API, and follows OCTO's conventions rather than ours
-//! (errors, status codes, `Octo-Capabilities`). Supported capability: `octo/pricing`.
+//! `/octo`: an OCTO supplier API (octo.travel), so an OCTO reseller can discover the synced
+//! experiences, read their availability and book them without a custom integration. Reads
+//! come from the store, like the native API; bookings go through the bookings service, like
+//! the native ones ([`bookings`]). Its conventions are OCTO's rather than ours (errors, status
+//! codes, `Octo-Capabilities`). Supported capability: `octo/pricing`.
 
 mod booking_wire;
 mod bookings;
@@ -18,7 +19,6 @@ use axum::http::HeaderMap;
 use axum::http::header::HOST;
 use axum::{Extension, Json};
 use chrono::{NaiveDate, Utc};
-use futures::{StreamExt, TryStreamExt};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -32,9 +32,6 @@ use self::wire::{
 use super::AppState;
 use crate::domain::ExperienceId;
 use crate::storage::{Inventory, ServedSlot};
-
-/// Days read from the store at once when a request spans many.
-const DAYS_IN_FLIGHT: usize = 4;
 
 /// The OCTO routes, for callers with the sales token (or the admin token).
 pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
@@ -394,16 +391,30 @@ async fn load_catalogue(state: &AppState, id: ExperienceId) -> Result<Catalogue,
     Ok(Catalogue::new(days.iter().flat_map(|(_, slots)| slots)))
 }
 
-/// The open slots of each date, in date order.
+/// The open slots of each of `dates` (ascending), read in one range.
 async fn slot_days(
     state: &AppState,
     id: ExperienceId,
     dates: Vec<NaiveDate>,
 ) -> Result<Vec<(NaiveDate, Vec<ServedSlot>)>, OctoError> {
-    let store = &state.store;
-    futures::stream::iter(dates)
-        .map(|date| async move { Ok::<_, OctoError>((date, store.slots_on(id, date).await?)) })
-        .buffered(DAYS_IN_FLIGHT)
-        .try_collect()
-        .await
+    let (Some(&first), Some(&last)) = (dates.first(), dates.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut slots = state
+        .store
+        .slots_between(id, first, last)
+        .await?
+        .into_iter()
+        .peekable();
+    let mut days = Vec::with_capacity(dates.len());
+    for date in dates {
+        let mut on_date = Vec::new();
+        while let Some(slot) = slots.next_if(|slot| slot.start_date <= date) {
+            if slot.start_date == date {
+                on_date.push(slot);
+            }
+        }
+        days.push((date, on_date));
+    }
+    Ok(days)
 }

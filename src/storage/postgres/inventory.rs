@@ -16,12 +16,13 @@ impl Inventory for PostgresStore {
         Postgres::experience_exists(&self.pool, id).await
     }
 
-    async fn slots_on(
+    async fn slots_between(
         &self,
         id: ExperienceId,
-        date: NaiveDate,
+        from: NaiveDate,
+        to: NaiveDate,
     ) -> Result<Vec<ServedSlot>, StoreError> {
-        Postgres::slots_on(&self.pool, id, date).await
+        Postgres::slots_between(&self.pool, id, from, to).await
     }
 
     async fn sellable_dates(

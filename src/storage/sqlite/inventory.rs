@@ -47,12 +47,13 @@ impl Inventory for SqliteStore {
         Sqlite::experience_exists(&self.reader, id).await
     }
 
-    async fn slots_on(
+    async fn slots_between(
         &self,
         id: ExperienceId,
-        date: NaiveDate,
+        from: NaiveDate,
+        to: NaiveDate,
     ) -> Result<Vec<ServedSlot>, StoreError> {
-        Sqlite::slots_on(&self.reader, id, date).await
+        Sqlite::slots_between(&self.reader, id, from, to).await
     }
 
     async fn sellable_dates(
