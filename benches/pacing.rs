@@ -30,6 +30,7 @@ async fn drain(rate_limit_per_minute: u32, calls: usize) {
         api_key: Secret::new("bench"),
         rate_limit_per_minute: rate,
         request_timeout: Duration::from_secs(10),
+        protocol: invsync::partner::Protocol::Leap,
     })
     .expect("client");
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));

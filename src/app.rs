@@ -168,6 +168,7 @@ pub fn partner_client(settings: &Settings) -> anyhow::Result<PartnerClient> {
             api_key: settings.partner.api_key()?.clone(),
             rate_limit_per_minute: settings.partner.rate_limit_per_minute,
             request_timeout: settings.partner.request_timeout(),
+            protocol: settings.partner.protocol()?,
         },
         &settings.sync.instance_id,
     )?)

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{Application, partner_client, shutdown_signal};
-use crate::config::{BaseUrl, Settings};
+use crate::config::{BaseUrl, PartnerKind, Settings};
 use crate::domain::{ExperienceId, Secret};
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::storage;
@@ -255,7 +255,12 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
         simulator,
         std::future::pending(),
     ));
-    settings.partner.base_url = BaseUrl(format!("http://{sim_addr}").parse()?);
+    // The simulator speaks both kinds: Leap at its root, OCTO under `/octo`.
+    let partner_url = match settings.partner.kind {
+        PartnerKind::Leap => format!("http://{sim_addr}"),
+        PartnerKind::Octo => format!("http://{sim_addr}/octo"),
+    };
+    settings.partner.base_url = BaseUrl(partner_url.parse()?);
     settings.partner.api_key = Some(Secret::new(DEMO_KEY));
     settings.server.listen = listen;
     // The token chosen through the environment is never printed; the demo's own is.
@@ -277,6 +282,7 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
         "$INVSYNC_SERVER__SALES_TOKEN"
     };
     let first_experience = settings.partner.experiences.first().copied();
+    let kind = settings.partner.kind;
 
     let app = Application::build(settings).await?;
     let base = format!("http://{}", app.local_addr());
@@ -292,7 +298,10 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
             customer_stops.clone(),
         ));
     }
-    println!("invsync demo: partner simulator on http://{sim_addr}, API on {base}");
+    println!(
+        "invsync demo: partner simulator on http://{sim_addr} (synced as {}), API on {base}",
+        kind.as_str()
+    );
     println!(
         "operator console: {base}/console (pause, resume and trigger ask for the admin token)"
     );

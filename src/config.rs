@@ -2,6 +2,7 @@
 //! environment variables. Every value is parsed into its final type here, so a wrong or
 //! missing value stops start-up with one line naming the key.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64};
 use std::path::Path;
@@ -13,6 +14,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use crate::domain::{ExperienceId, Secret};
+use crate::partner::{OctoProductRef, Protocol};
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -135,6 +137,8 @@ impl Default for DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PartnerSettings {
+    /// `leap` (the default) or `octo`: which form of the partner API `base_url` speaks.
+    pub kind: PartnerKind,
     pub base_url: BaseUrl,
     /// Set it through `INVSYNC_PARTNER__API_KEY`; never in a committed file.
     pub api_key: Option<Secret>,
@@ -144,11 +148,41 @@ pub struct PartnerSettings {
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub experiences: Vec<ExperienceId>,
     pub request_timeout_seconds: u64,
+    /// OCTO only: the supplier's product (and option) of an experience whose OCTO product id
+    /// is not its own id, keyed by experience id.
+    pub octo_products: BTreeMap<String, OctoProductSetting>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartnerKind {
+    #[default]
+    Leap,
+    Octo,
+}
+
+impl PartnerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Leap => "leap",
+            Self::Octo => "octo",
+        }
+    }
+}
+
+/// `[partner.octo_products] 14 = { product = "6b90…", option = "DEFAULT" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OctoProductSetting {
+    pub product: String,
+    /// The product's default option when absent.
+    pub option: Option<String>,
 }
 
 impl Default for PartnerSettings {
     fn default() -> Self {
         Self {
+            kind: PartnerKind::Leap,
             base_url: BaseUrl(Url::parse("http://127.0.0.1:9090").expect("literal URL")),
             api_key: None,
             rate_limit_per_minute: NonZeroU32::new(30).expect("non-zero literal"),
@@ -158,6 +192,7 @@ impl Default for PartnerSettings {
                 .map(|id| ExperienceId::try_from(id).expect("positive literal"))
                 .collect(),
             request_timeout_seconds: 20,
+            octo_products: BTreeMap::new(),
         }
     }
 }
@@ -185,6 +220,38 @@ where
 impl PartnerSettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    /// The form of the partner API to speak, with OCTO's product of each experience.
+    pub fn protocol(&self) -> Result<Protocol, ConfigError> {
+        if self.kind == PartnerKind::Leap {
+            if !self.octo_products.is_empty() {
+                return Err(ConfigError(
+                    "partner.octo_products is set but partner.kind is \"leap\"".into(),
+                ));
+            }
+            return Ok(Protocol::Leap);
+        }
+        let mut products = HashMap::new();
+        for (key, setting) in &self.octo_products {
+            let experience = key
+                .parse::<ExperienceId>()
+                .ok()
+                .filter(|id| self.experiences.contains(id))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "partner.octo_products.{key}: not one of partner.experiences"
+                    ))
+                })?;
+            products.insert(
+                experience,
+                OctoProductRef {
+                    product_id: setting.product.clone(),
+                    option_id: setting.option.clone(),
+                },
+            );
+        }
+        Ok(Protocol::Octo(products))
     }
 
     pub fn api_key(&self) -> Result<&Secret, ConfigError> {
@@ -400,6 +467,7 @@ impl Settings {
             .build()
             .and_then(config::Config::try_deserialize)
             .map_err(|e| ConfigError(e.to_string()))?;
+        settings.partner.protocol()?;
         if settings.partner.experiences.is_empty() {
             return Err(ConfigError(
                 "partner.experiences must list at least one product id".into(),
@@ -592,5 +660,47 @@ mod tests {
         for secret in ["partner-secret", "admin-secret", "db-secret"] {
             assert!(!debug.contains(secret), "{secret} leaked: {debug}");
         }
+    }
+
+    #[test]
+    fn an_octo_partner_names_the_product_of_an_experience_where_it_differs() {
+        let settings = load(
+            "[partner]\nkind = \"octo\"\n\
+             [partner.octo_products]\n14 = { product = \"6b90-tour\", option = \"MORNING\" }\n",
+            &[],
+        )
+        .unwrap();
+        let Protocol::Octo(products) = settings.partner.protocol().unwrap() else {
+            panic!("an OCTO partner");
+        };
+        let tour = products
+            .get(&ExperienceId::try_from(14).unwrap())
+            .expect("14 is mapped");
+        assert_eq!(tour.product_id, "6b90-tour");
+        assert_eq!(tour.option_id.as_deref(), Some("MORNING"));
+        assert!(!products.contains_key(&ExperienceId::try_from(15).unwrap()));
+        assert_eq!(
+            load("", &[]).unwrap().partner.protocol().unwrap(),
+            Protocol::Leap
+        );
+    }
+
+    #[test]
+    fn octo_products_must_be_synced_experiences_of_an_octo_partner() {
+        let error = load(
+            "[partner]\nkind = \"octo\"\n[partner.octo_products]\n99 = { product = \"x\" }\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("partner.octo_products.99"), "{error}");
+        let error = load("[partner.octo_products]\n14 = { product = \"x\" }\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("partner.kind"), "{error}");
+        let error = load("[partner]\nkind = \"soap\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("soap"), "{error}");
     }
 }

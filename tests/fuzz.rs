@@ -490,6 +490,7 @@ fn the_partner_client_turns_mutated_responses_into_days_or_malformed_errors() {
             api_key: Secret::new(SIM_KEY),
             rate_limit_per_minute: 60_000.try_into().expect("non-zero"),
             request_timeout: std::time::Duration::from_secs(5),
+            protocol: invsync::partner::Protocol::Leap,
         })
         .expect("partner client")
     });

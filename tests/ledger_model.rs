@@ -5,8 +5,11 @@
 //! customers' bookings between them: holds of a slot and one or more of its pax (sometimes more
 //! than is left, so they are refused whole), confirmations, cancellations of holds and of sales,
 //! extensions, and expiries (holds made already lapsed or lapsing as the clock moves on, released
-//! by `Expire` or by the next hold on their slot). Allotments that fall below what customers
-//! hold and bought leave a shortfall.
+//! by `Expire` or by the next hold on their slot); and rebooks of holds and sales to other seats
+//! (other quantities or pax of their slot, another slot, day or experience; sometimes more than
+//! there is even with their own seats back, so they are refused and nothing moves), some of holds
+//! confirmed in the same call. Allotments that fall below what customers hold and bought leave a
+//! shortfall.
 //!
 //! After every step the store must equal a small in-memory model (DESIGN section 7): per pool,
 //! available = max(allotment − held − sold, 0), held and sold the quantities of the bookings on
@@ -33,8 +36,8 @@ use common::*;
 use invsync::domain::{DatePrice, DayFetch, ExperienceId, PaxAvailability, Price, Slot};
 use invsync::ledger::booking::{BookingMove, InsufficientCapacity};
 use invsync::storage::{
-    self, ApplyOutcome, BookedPax, Booking, BookingChange, BookingStatus, HoldOutcome, HoldRequest,
-    KeyedHold, PaxQuantity, Refusal, ServedSlot, Store,
+    self, Amendment, ApplyOutcome, BookedPax, Booking, BookingChange, BookingStatus, HoldOutcome,
+    HoldRequest, KeyedHold, PaxQuantity, Refusal, ServedSlot, Store,
 };
 use proptest::prelude::*;
 use proptest::strategy::Union;
@@ -214,6 +217,15 @@ enum Transition {
         n: usize,
         decision: Decision,
     },
+    /// `advance` seconds pass, then the `n`-th hold asked for in the case is moved to the seats
+    /// `to` asks for (a hold gets `to`'s length as its new deadline), and confirmed in the same
+    /// call when `confirm`.
+    Rebook {
+        advance: i64,
+        n: usize,
+        to: HoldStep,
+        confirm: bool,
+    },
 }
 
 impl Transition {
@@ -221,7 +233,7 @@ impl Transition {
         match self {
             Self::Apply(arrival) => vec![arrival],
             Self::Concurrent(first, second) => vec![first, second],
-            Self::Hold { .. } | Self::Decide { .. } => Vec::new(),
+            Self::Hold { .. } | Self::Decide { .. } | Self::Rebook { .. } => Vec::new(),
         }
     }
 }
@@ -304,6 +316,15 @@ impl Script {
         }
     }
 
+    /// Lets a rebook reach the sketch (the stand-in booking moves with it).
+    fn rebook(&mut self, n: usize, to: &HoldStep, confirm: bool) {
+        if let Ok(lapsed) = self.sketch.rebook_outcome(n, to, self.clock) {
+            let _ = self
+                .sketch
+                .rebook(n, to, &lapsed, experience(1), confirm, self.clock);
+        }
+    }
+
     fn holds(&self) -> usize {
         self.sketch.bookings.len()
     }
@@ -311,27 +332,35 @@ impl Script {
     /// Each slot open in the sketch, with its seats available and those of each pax type it
     /// sells.
     fn open_slots(&self) -> Vec<OpenSlot> {
-        let sketch = &self.sketch;
-        sketch
-            .mirror
-            .iter()
-            .flat_map(|(&day, says)| {
-                says.iter().enumerate().filter_map(move |(slot, says)| {
-                    let says = says.as_ref()?;
-                    let available = |pax| sketch.available(Pool { day, slot, pax });
-                    let pax = (0..PAX_TYPES.len())
-                        .filter(|&p| says.pax[p].is_some())
-                        .map(|p| (p, available(Some(p))))
-                        .collect();
-                    Some(OpenSlot {
-                        day,
-                        slot,
-                        available: available(None),
-                        pax,
-                    })
-                })
-            })
-            .collect()
+        self.open_slots_with(|pool| self.sketch.available(pool))
+    }
+
+    /// The open slots as the `n`-th hold's rebook finds them: with its own seats back.
+    fn open_slots_for_rebook(&self, n: usize) -> Vec<OpenSlot> {
+        let given_back = self.sketch.given_back(n);
+        self.open_slots_with(|pool| self.sketch.available_after(pool, &given_back))
+    }
+
+    /// Each open slot, its pools' seats counted by `available`.
+    fn open_slots_with(&self, available: impl Fn(Pool) -> i64) -> Vec<OpenSlot> {
+        let mut open = Vec::new();
+        for (&day, says) in &self.sketch.mirror {
+            for (slot, says) in says.iter().enumerate() {
+                let Some(says) = says else { continue };
+                let pool = |pax| Pool { day, slot, pax };
+                let pax = (0..PAX_TYPES.len())
+                    .filter(|&p| says.pax[p].is_some())
+                    .map(|p| (p, available(pool(Some(p)))))
+                    .collect();
+                open.push(OpenSlot {
+                    day,
+                    slot,
+                    available: available(pool(None)),
+                    pax,
+                });
+            }
+        }
+        open
     }
 
     /// Holds on hold or confirmed in the sketch, by hold number.
@@ -442,6 +471,26 @@ fn quantity(available: i64) -> BoxedStrategy<i64> {
 /// A hold, mostly of a slot the partner lists and of pax types it sells there, sometimes of
 /// any slot and pax type (refused as unknown unless listed).
 fn hold_step(script: &Script) -> BoxedStrategy<HoldStep> {
+    seats_asked(script.open_slots(), None)
+}
+
+/// The seats the `n`-th hold is rebooked to: its own slot's (other quantities, other pax) or
+/// another slot's as a hold asks for them, counting its own seats back.
+fn rebook_step(script: &Script, n: usize) -> BoxedStrategy<HoldStep> {
+    let (own, others): (Vec<OpenSlot>, Vec<OpenSlot>) = script
+        .open_slots_for_rebook(n)
+        .into_iter()
+        .partition(|open| {
+            script.sketch.bookings[n]
+                .as_ref()
+                .is_some_and(|booking| (booking.day, booking.slot) == (open.day, open.slot))
+        });
+    seats_asked(others, own.into_iter().next())
+}
+
+/// Seats asked of one of the `open` slots (mostly one with seats, more so `preferred`), or of
+/// any slot and pax type.
+fn seats_asked(open: Vec<OpenSlot>, preferred: Option<OpenSlot>) -> BoxedStrategy<HoldStep> {
     let anywhere = (day(), 0..TIMES.len())
         .prop_map(|(day, slot)| OpenSlot {
             day,
@@ -450,7 +499,6 @@ fn hold_step(script: &Script) -> BoxedStrategy<HoldStep> {
             pax: vec![(0, 3), (1, 3), (2, 3)],
         })
         .boxed();
-    let open = script.open_slots();
     let with_seats: Vec<OpenSlot> = open
         .iter()
         .filter(|slot| slot.available > 0)
@@ -462,6 +510,9 @@ fn hold_step(script: &Script) -> BoxedStrategy<HoldStep> {
     }
     if !with_seats.is_empty() {
         targets.push((6, prop::sample::select(with_seats).boxed()));
+    }
+    if let Some(preferred) = preferred {
+        targets.push((8, Just(preferred).boxed()));
     }
     let target = Union::new_weighted(targets);
     let seconds = prop_oneof![1 => -30i64..=0, 2 => 5i64..=60, 2 => Just(600i64)];
@@ -599,14 +650,17 @@ impl ReferenceStateMachine for LedgerModel {
                 .copied()
                 .filter(|&n| script.short(n))
                 .collect();
-            for (weight, chosen) in [(4, standing), (4, short)] {
+            for (weight, chosen) in [(4, standing.clone()), (4, short.clone())] {
                 if !chosen.is_empty() {
                     let decided = (prop::sample::select(chosen), decision());
                     targets.push((weight, decided.boxed()));
                 }
             }
             if !confirmed.is_empty() {
-                let cancelled = (prop::sample::select(confirmed), Just(Decision::Cancel));
+                let cancelled = (
+                    prop::sample::select(confirmed.clone()),
+                    Just(Decision::Cancel),
+                );
                 targets.push((2, cancelled.boxed()));
             }
             let decided = Union::new_weighted(targets);
@@ -617,6 +671,37 @@ impl ReferenceStateMachine for LedgerModel {
                         advance,
                         n,
                         decision,
+                    })
+                    .boxed(),
+            ));
+            // Mostly a booking that stands (holds and sales alike), and one on a pool short
+            // of seats, whose seats given back cover the shortfall before the new ones are
+            // judged; now and then any, so ended and refused ones are refused again.
+            let rebooked = |chosen: Vec<usize>| {
+                let each = chosen
+                    .into_iter()
+                    .map(|n| (Just(n), rebook_step(script, n)).boxed());
+                Union::new(each).boxed()
+            };
+            let mut targets = vec![(1, rebooked((0..holds).collect()))];
+            for (weight, chosen) in [(6, standing), (3, short), (2, confirmed)] {
+                if !chosen.is_empty() {
+                    targets.push((weight, rebooked(chosen)));
+                }
+            }
+            // Confirmed in the same call only with a deadline ahead: whether a hold rebooked to
+            // a deadline already past may still be confirmed by the same call is not settled
+            // (the store confirms it; a later confirmation is refused as expired).
+            let confirm = prop::bool::weighted(0.3);
+            let weight = if script.standing().is_empty() { 1 } else { 6 };
+            choices.push((
+                weight,
+                (advance(), Union::new_weighted(targets), confirm)
+                    .prop_map(|(advance, (n, to), confirm)| Transition::Rebook {
+                        advance,
+                        n,
+                        confirm: confirm && to.seconds > 0,
+                        to,
                     })
                     .boxed(),
             ));
@@ -639,6 +724,15 @@ impl ReferenceStateMachine for LedgerModel {
                 // The sketch's answer does not matter.
                 let _ = script.sketch.decide(*n, *decision, script.clock);
             }
+            Transition::Rebook {
+                advance,
+                n,
+                to,
+                confirm,
+            } => {
+                script.clock += advance;
+                script.rebook(*n, to, *confirm);
+            }
             Transition::Apply(_) | Transition::Concurrent(..) => {
                 for arrival in transition.arrivals() {
                     script.arrive(arrival);
@@ -648,9 +742,10 @@ impl ReferenceStateMachine for LedgerModel {
         script
     }
 
-    /// A replay needs its fetch to exist, a decision its hold (shrinking removes both).
+    /// A replay needs its fetch to exist, a decision or a rebook its hold (shrinking removes
+    /// them).
     fn preconditions(script: &Script, transition: &Transition) -> bool {
-        if let Transition::Decide { n, .. } = transition {
+        if let Transition::Decide { n, .. } | Transition::Rebook { n, .. } = transition {
             return *n < script.holds();
         }
         let mut made = script.fetches.len();
@@ -839,6 +934,19 @@ struct Coverage {
     shortfalls_covered_by_sync: usize,
     /// Seats given back that covered a shortfall first.
     shortfalls_covered_by_release: usize,
+    /// Rebooks that moved seats: all, to another slot, to another experience's, of sales, and
+    /// of holds confirmed in the same call.
+    rebooked: usize,
+    rebooked_elsewhere: usize,
+    rebooked_across_experiences: usize,
+    rebooked_sales: usize,
+    rebooked_and_confirmed: usize,
+    /// Rebooks that fit only with the booking's own seats back, and that covered a shortfall.
+    rebooked_into_own_seats: usize,
+    rebooks_covering_shortfall: usize,
+    rebooks_refused_capacity: usize,
+    /// Rebooks of bookings that do not stand, or to seats that do not exist.
+    rebooks_refused_otherwise: usize,
 }
 
 impl Coverage {
@@ -856,6 +964,15 @@ impl Coverage {
         self.shortfalls += other.shortfalls;
         self.shortfalls_covered_by_sync += other.shortfalls_covered_by_sync;
         self.shortfalls_covered_by_release += other.shortfalls_covered_by_release;
+        self.rebooked += other.rebooked;
+        self.rebooked_elsewhere += other.rebooked_elsewhere;
+        self.rebooked_across_experiences += other.rebooked_across_experiences;
+        self.rebooked_sales += other.rebooked_sales;
+        self.rebooked_and_confirmed += other.rebooked_and_confirmed;
+        self.rebooked_into_own_seats += other.rebooked_into_own_seats;
+        self.rebooks_covering_shortfall += other.rebooks_covering_shortfall;
+        self.rebooks_refused_capacity += other.rebooks_refused_capacity;
+        self.rebooks_refused_otherwise += other.rebooks_refused_otherwise;
     }
 
     /// What no run of the default size misses (each by tens of times; the finer counts are
@@ -872,6 +989,13 @@ impl Coverage {
             (
                 "shortfalls covered",
                 self.shortfalls_covered_by_sync + self.shortfalls_covered_by_release,
+            ),
+            ("rebooks", self.rebooked),
+            ("rebooks to another slot", self.rebooked_elsewhere),
+            ("rebooks of sales", self.rebooked_sales),
+            (
+                "rebooks refused for capacity",
+                self.rebooks_refused_capacity,
             ),
         ]
         .into_iter()
@@ -963,6 +1087,19 @@ impl Model {
     /// releases with it, so the lapsed holds stay held until an expiry, a decision on them or
     /// a hold that succeeds releases them.
     fn hold_outcome(&self, hold: &HoldStep, now: i64) -> Result<Vec<usize>, Refusal> {
+        self.seats_refusal(hold)?;
+        let lapsed = self.lapsed_on(hold.day, hold.slot, now);
+        let mut released = self.clone();
+        for &n in &lapsed {
+            released.post(n, BookingMove::Release, BookingStatus::Expired, now);
+        }
+        released.first_short(hold, |pool| released.available(pool))?;
+        Ok(lapsed)
+    }
+
+    /// Why the seats `hold` asks for do not exist: its slot is not listed, or a pax type it
+    /// names (the first in the request's order) is not sold there.
+    fn seats_refusal(&self, hold: &HoldStep) -> Result<(), Refusal> {
         let Some(listed) = self
             .mirror
             .get(&hold.day)
@@ -973,23 +1110,29 @@ impl Model {
         if let Some(&(unknown, _)) = hold.pax.iter().find(|(p, _)| listed.pax[*p].is_none()) {
             return Err(Refusal::UnknownPaxType(PAX_TYPES[unknown].into()));
         }
-        let lapsed = self.lapsed_on(hold.day, hold.slot, now);
-        let mut released = self.clone();
-        for &n in &lapsed {
-            released.post(n, BookingMove::Release, BookingStatus::Expired, now);
-        }
+        Ok(())
+    }
+
+    /// The pools `hold` takes seats of, with how many: the slot's (every seat) first, then
+    /// each pax type's in the partner's order, as the store judges them.
+    fn wanted(hold: &HoldStep) -> Vec<(Pool, i64)> {
         let mut pax = hold.pax.clone();
         pax.sort_unstable();
         let total = pax.iter().map(|(_, quantity)| quantity).sum();
-        let wanted = std::iter::once((None, total))
-            .chain(pax.iter().map(|&(p, quantity)| (Some(p), quantity)));
-        for (pax, wanted) in wanted {
-            let pool = Pool {
-                day: hold.day,
-                slot: hold.slot,
-                pax,
-            };
-            let left = released.available(pool);
+        let pool = |pax| Pool {
+            day: hold.day,
+            slot: hold.slot,
+            pax,
+        };
+        std::iter::once((pool(None), total))
+            .chain(pax.iter().map(|&(p, quantity)| (pool(Some(p)), quantity)))
+            .collect()
+    }
+
+    /// The refusal for the first pool `hold` takes more of than `available` says it has.
+    fn first_short(&self, hold: &HoldStep, available: impl Fn(Pool) -> i64) -> Result<(), Refusal> {
+        for (pool, wanted) in Self::wanted(hold) {
+            let left = available(pool);
             if left < wanted {
                 return Err(Refusal::InsufficientCapacity(InsufficientCapacity {
                     pax_type: pool.pax_type(),
@@ -998,7 +1141,24 @@ impl Model {
                 }));
             }
         }
-        Ok(lapsed)
+        Ok(())
+    }
+
+    /// The pax `hold` asks for as a booking of its slot has them: in the partner's order, at
+    /// the prices last applied.
+    fn booked_pax(&self, hold: &HoldStep) -> Vec<BookedPax> {
+        let says = self.mirror[&hold.day][hold.slot]
+            .as_ref()
+            .expect("a booked slot is listed");
+        let mut pax = hold.pax.clone();
+        pax.sort_unstable();
+        pax.iter()
+            .map(|&(p, quantity)| BookedPax {
+                pax_type: PAX_TYPES[p].into(),
+                quantity,
+                unit_price: price(says.pax[p].expect("a booked pax is listed").cents),
+            })
+            .collect()
     }
 
     /// Takes a hold the store made as booking `booking`, after releasing the slot's lapsed
@@ -1112,6 +1272,166 @@ impl Model {
         };
         self.post(n, booking_move, status, now);
         Ok(self.bookings[n].as_ref().expect("booked").booking.clone())
+    }
+
+    /// Each pool the `n`-th hold draws on, with its held and sold once the booking's seats are
+    /// back (none for a booking that does not stand).
+    fn given_back(&self, n: usize) -> BTreeMap<Pool, (i64, i64)> {
+        let Some(Some(booking)) = self.bookings.get(n) else {
+            return BTreeMap::new();
+        };
+        let sold = match booking.booking.status {
+            BookingStatus::OnHold => false,
+            BookingStatus::Confirmed => true,
+            BookingStatus::Cancelled | BookingStatus::Expired => return BTreeMap::new(),
+        };
+        booking
+            .pools()
+            .into_iter()
+            .map(|(pool, quantity)| {
+                let ledger = &self.pools[&pool];
+                let (held, sold) = if sold {
+                    (ledger.held(), ledger.sold() - quantity)
+                } else {
+                    (ledger.held() - quantity, ledger.sold())
+                };
+                (pool, (held, sold))
+            })
+            .collect()
+    }
+
+    /// A pool's seats available once the seats `given_back` says are back (first covering its
+    /// shortfall, as DESIGN section 7 has it).
+    fn available_after(&self, pool: Pool, given_back: &BTreeMap<Pool, (i64, i64)>) -> i64 {
+        match given_back.get(&pool) {
+            Some(&(held, sold)) => (self.pools[&pool].allotment - held - sold).max(0),
+            None => self.available(pool),
+        }
+    }
+
+    /// What a rebook of the `n`-th hold to the seats `to` asks for must meet: a refusal, or
+    /// the go-ahead with the lapsed holds of `to`'s slot it releases first. A hold found past
+    /// its deadline is released and that release stays (the store commits it), whatever the
+    /// rebook asked; an ended booking is refused as a decision on it is; then the seats must
+    /// exist, and each pool they take must have them once the lapsed holds of the new slot and
+    /// the booking's own seats are back. Any other refusal changes nothing.
+    fn rebook_outcome(&mut self, n: usize, to: &HoldStep, now: i64) -> Result<Vec<usize>, Refusal> {
+        let Some(Some(booking)) = self.bookings.get(n) else {
+            return Err(Refusal::NotFound);
+        };
+        if booking.lapsed(now) {
+            self.post(n, BookingMove::Release, BookingStatus::Expired, now);
+            return Err(Refusal::Expired);
+        }
+        match booking.booking.status {
+            BookingStatus::OnHold | BookingStatus::Confirmed => {}
+            BookingStatus::Cancelled => return Err(Refusal::Cancelled),
+            BookingStatus::Expired => return Err(Refusal::Expired),
+        }
+        self.seats_refusal(to)?;
+        let lapsed = self.lapsed_on(to.day, to.slot, now);
+        let mut released = self.clone();
+        for &lapsed in &lapsed {
+            released.post(lapsed, BookingMove::Release, BookingStatus::Expired, now);
+        }
+        let given_back = released.given_back(n);
+        released.first_short(to, |pool| released.available_after(pool, &given_back))?;
+        Ok(lapsed)
+    }
+
+    /// Moves the `n`-th hold, which the store rebooked, to the seats `to` asks for (of
+    /// `experience`), after releasing the new slot's lapsed holds in the order the store
+    /// released them; then confirms it when `confirm`. Returns the booking as it now stands.
+    ///
+    /// The old seats go back and the new ones are taken in one journal transaction per
+    /// experience involved, each account moved by its net change once: so a pool shared by the
+    /// old seats and the new moves only by the difference, and one the booking leaves has its
+    /// shortfall covered first, as a release or refund covers it.
+    fn rebook(
+        &mut self,
+        n: usize,
+        to: &HoldStep,
+        released: &[usize],
+        experience: ExperienceId,
+        confirm: bool,
+        now: i64,
+    ) -> Booking {
+        for &lapsed in released {
+            self.post(lapsed, BookingMove::Release, BookingStatus::Expired, now);
+            self.coverage.expired_by_decision -= 1;
+            self.coverage.expired_by_hold += 1;
+        }
+        for (_, ledger) in self
+            .pools
+            .iter_mut()
+            .filter(|(pool, _)| pool.day == to.day && pool.slot == to.slot)
+        {
+            ledger.booked.get_or_insert_default();
+        }
+        let mut moved = self.given_back(n);
+        let into_own_seats = self.first_short(to, |pool| self.available(pool)).is_err();
+        let booking = self.bookings[n].as_ref().expect("a booking the store made");
+        let sale = booking.booking.status == BookingStatus::Confirmed;
+        let elsewhere = (booking.day, booking.slot) != (to.day, to.slot);
+        let experiences = if booking.day.experience == to.day.experience {
+            1
+        } else {
+            2
+        };
+        for (pool, quantity) in Self::wanted(to) {
+            let ledger = &self.pools[&pool];
+            let (held, sold) = moved
+                .entry(pool)
+                .or_insert_with(|| (ledger.held(), ledger.sold()));
+            if sale {
+                *sold += quantity;
+            } else {
+                *held += quantity;
+            }
+        }
+        let mut covered = false;
+        for (pool, (held, sold)) in moved {
+            let ledger = self.pools.get_mut(&pool).expect("a booked pool exists");
+            let booked = ledger
+                .booked
+                .as_mut()
+                .expect("a booked pool has its accounts");
+            assert!(held >= 0 && sold >= 0, "rebook of {pool:?}");
+            let short_before = booked.shortfall.balance;
+            booked.held.settle(held);
+            booked.sold.settle(sold);
+            ledger.settle();
+            let short_after = ledger.booked.map_or(0, |booked| booked.shortfall.balance);
+            covered |= short_after > short_before;
+            self.coverage.shortfalls_covered_by_release += usize::from(short_after > short_before);
+        }
+        self.transactions += experiences;
+        let coverage = &mut self.coverage;
+        coverage.rebooked += 1;
+        coverage.rebooked_into_own_seats += usize::from(into_own_seats);
+        coverage.rebooks_covering_shortfall += usize::from(covered);
+        coverage.rebooked_elsewhere += usize::from(elsewhere);
+        coverage.rebooked_across_experiences += usize::from(experiences > 1);
+        coverage.rebooked_sales += usize::from(sale);
+
+        let pax = self.booked_pax(to);
+        let booking = self.bookings[n].as_mut().expect("a booking the store made");
+        booking.day = to.day;
+        booking.slot = to.slot;
+        booking.pax = to.pax.clone();
+        booking.pax.sort_unstable();
+        booking.booking.experience = experience;
+        booking.booking.date = date(DATES[to.day.date]);
+        booking.booking.start_time = time(TIMES[to.slot]);
+        booking.booking.pax = pax;
+        if !sale {
+            booking.booking.expires_at = instant(now + to.seconds);
+        }
+        if confirm && !sale {
+            self.post(n, BookingMove::Confirm, BookingStatus::Confirmed, now);
+            self.coverage.rebooked_and_confirmed += 1;
+        }
+        self.bookings[n].as_ref().expect("booked").booking.clone()
     }
 
     /// Accounts, journal transactions and entries this case added to the ledger: one entry
@@ -1319,15 +1639,10 @@ impl StoreUnderTest {
         self.model = model;
     }
 
-    /// A customer asks for `hold` at the script's clock, with a key of its own.
-    fn hold(&mut self, script: &Script, hold: &HoldStep) {
-        let name = self.backend.name;
-        let now = script.clock;
-        let id = Uuid::new_v4();
-        self.hold_ids.push(id);
-        let key = format!("model-{id}");
+    /// What a customer sends for `hold` at `now` (the pax in the script's order).
+    fn hold_request(&self, hold: &HoldStep, now: i64) -> HoldRequest {
         let (experience, date) = self.experience_and_date(hold.day);
-        let request = HoldRequest {
+        HoldRequest {
             experience,
             date,
             start_time: time(TIMES[hold.slot]),
@@ -1340,7 +1655,18 @@ impl StoreUnderTest {
                 })
                 .collect(),
             expires_at: instant(now + hold.seconds),
-        };
+        }
+    }
+
+    /// A customer asks for `hold` at the script's clock, with a key of its own.
+    fn hold(&mut self, script: &Script, hold: &HoldStep) {
+        let name = self.backend.name;
+        let now = script.clock;
+        let id = Uuid::new_v4();
+        self.hold_ids.push(id);
+        let key = format!("model-{id}");
+        let (experience, date) = self.experience_and_date(hold.day);
+        let request = self.hold_request(hold, now);
         let expected = self.model.hold_outcome(hold, now);
         let keyed = KeyedHold {
             id,
@@ -1367,25 +1693,13 @@ impl StoreUnderTest {
                 }
             }
             (Ok(lapsed), Ok(booking)) => {
-                let says = self.model.mirror[&hold.day][hold.slot]
-                    .as_ref()
-                    .expect("a held slot is listed");
-                let mut pax = hold.pax.clone();
-                pax.sort_unstable();
                 let expected = Booking {
                     id,
                     status: BookingStatus::OnHold,
                     experience,
                     date,
                     start_time: request.start_time,
-                    pax: pax
-                        .iter()
-                        .map(|&(p, quantity)| BookedPax {
-                            pax_type: PAX_TYPES[p].into(),
-                            quantity,
-                            unit_price: price(says.pax[p].expect("a held pax is listed").cents),
-                        })
-                        .collect(),
+                    pax: self.model.booked_pax(hold),
                     created_at: instant(now),
                     expires_at: request.expires_at,
                     confirmed_at: None,
@@ -1455,6 +1769,47 @@ impl StoreUnderTest {
             "{}: {decision:?} of hold {n} at {now}",
             self.backend.name
         );
+    }
+
+    /// A customer's rebook of the `n`-th hold of the case to the seats `to` asks for, at the
+    /// script's clock, confirmed in the same call when `confirm`.
+    fn rebook(&mut self, script: &Script, n: usize, to: &HoldStep, confirm: bool) {
+        let name = self.backend.name;
+        let now = script.clock;
+        let amendment = Amendment {
+            rebook: Some(self.hold_request(to, now)),
+            change: confirm.then_some(BookingChange::Confirm),
+            ..Amendment::default()
+        };
+        let answer = self
+            .block_on(
+                self.store()
+                    .amend_booking(self.hold_ids[n], &amendment, instant(now)),
+            )
+            .unwrap_or_else(|error| panic!("{name}: rebook failed: {error}"));
+        let what = format!("rebook of hold {n} to {to:?} (confirm: {confirm}) at {now}");
+        match (self.model.rebook_outcome(n, to, now), answer) {
+            (Err(refusal), Err(answer)) => {
+                assert_eq!(answer, refusal, "{name}: refusal of {what}");
+                let coverage = &mut self.model.coverage;
+                match refusal {
+                    Refusal::InsufficientCapacity(_) => coverage.rebooks_refused_capacity += 1,
+                    _ => coverage.rebooks_refused_otherwise += 1,
+                }
+            }
+            (Ok(lapsed), Ok(booking)) => {
+                let released = self.release_order(to, &lapsed);
+                let experience = self.experiences[to.day.experience];
+                let expected = self
+                    .model
+                    .rebook(n, to, &released, experience, confirm, now);
+                assert_eq!(booking, expected, "{name}: {what}");
+            }
+            (expected, answer) => panic!(
+                "{name}: {what}: the model expects {expected:?} (Ok: the lapsed holds of the new \
+                 slot it releases first), the store answered {answer:?}"
+            ),
+        }
     }
 
     fn ledger_counts(&self) -> (i64, i64, i64) {
@@ -1546,7 +1901,8 @@ impl StoreUnderTest {
             );
         } else {
             assert!(
-                ["hold", "confirm", "cancel", "expire"].contains(&posting.reason.as_str()),
+                ["hold", "confirm", "cancel", "expire", "rebook"]
+                    .contains(&posting.reason.as_str()),
                 "{what}: {posting:?}"
             );
             let booking = posting.booking_id.as_deref().expect("a booking's id");
@@ -1732,6 +2088,7 @@ impl StateMachineTest for StoreUnderTest {
         match &transition {
             Transition::Hold { hold, .. } => sut.hold(script, hold),
             Transition::Decide { n, decision, .. } => sut.decide(script, *n, *decision),
+            Transition::Rebook { n, to, confirm, .. } => sut.rebook(script, *n, to, *confirm),
             Transition::Apply(_) | Transition::Concurrent(..) => {
                 match sut.fetch_indices(&transition)[..] {
                     [n] => sut.apply_one(script, n),

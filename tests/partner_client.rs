@@ -24,6 +24,7 @@ fn client(base_url: &str, rate_limit_per_minute: u32, request_timeout: Duration)
         api_key: Secret::new(API_KEY),
         rate_limit_per_minute: NonZeroU32::new(rate_limit_per_minute).expect("non-zero"),
         request_timeout,
+        protocol: invsync::partner::Protocol::Leap,
     })
     .expect("client builds")
 }

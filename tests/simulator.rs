@@ -48,6 +48,7 @@ fn client(
         api_key: Secret::new(key),
         rate_limit_per_minute: NonZeroU32::new(rate_limit_per_minute).expect("non-zero"),
         request_timeout: timeout,
+        protocol: invsync::partner::Protocol::Leap,
     })
     .expect("client builds")
 }

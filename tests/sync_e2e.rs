@@ -95,64 +95,74 @@ async fn a_resync_records_every_partner_change_and_nothing_else() {
 
 #[tokio::test]
 async fn transient_partner_faults_lose_no_day() {
-    for backend in backends().await {
-        let app = spawn_app(backend).await;
-        app.sim
-            .sim
-            .set_faults(Faults {
-                server_error_percent: 10,
-                garbage_percent: 10,
-                truncated_percent: 10,
-                ..Faults::default()
-            })
-            .unwrap();
-        let today = app.today();
-        let last = today.checked_add_days(Days::new(9)).unwrap();
-        let summary = app.sync(today, last).await;
-        assert!(summary.failed.is_empty(), "{:?}", summary.failed);
-        assert_eq!(summary.fetched, 20);
-        app.sim.sim.set_faults(Faults::default()).unwrap();
-        for date in today.iter_days().take_while(|d| *d <= last) {
-            app.assert_served_equals_simulator(date).await;
+    for kind in PARTNER_KINDS {
+        for backend in backends().await {
+            transient_faults_lose_no_day(spawn_app_of(backend, kind).await).await;
         }
-        assert!(app.backend.store.verify().await.unwrap().ok);
     }
+}
+
+async fn transient_faults_lose_no_day(app: TestApp) {
+    app.sim
+        .sim
+        .set_faults(Faults {
+            server_error_percent: 10,
+            garbage_percent: 10,
+            truncated_percent: 10,
+            ..Faults::default()
+        })
+        .unwrap();
+    let today = app.today();
+    let last = today.checked_add_days(Days::new(9)).unwrap();
+    let summary = app.sync(today, last).await;
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_eq!(summary.fetched, 20);
+    app.sim.sim.set_faults(Faults::default()).unwrap();
+    for date in today.iter_days().take_while(|d| *d <= last) {
+        app.assert_served_equals_simulator(date).await;
+    }
+    assert!(app.backend.store.verify().await.unwrap().ok);
 }
 
 #[tokio::test]
 async fn a_rejected_api_key_stops_the_run_instead_of_hammering() {
-    for backend in backends().await {
-        let app = spawn_app(backend).await;
-        let wrong_key =
-            invsync::partner::PartnerClient::new(invsync::partner::PartnerClientConfig {
-                base_url: app.sim.base_url(),
-                api_key: invsync::domain::Secret::new("not-the-key"),
-                rate_limit_per_minute: app.settings.partner.rate_limit_per_minute,
-                request_timeout: std::time::Duration::from_secs(5),
-            })
-            .unwrap();
-        let today = app.today();
-        let days = invsync::sync::product_dates(&app.settings.partner.experiences, today, today);
-        let result = invsync::sync::sync_days(
-            &wrong_key,
-            app.backend.store.as_ref(),
-            days,
-            fast_retries(),
-            &test_lease_claim(),
-        )
-        .await;
-        assert!(matches!(
-            result,
-            Err(invsync::sync::SyncError::PartnerRejectedKey(_))
-        ));
-        // Only the two calls of the run are made: a 401 is never retried.
-        let rejected = app
-            .sim
-            .sim
-            .calls()
-            .iter()
-            .filter(|c| c.status == 401)
-            .count();
-        assert!(rejected <= 2, "{rejected} calls were rejected");
+    for kind in PARTNER_KINDS {
+        for backend in backends().await {
+            a_rejected_key_stops_the_run(spawn_app_of(backend, kind).await).await;
+        }
     }
+}
+
+async fn a_rejected_key_stops_the_run(app: TestApp) {
+    let wrong_key = invsync::partner::PartnerClient::new(invsync::partner::PartnerClientConfig {
+        base_url: app.settings.partner.base_url.0.to_string(),
+        api_key: invsync::domain::Secret::new("not-the-key"),
+        rate_limit_per_minute: app.settings.partner.rate_limit_per_minute,
+        request_timeout: std::time::Duration::from_secs(5),
+        protocol: app.settings.partner.protocol().unwrap(),
+    })
+    .unwrap();
+    let today = app.today();
+    let days = invsync::sync::product_dates(&app.settings.partner.experiences, today, today);
+    let result = invsync::sync::sync_days(
+        &wrong_key,
+        app.backend.store.as_ref(),
+        days,
+        fast_retries(),
+        &test_lease_claim(),
+    )
+    .await;
+    assert!(matches!(
+        result,
+        Err(invsync::sync::SyncError::PartnerRejectedKey(_))
+    ));
+    // Only the two calls of the run are made: a 401 is never retried.
+    let rejected = app
+        .sim
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.status == 401)
+        .count();
+    assert!(rejected <= 2, "{rejected} calls were rejected");
 }

@@ -1,15 +1,17 @@
 //! The HTTP client for the partner's inventory API.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
-use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{StatusCode, Url, redirect};
+use chrono::{DateTime, NaiveDate, Utc};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{RequestBuilder, StatusCode, Url, redirect};
 
 use super::error::{ClientBuildError, PartnerError};
+use super::octo::{self, OctoOption};
 use super::pacing::Pacer;
 use super::wire;
 use crate::domain::{DayFetch, ExperienceId, Secret};
@@ -29,6 +31,27 @@ pub struct PartnerClientConfig {
     pub rate_limit_per_minute: NonZeroU32,
     /// For the whole exchange: connect, send, and read the full body.
     pub request_timeout: Duration,
+    pub protocol: Protocol,
+}
+
+/// Which form of the partner API a client speaks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// Leap: `GET /api/v1/inventory/{id}?date=`, the key in `x-api-key`.
+    #[default]
+    Leap,
+    /// OCTO: `POST /availability` for the day, the key as a bearer token; each experience's
+    /// OCTO product and option (an experience not named is the product of its id, default
+    /// option).
+    Octo(HashMap<ExperienceId, OctoProductRef>),
+}
+
+/// Where an experience is found at an OCTO supplier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OctoProductRef {
+    pub product_id: String,
+    /// `None`: the product's default option.
+    pub option_id: Option<String>,
 }
 
 /// A cheap-to-clone handle on the partner API. All clones share one outbound rate limiter,
@@ -45,7 +68,13 @@ struct Inner {
     api_key: Secret,
     pacer: Pacer,
     request_timeout: Duration,
+    protocol: Protocol,
+    /// OCTO products' options as read from the supplier, once per process.
+    octo_options: Mutex<HashMap<ExperienceId, OptionCell>>,
 }
+
+/// An OCTO product's option, once read.
+type OptionCell = Arc<tokio::sync::OnceCell<Arc<OctoOption>>>;
 
 /// The User-Agent of every call.
 const USER_AGENT: &str = concat!("invsync/", env!("CARGO_PKG_VERSION"));
@@ -78,12 +107,19 @@ impl PartnerClient {
         if config.api_key.is_empty() {
             return Err(ClientBuildError::EmptyApiKey);
         }
-        let mut key_header = HeaderValue::from_str(config.api_key.expose())
-            .map_err(|_| ClientBuildError::InvalidApiKey)?;
+        let key = match config.protocol {
+            Protocol::Leap => config.api_key.expose().to_string(),
+            Protocol::Octo(_) => format!("Bearer {}", config.api_key.expose()),
+        };
+        let mut key_header =
+            HeaderValue::from_str(&key).map_err(|_| ClientBuildError::InvalidApiKey)?;
         // Keeps the key out of reqwest's and hyper's Debug output.
         key_header.set_sensitive(true);
         let mut headers = HeaderMap::new();
-        headers.insert("x-api-key", key_header);
+        match config.protocol {
+            Protocol::Leap => headers.insert("x-api-key", key_header),
+            Protocol::Octo(_) => headers.insert(AUTHORIZATION, key_header),
+        };
 
         let http = reqwest::Client::builder()
             .default_headers(headers)
@@ -101,6 +137,8 @@ impl PartnerClient {
                 api_key: config.api_key,
                 pacer: Pacer::new(config.rate_limit_per_minute, config.request_timeout),
                 request_timeout: config.request_timeout,
+                protocol: config.protocol,
+                octo_options: Mutex::default(),
             }),
         })
     }
@@ -138,6 +176,101 @@ impl PartnerClient {
         date: NaiveDate,
         may_send: &super::CallGate<'_>,
     ) -> Result<DayFetch, PartnerError> {
+        let Protocol::Octo(products) = &self.inner.protocol else {
+            let request = self.inner.http.get(self.inventory_url(experience, date));
+            return self
+                .paced(
+                    experience,
+                    date,
+                    may_send,
+                    request,
+                    |status, body, reset| {
+                        classify(experience, date, status, body, reset, |text| {
+                            self.redact(text)
+                        })
+                    },
+                )
+                .await;
+        };
+        // Read once per product; the first of several concurrent fetches reads it for all.
+        let cell = self.lock_options().entry(experience).or_default().clone();
+        let option = cell
+            .get_or_try_init(|| async {
+                let product =
+                    products
+                        .get(&experience)
+                        .cloned()
+                        .unwrap_or_else(|| OctoProductRef {
+                            product_id: experience.to_string(),
+                            option_id: None,
+                        });
+                let request = self
+                    .inner
+                    .http
+                    .get(self.octo_url(&["products", &product.product_id]));
+                self.paced(
+                    experience,
+                    date,
+                    may_send,
+                    request,
+                    |status, body, reset| {
+                        self.classify_with(experience, date, status, body, reset, |body| {
+                            octo::parse_product(body, product.option_id.as_deref())
+                        })
+                    },
+                )
+                .await
+                .map(Arc::new)
+            })
+            .await?
+            .clone();
+        let body = serde_json::json!({
+            "productId": option.product_id,
+            "optionId": option.option_id,
+            "localDateStart": date,
+            "localDateEnd": date,
+        });
+        let request = self
+            .inner
+            .http
+            .post(self.octo_url(&["availability"]))
+            .header("octo-capabilities", octo::PRICING)
+            .json(&body);
+        self.paced(
+            experience,
+            date,
+            may_send,
+            request,
+            |status, body, reset| {
+                self.classify_with(experience, date, status, body, reset, |body| {
+                    octo::parse_availability(body, &option, date)
+                        .map(|slots| DayFetch::new(experience, date, slots))
+                        .map_err(|error| error.to_string())
+                })
+            },
+        )
+        .await
+    }
+
+    fn lock_options(&self) -> std::sync::MutexGuard<'_, HashMap<ExperienceId, OptionCell>> {
+        // A map of cells: a panic cannot leave it half-written.
+        self.inner
+            .octo_options
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One call: waits for the pacer, asks `may_send`, sends `request`, reads the answer and
+    /// has `classify` judge it; the pacer learns how it went, and the call is logged and
+    /// counted.
+    async fn paced<T: Described>(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+        may_send: &super::CallGate<'_>,
+        request: RequestBuilder,
+        classify: impl FnOnce(StatusCode, &[u8], Option<DateTime<Utc>>) -> Result<T, PartnerError>,
+    ) -> Result<T, PartnerError> {
         let permit = self.inner.pacer.until_ready().await;
         if !may_send() {
             // Nothing sent: the slot is spent, which only slows the pace.
@@ -145,7 +278,13 @@ impl PartnerClient {
             return Err(PartnerError::Withheld);
         }
         let started = Instant::now();
-        let (reached, result) = self.exchange(experience, date).await;
+        let (reached, result) = match self.exchange(request, experience, date).await {
+            (reached, Ok(answer)) => (
+                reached,
+                classify(answer.status, &answer.body, answer.retry_after),
+            ),
+            (reached, Err(error)) => (reached, Err(error)),
+        };
         match (reached, &result) {
             // The hold goes up as the permit goes, so no waiting caller slips out before it.
             (_, Err(PartnerError::RateLimited { reset_at })) => permit.rate_limited(*reset_at),
@@ -165,27 +304,27 @@ impl PartnerClient {
         let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
         let status = status.map(|status| status.as_u16());
         match &result {
-            Ok(day) => tracing::info!(
-                %experience, %date, status, latency_ms, slots = day.slots.len(),
-                "partner fetch"
+            Ok(answer) => tracing::info!(
+                %experience, %date, status, latency_ms, slots = answer.slots(),
+                "partner {}", T::WHAT
             ),
             Err(error) => tracing::warn!(
                 %experience, %date, status, latency_ms, error_code = error.code(), %error,
-                "partner fetch failed"
+                "partner {} failed", T::WHAT
             ),
         }
         result
     }
 
-    /// One HTTP round trip, classified. Also returns how far it got, for the pacer and the log
-    /// line.
+    /// One HTTP round trip, its body read whole. Also returns how far it got, for the pacer
+    /// and the log line.
     async fn exchange(
         &self,
+        request: RequestBuilder,
         experience: ExperienceId,
         date: NaiveDate,
-    ) -> (Reached, Result<DayFetch, PartnerError>) {
-        let url = self.inventory_url(experience, date);
-        let mut response = match self.inner.http.get(url).send().await {
+    ) -> (Reached, Result<Answer, PartnerError>) {
+        let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => {
                 let reached = if error.is_connect() {
@@ -197,6 +336,7 @@ impl PartnerClient {
             }
         };
         let status = response.status();
+        let retry_after = retry_after(response.headers());
 
         let mut body = Vec::new();
         loop {
@@ -219,10 +359,33 @@ impl PartnerClient {
                 }
             }
         }
+        let answer = Answer {
+            status,
+            body,
+            retry_after,
+        };
+        (Reached::Answered(status), Ok(answer))
+    }
 
-        (
-            Reached::Answered(status),
-            classify(experience, date, status, &body, |text| self.redact(text)),
+    /// [`classify_with`] with this client's redaction.
+    #[allow(clippy::too_many_arguments)]
+    fn classify_with<T>(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+        status: StatusCode,
+        body: &[u8],
+        retry_after: Option<DateTime<Utc>>,
+        parse: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, PartnerError> {
+        classify_with(
+            experience,
+            date,
+            status,
+            body,
+            retry_after,
+            |text| self.redact(text),
+            parse,
         )
     }
 
@@ -250,6 +413,15 @@ impl PartnerClient {
         }
     }
 
+    /// `segments` under the OCTO base URL.
+    fn octo_url(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.base_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
     fn inventory_url(&self, experience: ExperienceId, date: NaiveDate) -> Url {
         let mut url = self.inner.base_url.clone();
         // `parse_base_url` guarantees the URL can be a base, so this branch always runs.
@@ -271,6 +443,44 @@ impl PartnerClient {
         } else {
             text.replace(key, "[redacted]")
         }
+    }
+}
+
+/// A response, read whole.
+struct Answer {
+    status: StatusCode,
+    body: Vec<u8>,
+    /// From a `Retry-After` header (seconds or an HTTP date).
+    retry_after: Option<DateTime<Utc>>,
+}
+
+/// What a call fetched, as its log line names it.
+trait Described {
+    const WHAT: &'static str;
+    fn slots(&self) -> usize;
+}
+
+impl Described for DayFetch {
+    const WHAT: &'static str = "fetch";
+    fn slots(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+impl Described for OctoOption {
+    const WHAT: &'static str = "product";
+    fn slots(&self) -> usize {
+        0
+    }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<DateTime<Utc>> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    match text.trim().parse::<i64>() {
+        Ok(seconds) => Some(Utc::now() + chrono::Duration::seconds(seconds.clamp(0, 3600))),
+        Err(_) => DateTime::parse_from_rfc2822(text)
+            .ok()
+            .map(|at| at.with_timezone(&Utc)),
     }
 }
 
@@ -296,15 +506,42 @@ impl fmt::Debug for PartnerClient {
     }
 }
 
-/// Turns one partner answer into a fetched day or a classified error. `redact` scrubs the key
+/// Turns one Leap answer into a fetched day or a classified error. `redact` scrubs the key
 /// out of any text taken from the body (some servers echo it).
 pub(crate) fn classify(
     experience: ExperienceId,
     date: NaiveDate,
     status: StatusCode,
     body: &[u8],
+    retry_after: Option<DateTime<Utc>>,
     redact: impl Fn(String) -> String,
 ) -> Result<DayFetch, PartnerError> {
+    classify_with(
+        experience,
+        date,
+        status,
+        body,
+        retry_after,
+        redact,
+        |body| {
+            wire::parse_day_body(body, date)
+                .map(|slots| DayFetch::new(experience, date, slots))
+                .map_err(|error| error.to_string())
+        },
+    )
+}
+
+/// Turns one answer of either kind into what `parse` reads from a success, or a classified
+/// error: the status decides, whichever form of the API answered.
+fn classify_with<T>(
+    experience: ExperienceId,
+    date: NaiveDate,
+    status: StatusCode,
+    body: &[u8],
+    retry_after: Option<DateTime<Utc>>,
+    redact: impl Fn(String) -> String,
+    parse: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Result<T, PartnerError> {
     let excerpt = |body: &[u8]| {
         redact(
             String::from_utf8_lossy(body)
@@ -315,15 +552,13 @@ pub(crate) fn classify(
         )
     };
     match status.as_u16() {
-        200..=299 => wire::parse_day_body(body, date)
-            .map(|slots| DayFetch::new(experience, date, slots))
-            .map_err(|error| PartnerError::Malformed {
-                experience,
-                date,
-                detail: redact(error.to_string()),
-            }),
+        200..=299 => parse(body).map_err(|detail| PartnerError::Malformed {
+            experience,
+            date,
+            detail: redact(detail),
+        }),
         429 => Err(PartnerError::RateLimited {
-            reset_at: wire::rate_limit_reset(body),
+            reset_at: wire::rate_limit_reset(body).or(retry_after),
         }),
         code @ (401 | 403) => Err(PartnerError::Unauthorized { status: code }),
         // "Request Timeout" is the server giving up on us, not a verdict on the request.
@@ -369,6 +604,7 @@ mod tests {
             api_key: Secret::new("k"),
             rate_limit_per_minute: NonZeroU32::new(30).expect("non-zero"),
             request_timeout: Duration::from_secs(1),
+            protocol: Protocol::Leap,
         })
         .expect("builds");
         let date = NaiveDate::from_ymd_opt(2026, 12, 3).expect("date");

@@ -4,6 +4,7 @@
 
 mod client;
 mod error;
+pub mod octo;
 mod pacing;
 pub mod wire;
 
@@ -14,7 +15,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 
 pub(crate) use client::classify;
-pub use client::{PartnerClient, PartnerClientConfig};
+pub use client::{OctoProductRef, PartnerClient, PartnerClientConfig, Protocol};
 pub use error::{ClientBuildError, PartnerError};
 pub use pacing::Pacer;
 

@@ -141,9 +141,21 @@ pub fn parse_day_body(body: &[u8], requested_date: NaiveDate) -> Result<Vec<Slot
                 detail: error.to_string(),
             }
         })?;
-        slots.push(wire.into_slot(requested_date)?);
+        slots.push(wire);
     }
+    validate_day(slots, requested_date)
+}
 
+/// Validates the wire slots of `requested_date` into domain slots, in order; whichever form
+/// of the partner API they came in.
+pub fn validate_day(
+    wire: Vec<WireSlot>,
+    requested_date: NaiveDate,
+) -> Result<Vec<Slot>, DayParseError> {
+    let slots = wire
+        .into_iter()
+        .map(|slot| slot.into_slot(requested_date))
+        .collect::<Result<Vec<_>, _>>()?;
     // The store identifies a slot by both; a duplicate would make one of them silently win.
     let mut ids = HashSet::new();
     let mut times = HashSet::new();

@@ -1,4 +1,7 @@
-//! The simulator's HTTP face: the partner's inventory route and the `/_sim` control routes.
+//! The simulator's HTTP face: the partner's inventory route, the `/_sim` control routes, and
+//! (through [`super::octo`]) the OCTO routes. Every partner route, the OCTO ones included, is
+//! answered through [`Simulator::answer_call`]: one key check, one rate window, one fault
+//! roll and one call log.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -6,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{NaiveDate, NaiveTime, TimeDelta, Utc};
@@ -18,13 +21,16 @@ use tokio::time::Instant;
 use tower_http::trace::TraceLayer;
 
 use super::faults::{Fault, Faults};
-use super::{CallRecord, MAX_CALL_LOG, RATE_WINDOW, SimError, Simulator, State as SimState};
+use super::{
+    CallRecord, CallRoute, MAX_CALL_LOG, RATE_WINDOW, SimError, Simulator, State as SimState, octo,
+};
 use crate::domain::ExperienceId;
 use crate::partner::wire::{RateLimitBody, RateLimitState, parse_hh_mm};
 
 pub(super) fn router(sim: Simulator) -> Router {
     Router::new()
         .route("/api/v1/inventory/{product_id}", get(inventory))
+        .merge(octo::router())
         .route("/_sim/slot/remaining", post(set_slot_remaining))
         .route("/_sim/slot/remove", post(remove_slot))
         .route("/_sim/pax/remaining", post(set_pax_remaining))
@@ -58,29 +64,24 @@ async fn inventory(
         &product_id,
         query.get("date").map(String::as_str),
     );
-    if let Some(delay) = answer.delay {
-        tokio::time::sleep(delay).await;
-    }
-    (
-        answer.status,
-        [(header::CONTENT_TYPE, answer.content_type)],
-        answer.body,
-    )
-        .into_response()
+    answer.send().await
 }
 
 pub(super) struct PartnerAnswer {
     pub(super) status: StatusCode,
     content_type: &'static str,
+    /// Sent besides `Content-Type`, e.g. an OCTO 429's `Retry-After`.
+    pub(super) headers: Vec<(HeaderName, HeaderValue)>,
     pub(super) body: Vec<u8>,
     pub(super) delay: Option<Duration>,
 }
 
 impl PartnerAnswer {
-    fn json(status: StatusCode, body: Vec<u8>) -> Self {
+    pub(super) fn json(status: StatusCode, body: Vec<u8>) -> Self {
         Self {
             status,
             content_type: "application/json",
+            headers: Vec::new(),
             body,
             delay: None,
         }
@@ -95,6 +96,30 @@ impl PartnerAnswer {
                 .to_string()
                 .into_bytes(),
         )
+    }
+
+    /// An error in the dialect of `route`: the partner's shape, or OCTO's.
+    fn error_for(route: CallRoute, status: StatusCode, code: &str, message: &str) -> Self {
+        if route.is_octo() {
+            octo::error(status, code, message)
+        } else {
+            Self::error(status, code, message)
+        }
+    }
+
+    /// Waits out a slow fault, then sends the answer.
+    pub(super) async fn send(self) -> Response {
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, self.content_type)],
+            self.body,
+        )
+            .into_response();
+        response.headers_mut().extend(self.headers);
+        response
     }
 
     fn rate_limited(reset_in: Duration, limit: u32) -> Self {
@@ -126,8 +151,7 @@ impl Simulator {
         self.answer_partner_call_from(None, api_key, product_id, date)
     }
 
-    /// Decides the whole answer under one lock: authentication, then the rate window, then a
-    /// storm or a fault roll, then the inventory itself; and logs the call with `client`.
+    /// A call to the partner's inventory route: see [`Simulator::answer_call`].
     pub(super) fn answer_partner_call_from(
         &self,
         client: Option<&str>,
@@ -137,30 +161,63 @@ impl Simulator {
     ) -> PartnerAnswer {
         let experience = product_id.parse::<ExperienceId>().ok();
         let parsed_date = date.and_then(|date| NaiveDate::parse_from_str(date, "%Y-%m-%d").ok());
+        let call = PartnerCall {
+            route: CallRoute::Inventory,
+            client,
+            api_key,
+            experience,
+            date: parsed_date,
+            last_date: None,
+        };
+        self.answer_call(call, |state| {
+            self.inventory_answer(state, product_id, experience, parsed_date)
+        })
+    }
 
+    /// Decides the whole answer to a call on any partner route under one lock:
+    /// authentication, then the rate window, then a storm or a fault roll, then `serve`
+    /// (which answers the call itself, errors such as a bad request included); and logs the
+    /// call. Errors are written in the route's dialect; a 429 has the partner's body on every
+    /// route, and on OCTO's also a `Retry-After`.
+    pub(super) fn answer_call(
+        &self,
+        call: PartnerCall<'_>,
+        serve: impl FnOnce(&SimState) -> PartnerAnswer,
+    ) -> PartnerAnswer {
+        let route = call.route;
         let mut guard = self.lock();
         let state = &mut *guard;
         let arrived = Instant::now();
-        let (answer, fault) = if api_key != Some(self.shared.api_key.expose()) {
-            let answer = PartnerAnswer::error(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "missing or invalid x-api-key",
-            );
+        let (answer, fault) = if call.api_key != Some(self.shared.api_key.expose()) {
+            let message = if route.is_octo() {
+                "missing or invalid Authorization: Bearer key"
+            } else {
+                "missing or invalid x-api-key"
+            };
+            let answer =
+                PartnerAnswer::error_for(route, StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message);
             (answer, None)
         } else if let Some(reset_in) = self.rate_limit_wait(state, arrived) {
             let limit = self.shared.rate_limit_per_minute.get();
-            (PartnerAnswer::rate_limited(reset_in, limit), None)
+            let mut answer = PartnerAnswer::rate_limited(reset_in, limit);
+            if route.is_octo() {
+                answer.headers.push((
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_seconds(reset_in)),
+                ));
+            }
+            (answer, None)
         } else {
             let fault = state.faults.roll(&mut state.rng);
             let answer = if fault == Some(Fault::ServerError) {
-                PartnerAnswer::error(
+                PartnerAnswer::error_for(
+                    route,
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "INTERNAL_SERVER_ERROR",
                     "internal server error",
                 )
             } else {
-                self.inventory_answer(state, product_id, experience, parsed_date)
+                serve(state)
             };
             (apply_fault(fault, state.faults.slow_delay(), answer), fault)
         };
@@ -171,11 +228,13 @@ impl Simulator {
         state.calls.push_back(CallRecord {
             at: Utc::now(),
             arrived,
-            experience,
-            date: parsed_date,
+            route,
+            experience: call.experience,
+            date: call.date,
+            last_date: call.last_date,
             status: answer.status.as_u16(),
             fault,
-            client: client.map(str::to_string),
+            client: call.client.map(str::to_string),
         });
         answer
     }
@@ -234,6 +293,27 @@ impl Simulator {
     }
 }
 
+/// One call to a partner route, as far as the shared path needs to know it.
+pub(super) struct PartnerCall<'a> {
+    pub(super) route: CallRoute,
+    /// The caller's User-Agent, for the log.
+    pub(super) client: Option<&'a str>,
+    /// The key the caller presented, however its route carries it.
+    pub(super) api_key: Option<&'a str>,
+    /// What the log records about the call.
+    pub(super) experience: Option<ExperienceId>,
+    pub(super) date: Option<NaiveDate>,
+    pub(super) last_date: Option<NaiveDate>,
+}
+
+/// Whole seconds until `reset_in` has passed, rounded up so a client that waits them finds
+/// the window open.
+fn retry_after_seconds(reset_in: Duration) -> u64 {
+    reset_in
+        .as_secs()
+        .saturating_add(u64::from(reset_in.subsec_nanos() > 0))
+}
+
 fn apply_fault(fault: Option<Fault>, slow_delay: Duration, answer: PartnerAnswer) -> PartnerAnswer {
     match fault {
         None | Some(Fault::ServerError) => answer,
@@ -244,6 +324,7 @@ fn apply_fault(fault: Option<Fault>, slow_delay: Duration, answer: PartnerAnswer
         Some(Fault::Garbage) => PartnerAnswer {
             status: StatusCode::OK,
             content_type: "text/html",
+            headers: Vec::new(),
             body: b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
                 .to_vec(),
             delay: None,

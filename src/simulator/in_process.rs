@@ -65,7 +65,14 @@ impl Partner for InProcessPartner {
                 });
             }
         }
-        let result = classify(experience, date, answer.status, &answer.body, |text| text);
+        let result = classify(
+            experience,
+            date,
+            answer.status,
+            &answer.body,
+            None,
+            |text| text,
+        );
         match &result {
             Err(PartnerError::RateLimited { reset_at }) => permit.rate_limited(*reset_at),
             _ => permit.answered(),

@@ -5,6 +5,9 @@
 //! and a sliding-window rate limit like the partner, and lets callers change inventory, inject
 //! faults and inspect every call, both in-process and over `/_sim/...` control routes.
 //!
+//! The same catalogue and state are also served as an OCTO supplier under `/octo` (see
+//! [`octo`](self::octo)), behind the same key, rate window, faults and call log.
+//!
 //! The answer for a (product, date) is generated from the product's definition until the
 //! first change to that day; from then on the changed copy is served, so changes persist
 //! per date.
@@ -29,6 +32,7 @@ mod catalog;
 mod faults;
 mod http;
 mod in_process;
+mod octo;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -39,6 +43,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
 use rand::Rng;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -74,7 +79,8 @@ const PARTNER_RATE_LIMIT_PER_MINUTE: NonZeroU32 = NonZeroU32::new(30).expect("30
 
 #[derive(Debug, Clone)]
 pub struct SimulatorConfig {
-    /// The only key the simulator accepts in `x-api-key`.
+    /// The only key the simulator accepts: in `x-api-key` on the partner's route, as
+    /// `Authorization: Bearer` on the OCTO routes.
     pub api_key: Secret,
     /// Accepted calls per key in any sliding 60-second window; the partner's is 30.
     pub rate_limit_per_minute: NonZeroU32,
@@ -83,16 +89,21 @@ pub struct SimulatorConfig {
     /// Seeds fault rolls and churn, so a test run can be replayed.
     pub seed: u64,
     pub products: Vec<ProductDefinition>,
+    /// The partner's zone: its dates and start times are local to it. Only the OCTO routes
+    /// use it, to write offsets and UTC instants.
+    pub time_zone: Tz,
 }
 
 impl SimulatorConfig {
-    /// The built-in products 14 and 15, the partner's 30 requests per minute, no churn.
+    /// The built-in products 14 and 15, the partner's 30 requests per minute, no churn, in
+    /// the partner's zone Asia/Singapore.
     pub fn new(api_key: Secret) -> Self {
         Self {
             api_key,
             rate_limit_per_minute: PARTNER_RATE_LIMIT_PER_MINUTE,
             churn_every: None,
             seed: 0,
+            time_zone: chrono_tz::Asia::Singapore,
             products: builtin_products()
                 .expect("embedded fixtures are valid (checked by the simulator tests)"),
         }
@@ -110,6 +121,7 @@ struct Shared {
     rate_limit_per_minute: NonZeroU32,
     churn_every: Option<Duration>,
     products: BTreeMap<ExperienceId, ProductDefinition>,
+    time_zone: Tz,
     state: Mutex<State>,
 }
 
@@ -144,7 +156,7 @@ impl State {
     }
 }
 
-/// One call to the partner route, as the simulator saw it.
+/// One call to a partner route (the partner's own or an OCTO one), as the simulator saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallRecord {
@@ -152,10 +164,16 @@ pub struct CallRecord {
     /// Monotonic arrival time, for pacing assertions.
     #[serde(skip)]
     pub arrived: Instant,
-    /// `None` when the path did not hold a valid product id.
+    /// Which route was called.
+    pub route: CallRoute,
+    /// `None` when the call named no valid product id (or, for the OCTO product list, none).
     pub experience: Option<ExperienceId>,
-    /// `None` when the `date` query parameter was missing or invalid.
+    /// `None` when the `date` query parameter was missing or invalid; for an OCTO
+    /// availability range, its first date.
     pub date: Option<NaiveDate>,
+    /// The last date of an OCTO availability range; `None` on any other call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_date: Option<NaiveDate>,
     /// The status sent (for a slow response, the one the client may not have waited for).
     pub status: u16,
     /// The fault injected into this call, if any (a 429 shows in `status`).
@@ -164,6 +182,26 @@ pub struct CallRecord {
     /// The caller's User-Agent (invsync names its instance there); `None` in process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+}
+
+/// The partner routes whose calls are authenticated, rate limited, faulted and logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CallRoute {
+    /// `GET /api/v1/inventory/{productId}?date=`, the partner's own.
+    Inventory,
+    /// `GET /octo/products`.
+    OctoProducts,
+    /// `GET /octo/products/{productId}`.
+    OctoProduct,
+    /// `POST /octo/availability`.
+    OctoAvailability,
+}
+
+impl CallRoute {
+    pub fn is_octo(self) -> bool {
+        !matches!(self, Self::Inventory)
+    }
 }
 
 /// Seats taken by one churn step.
@@ -214,6 +252,7 @@ impl Simulator {
                 rate_limit_per_minute: config.rate_limit_per_minute,
                 churn_every: config.churn_every,
                 products,
+                time_zone: config.time_zone,
                 state: Mutex::new(State {
                     changed_days: HashMap::new(),
                     faults: Faults::default(),
@@ -339,7 +378,7 @@ impl Simulator {
         self.lock().rate_limit_storm_until = Some(until);
     }
 
-    /// Every call to the partner route so far (up to the most recent 100 000), oldest first.
+    /// Every call to a partner route so far (up to the most recent 100 000), oldest first.
     pub fn calls(&self) -> Vec<CallRecord> {
         self.lock().calls.iter().cloned().collect()
     }

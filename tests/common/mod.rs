@@ -347,6 +347,31 @@ pub struct TestApp {
     pub backend: TestStore,
 }
 
+/// Both forms of the partner API the sync speaks; the simulator serves both.
+pub const PARTNER_KINDS: [invsync::config::PartnerKind; 2] = [
+    invsync::config::PartnerKind::Leap,
+    invsync::config::PartnerKind::Octo,
+];
+
+/// Points `settings` at the simulator's form of the partner API for `kind` (OCTO under
+/// `/octo`).
+pub fn speak(settings: &mut invsync::config::Settings, kind: invsync::config::PartnerKind) {
+    settings.partner.kind = kind;
+    if kind == invsync::config::PartnerKind::Octo {
+        let octo = settings.partner.base_url.0.join("octo").expect("OCTO URL");
+        settings.partner.base_url = invsync::config::BaseUrl(octo);
+    }
+}
+
+/// [`spawn_app`] syncing from the simulator as a partner of `kind`.
+pub async fn spawn_app_of(backend: TestStore, kind: invsync::config::PartnerKind) -> TestApp {
+    spawn_app_with(backend, |settings| {
+        settings.sync.enabled = false;
+        speak(settings, kind);
+    })
+    .await
+}
+
 /// The service with its sync engine off: tests drive syncs themselves.
 pub async fn spawn_app(backend: TestStore) -> TestApp {
     spawn_app_with(backend, |settings| settings.sync.enabled = false).await
@@ -400,11 +425,13 @@ pub async fn spawn_app_with(
     settings.partner.request_timeout_seconds = 1;
     settings.server.admin_token = Some(Secret::new(ADMIN_TOKEN));
     customize(&mut settings);
+    // The client tests sync with speaks what the daemon is configured to.
     let partner = invsync::partner::PartnerClient::new(invsync::partner::PartnerClientConfig {
-        base_url: sim.base_url(),
+        base_url: settings.partner.base_url.0.to_string(),
         api_key: Secret::new(SIM_KEY),
         rate_limit_per_minute: fast,
         request_timeout: std::time::Duration::from_secs(5),
+        protocol: settings.partner.protocol().expect("partner protocol"),
     })
     .expect("partner client");
     let app = invsync::app::Application::build(settings.clone())
@@ -554,7 +581,15 @@ impl TestApp {
     /// now holds it.
     pub async fn assert_served_equals_simulator(&self, date: NaiveDate) {
         for &id in &self.settings.partner.experiences {
-            let wire = self.sim.sim.inventory(id, date).expect("simulator day");
+            let mut wire = self.sim.sim.inventory(id, date).expect("simulator day");
+            // OCTO has no seats per unit: synced from it, every pax pool follows its slot.
+            if self.settings.partner.kind == invsync::config::PartnerKind::Octo {
+                for slot in &mut wire {
+                    for pax in &mut slot.pax_availability {
+                        pax.remaining = slot.remaining.clone();
+                    }
+                }
+            }
             let (status, served) = self
                 .get(&format!("/api/v1/experience/{id}/slots?date={date}"))
                 .await;

@@ -1,0 +1,84 @@
+//! Syncing from an OCTO supplier (`partner.kind = "octo"`): the simulator's OCTO face is synced
+//! into the same slots, pools and postings as a Leap partner's, each change picked up and
+//! posted, on both backends. The fault and rejected-key runs of `sync_e2e.rs` cover this kind
+//! too.
+
+mod common;
+
+use chrono::{Days, Weekday};
+use common::*;
+use invsync::config::PartnerKind;
+
+#[tokio::test]
+async fn an_octo_supplier_is_synced_and_each_change_posted() {
+    for backend in backends().await {
+        let app = spawn_app_of(backend, PartnerKind::Octo).await;
+        let today = app.today();
+        let last = today.checked_add_days(Days::new(13)).unwrap();
+        let first = app.sync(today, last).await;
+        assert!(first.failed.is_empty(), "{:?}", first.failed);
+        assert_eq!(first.fetched, 28);
+        for date in today.iter_days().take_while(|d| *d <= last) {
+            app.assert_served_equals_simulator(date).await;
+        }
+        // Each product is read once; then one availability call per day.
+        let calls = app.sim.sim.calls();
+        assert_eq!(calls.len(), 2 + 28, "{calls:?}");
+
+        let unchanged = app.sync(today, last).await;
+        assert_eq!((unchanged.changed, unchanged.transfers), (0, 0));
+
+        let tuesday = next_weekday(today.succ_opt().unwrap(), Weekday::Tue);
+        let sunday = next_weekday(today.succ_opt().unwrap(), Weekday::Sun);
+        let sim = &app.sim.sim;
+        let (id14, id15) = (experience(14), experience(15));
+        sim.set_slot_remaining(id14, tuesday, time("04:30"), 1983)
+            .unwrap();
+        sim.remove_slot(id14, tuesday, time("07:00")).unwrap();
+        sim.set_pax_price(
+            id15,
+            sunday,
+            time("00:00"),
+            "ADULT_12~99",
+            money("355.5"),
+            money("441"),
+        )
+        .unwrap();
+        let resync = app.sync(today, last).await;
+        // Tuesday: the 04:30 slot's pool and its two pax pools (they follow the slot), and
+        // the vanished 07:00 slot's three pools. A price change moves no capacity.
+        assert_eq!((resync.changed, resync.transfers), (1, 6));
+        for date in today.iter_days().take_while(|d| *d <= last) {
+            app.assert_served_equals_simulator(date).await;
+        }
+        let (_, dates) = app.get("/api/v1/experience/15/dates").await;
+        let sunday_price = dates["dates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["date"] == sunday.to_string())
+            .map(|d| d["price"]["finalPrice"].clone());
+        assert_eq!(sunday_price, Some(serde_json::json!(355.5)));
+        let report = app.backend.store.verify().await.unwrap();
+        assert!(report.ok, "{report:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_daemon_syncs_its_horizon_from_an_octo_supplier() {
+    for backend in backends().await {
+        let app = spawn_app_with(backend, |settings| {
+            settings.sync.horizon_days =
+                serde_json::from_value(serde_json::json!(DAEMON_HORIZON_DAYS)).expect("horizon");
+            speak(settings, PartnerKind::Octo);
+        })
+        .await;
+        app.wait_for_status(std::time::Duration::from_secs(30), drained)
+            .await;
+        let today = app.today();
+        for date in today.iter_days().take(DAEMON_HORIZON_DAYS as usize) {
+            app.assert_served_equals_simulator(date).await;
+        }
+        assert!(app.backend.store.verify().await.unwrap().ok);
+    }
+}
