@@ -151,6 +151,8 @@ pub struct PartnerSettings {
     /// OCTO only: the supplier's product (and option) of an experience whose OCTO product id
     /// is not its own id, keyed by experience id.
     pub octo_products: BTreeMap<String, OctoProductSetting>,
+    /// OCTO only: the most consecutive days of a product asked for in one call.
+    pub days_per_call: NonZeroU32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -193,6 +195,7 @@ impl Default for PartnerSettings {
                 .collect(),
             request_timeout_seconds: 20,
             octo_products: BTreeMap::new(),
+            days_per_call: NonZeroU32::new(31).expect("non-zero literal"),
         }
     }
 }
@@ -251,7 +254,10 @@ impl PartnerSettings {
                 },
             );
         }
-        Ok(Protocol::Octo(products))
+        Ok(Protocol::Octo {
+            products,
+            days_per_call: self.days_per_call,
+        })
     }
 
     pub fn api_key(&self) -> Result<&Secret, ConfigError> {
@@ -670,7 +676,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        let Protocol::Octo(products) = settings.partner.protocol().unwrap() else {
+        let Protocol::Octo { products, .. } = settings.partner.protocol().unwrap() else {
             panic!("an OCTO partner");
         };
         let tour = products

@@ -1,6 +1,6 @@
 //! Syncing from an OCTO supplier (`partner.kind = "octo"`): the simulator's OCTO face is synced
-//! into the same slots, pools and postings as a Leap partner's, each change picked up and
-//! posted, on both backends. The fault and rejected-key runs of `sync_e2e.rs` cover this kind
+//! in date ranges into the same slots, pools and postings as a Leap partner's, each day applied
+//! on its own and each change picked up and posted, on both backends. The fault and rejected-key runs of `sync_e2e.rs` cover this kind
 //! too.
 
 mod common;
@@ -21,9 +21,9 @@ async fn an_octo_supplier_is_synced_and_each_change_posted() {
         for date in today.iter_days().take_while(|d| *d <= last) {
             app.assert_served_equals_simulator(date).await;
         }
-        // Each product is read once; then one availability call per day.
+        // Each product is read once; then one availability call covers its 14 days.
         let calls = app.sim.sim.calls();
-        assert_eq!(calls.len(), 2 + 28, "{calls:?}");
+        assert_eq!(calls.len(), 2 + 2, "{calls:?}");
 
         let unchanged = app.sync(today, last).await;
         assert_eq!((unchanged.changed, unchanged.transfers), (0, 0));
@@ -79,6 +79,53 @@ async fn a_daemon_syncs_its_horizon_from_an_octo_supplier() {
         for date in today.iter_days().take(DAEMON_HORIZON_DAYS as usize) {
             app.assert_served_equals_simulator(date).await;
         }
+        assert!(app.backend.store.verify().await.unwrap().ok);
+    }
+}
+
+#[tokio::test]
+async fn a_range_is_cut_to_days_per_call_and_one_that_keeps_failing_is_split() {
+    for backend in backends().await {
+        let app = spawn_app_with(backend, |settings| {
+            settings.sync.enabled = false;
+            settings.partner.days_per_call = std::num::NonZeroU32::new(5).expect("non-zero");
+            speak(settings, PartnerKind::Octo);
+        })
+        .await;
+        let today = app.today();
+        let last = today.checked_add_days(Days::new(11)).unwrap();
+        let summary = app.sync(today, last).await;
+        assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+        let ranges: Vec<(Option<chrono::NaiveDate>, Option<chrono::NaiveDate>)> = app
+            .sim
+            .sim
+            .calls()
+            .iter()
+            .filter(|call| call.date.is_some())
+            .map(|call| (call.date, call.last_date))
+            .collect();
+        // 12 days of each product: 5 + 5 + 2.
+        assert_eq!(ranges.len(), 6, "{ranges:?}");
+        for date in today.iter_days().take_while(|d| *d <= last) {
+            app.assert_served_equals_simulator(date).await;
+        }
+
+        // Every answer garbled for a while: ranges fail through their retries and are split
+        // into days, which fail alone; nothing is applied from a broken answer.
+        app.sim
+            .sim
+            .set_faults(invsync::simulator::Faults {
+                garbage_percent: 100,
+                ..invsync::simulator::Faults::default()
+            })
+            .unwrap();
+        let broken = app.sync(today, today.succ_opt().unwrap()).await;
+        assert_eq!(broken.failed.len(), 4, "{:?}", broken.failed);
+        assert_eq!(broken.fetched, 0);
+        app.sim
+            .sim
+            .set_faults(invsync::simulator::Faults::default())
+            .unwrap();
         assert!(app.backend.store.verify().await.unwrap().ok);
     }
 }

@@ -40,10 +40,13 @@ pub enum Protocol {
     /// Leap: `GET /api/v1/inventory/{id}?date=`, the key in `x-api-key`.
     #[default]
     Leap,
-    /// OCTO: `POST /availability` for the day, the key as a bearer token; each experience's
-    /// OCTO product and option (an experience not named is the product of its id, default
-    /// option).
-    Octo(HashMap<ExperienceId, OctoProductRef>),
+    /// OCTO: `POST /availability` for up to `days_per_call` consecutive days, the key as a
+    /// bearer token; each experience's OCTO product and option (an experience not named is
+    /// the product of its id, default option).
+    Octo {
+        products: HashMap<ExperienceId, OctoProductRef>,
+        days_per_call: NonZeroU32,
+    },
 }
 
 /// Where an experience is found at an OCTO supplier.
@@ -109,7 +112,7 @@ impl PartnerClient {
         }
         let key = match config.protocol {
             Protocol::Leap => config.api_key.expose().to_string(),
-            Protocol::Octo(_) => format!("Bearer {}", config.api_key.expose()),
+            Protocol::Octo { .. } => format!("Bearer {}", config.api_key.expose()),
         };
         let mut key_header =
             HeaderValue::from_str(&key).map_err(|_| ClientBuildError::InvalidApiKey)?;
@@ -118,7 +121,7 @@ impl PartnerClient {
         let mut headers = HeaderMap::new();
         match config.protocol {
             Protocol::Leap => headers.insert("x-api-key", key_header),
-            Protocol::Octo(_) => headers.insert(AUTHORIZATION, key_header),
+            Protocol::Octo { .. } => headers.insert(AUTHORIZATION, key_header),
         };
 
         let http = reqwest::Client::builder()
@@ -176,21 +179,78 @@ impl PartnerClient {
         date: NaiveDate,
         may_send: &super::CallGate<'_>,
     ) -> Result<DayFetch, PartnerError> {
-        let Protocol::Octo(products) = &self.inner.protocol else {
-            let request = self.inner.http.get(self.inventory_url(experience, date));
-            return self
-                .paced(
-                    experience,
-                    date,
-                    may_send,
-                    request,
-                    |status, body, reset| {
-                        classify(experience, date, status, body, reset, |text| {
-                            self.redact(text)
-                        })
-                    },
-                )
-                .await;
+        let Protocol::Octo { products, .. } = &self.inner.protocol else {
+            return self.fetch_leap_day(experience, date, may_send).await;
+        };
+        let mut days = self
+            .fetch_octo_days(products, experience, &[date], may_send)
+            .await?;
+        days.pop().ok_or_else(|| PartnerError::Malformed {
+            experience,
+            date,
+            detail: "no day in the answer".into(),
+        })
+    }
+
+    /// The most days one call fetches: an OCTO range, or one Leap day.
+    pub fn days_per_call(&self) -> NonZeroU32 {
+        match &self.inner.protocol {
+            Protocol::Leap => NonZeroU32::MIN,
+            Protocol::Octo { days_per_call, .. } => *days_per_call,
+        }
+    }
+
+    /// `dates` (consecutive, ascending) of one experience: one OCTO availability call for
+    /// the range, or one Leap call per day.
+    pub async fn fetch_days_gated(
+        &self,
+        experience: ExperienceId,
+        dates: &[NaiveDate],
+        may_send: &super::CallGate<'_>,
+    ) -> Result<Vec<DayFetch>, PartnerError> {
+        let Protocol::Octo { products, .. } = &self.inner.protocol else {
+            let mut fetched = Vec::with_capacity(dates.len());
+            for &date in dates {
+                fetched.push(self.fetch_leap_day(experience, date, may_send).await?);
+            }
+            return Ok(fetched);
+        };
+        self.fetch_octo_days(products, experience, dates, may_send)
+            .await
+    }
+
+    async fn fetch_leap_day(
+        &self,
+        experience: ExperienceId,
+        date: NaiveDate,
+        may_send: &super::CallGate<'_>,
+    ) -> Result<DayFetch, PartnerError> {
+        let request = self.inner.http.get(self.inventory_url(experience, date));
+        self.paced(
+            experience,
+            date,
+            may_send,
+            request,
+            |status, body, reset| {
+                classify(experience, date, status, body, reset, |text| {
+                    self.redact(text)
+                })
+            },
+        )
+        .await
+    }
+
+    /// `dates` (at least one) in one availability call, after the product's option (read
+    /// once).
+    async fn fetch_octo_days(
+        &self,
+        products: &HashMap<ExperienceId, OctoProductRef>,
+        experience: ExperienceId,
+        dates: &[NaiveDate],
+        may_send: &super::CallGate<'_>,
+    ) -> Result<Vec<DayFetch>, PartnerError> {
+        let (Some(&first), Some(&last)) = (dates.first(), dates.last()) else {
+            return Ok(Vec::new());
         };
         // Read once per product; the first of several concurrent fetches reads it for all.
         let cell = self.lock_options().entry(experience).or_default().clone();
@@ -210,11 +270,11 @@ impl PartnerClient {
                     .get(self.octo_url(&["products", &product.product_id]));
                 self.paced(
                     experience,
-                    date,
+                    first,
                     may_send,
                     request,
                     |status, body, reset| {
-                        self.classify_with(experience, date, status, body, reset, |body| {
+                        self.classify_with(experience, first, status, body, reset, |body| {
                             octo::parse_product(body, product.option_id.as_deref())
                         })
                     },
@@ -227,8 +287,8 @@ impl PartnerClient {
         let body = serde_json::json!({
             "productId": option.product_id,
             "optionId": option.option_id,
-            "localDateStart": date,
-            "localDateEnd": date,
+            "localDateStart": first,
+            "localDateEnd": last,
         });
         let request = self
             .inner
@@ -238,14 +298,17 @@ impl PartnerClient {
             .json(&body);
         self.paced(
             experience,
-            date,
+            first,
             may_send,
             request,
             |status, body, reset| {
-                self.classify_with(experience, date, status, body, reset, |body| {
-                    octo::parse_availability(body, &option, date)
-                        .map(|slots| DayFetch::new(experience, date, slots))
-                        .map_err(|error| error.to_string())
+                self.classify_with(experience, first, status, body, reset, |body| {
+                    let days = octo::parse_availability(body, &option, dates)
+                        .map_err(|error| error.to_string())?;
+                    Ok(days
+                        .into_iter()
+                        .map(|(date, slots)| DayFetch::new(experience, date, slots))
+                        .collect::<Vec<_>>())
                 })
             },
         )
@@ -464,6 +527,13 @@ impl Described for DayFetch {
     const WHAT: &'static str = "fetch";
     fn slots(&self) -> usize {
         self.slots.len()
+    }
+}
+
+impl Described for Vec<DayFetch> {
+    const WHAT: &'static str = "fetch";
+    fn slots(&self) -> usize {
+        self.iter().map(|day| day.slots.len()).sum()
     }
 }
 

@@ -47,6 +47,28 @@ pub trait Partner: Send + Sync + 'static {
         self.fetch_day_gated(experience, date, &|| true).await
     }
 
+    /// The most days one call fetches; above 1, the sync asks for consecutive days of a
+    /// product together ([`Partner::fetch_days_gated`]).
+    fn days_per_call(&self) -> NonZeroU32 {
+        NonZeroU32::MIN
+    }
+
+    /// The days `dates` (consecutive, ascending) of one experience, one fetch per date (a
+    /// date without slots too), in as few calls as this partner allows: one per date unless
+    /// it answers ranges. Fails whole: a failed range is the caller's to split.
+    async fn fetch_days_gated(
+        &self,
+        experience: ExperienceId,
+        dates: &[NaiveDate],
+        may_send: &CallGate<'_>,
+    ) -> Result<Vec<DayFetch>, PartnerError> {
+        let mut fetched = Vec::with_capacity(dates.len());
+        for &date in dates {
+            fetched.push(self.fetch_day_gated(experience, date, may_send).await?);
+        }
+        Ok(fetched)
+    }
+
     fn rate_limit_per_minute(&self) -> NonZeroU32;
 
     /// The spacing the pacer keeps between two calls.
@@ -62,6 +84,19 @@ impl Partner for PartnerClient {
         may_send: &CallGate<'_>,
     ) -> Result<DayFetch, PartnerError> {
         PartnerClient::fetch_day_gated(self, experience, date, may_send).await
+    }
+
+    fn days_per_call(&self) -> NonZeroU32 {
+        PartnerClient::days_per_call(self)
+    }
+
+    async fn fetch_days_gated(
+        &self,
+        experience: ExperienceId,
+        dates: &[NaiveDate],
+        may_send: &CallGate<'_>,
+    ) -> Result<Vec<DayFetch>, PartnerError> {
+        PartnerClient::fetch_days_gated(self, experience, dates, may_send).await
     }
 
     fn rate_limit_per_minute(&self) -> NonZeroU32 {

@@ -163,43 +163,46 @@ pub fn parse_product(body: &[u8], option_id: Option<&str>) -> Result<OctoOption,
     })
 }
 
-/// The slots of `date` in a `POST /availability` answer. A `CLOSED` availability is left out
-/// (its slot is closed, as a vanished Leap slot is); one of another date is not this day's.
+/// The slots of each of `dates` in a `POST /availability` answer, a date without any
+/// included. A `CLOSED` availability is left out (its slot is closed, as a vanished Leap slot
+/// is); one of a date not asked for is ignored.
 pub fn parse_availability(
     body: &[u8],
     option: &OctoOption,
-    date: NaiveDate,
-) -> Result<Vec<Slot>, DayParseError> {
+    dates: &[NaiveDate],
+) -> Result<Vec<(NaiveDate, Vec<Slot>)>, DayParseError> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|error| DayParseError::NotJson(error.to_string()))?;
     let serde_json::Value::Array(elements) = value else {
         return Err(DayParseError::NotAnArray("something else"));
     };
-    let mut slots = Vec::with_capacity(elements.len());
+    let mut by_date: Vec<(NaiveDate, Vec<WireSlot>)> =
+        dates.iter().map(|&date| (date, Vec::new())).collect();
     for (index, element) in elements.into_iter().enumerate() {
-        let availability: WireAvailability =
-            serde_path_to_error::deserialize(element).map_err(|error| {
-                DayParseError::SlotShape {
-                    slot: format!("#{index}"),
-                    detail: error.to_string(),
-                }
+        let availability: WireAvailability = serde_path_to_error::deserialize(element)
+            .map_err(|error| DayParseError::SlotShape {
+                slot: format!("#{index}"),
+                detail: error.to_string(),
             })?;
         if availability.status.as_deref() == Some("CLOSED") {
             continue;
         }
-        if let Some(slot) = wire_slot(availability, option, date)? {
+        let (date, slot) = wire_slot(availability, option)?;
+        if let Some((_, slots)) = by_date.iter_mut().find(|(day, _)| *day == date) {
             slots.push(slot);
         }
     }
-    validate_day(slots, date)
+    by_date
+        .into_iter()
+        .map(|(date, slots)| Ok((date, validate_day(slots, date)?)))
+        .collect()
 }
 
-/// One availability as a Leap wire slot, or `None` when it is of another date.
+/// One availability as a Leap wire slot of its local date.
 fn wire_slot(
     availability: WireAvailability,
     option: &OctoOption,
-    date: NaiveDate,
-) -> Result<Option<WireSlot>, DayParseError> {
+) -> Result<(NaiveDate, WireSlot), DayParseError> {
     let shape = |detail: String| DayParseError::SlotShape {
         slot: availability.id.clone(),
         detail,
@@ -210,9 +213,6 @@ fn wire_slot(
             .map_err(|_| shape(format!("{field} is not an ISO 8601 date-time: {text:?}")))
     };
     let start = local(&availability.local_date_time_start, "localDateTimeStart")?;
-    if start.date() != date {
-        return Ok(None);
-    }
     let end = local(&availability.local_date_time_end, "localDateTimeEnd")?;
     // A freesale availability has no vacancies; its capacity, if any, is what can be sold,
     // else it sells without a limit the ledger could hold: it is given a large allotment.
@@ -264,7 +264,7 @@ fn wire_slot(
     if pax.is_empty() {
         return Err(shape("has no unitPricing for any unit".into()));
     }
-    Ok(Some(WireSlot {
+    let slot = WireSlot {
         start_date: start.date().format("%Y-%m-%d").to_string(),
         start_time: start.format("%H:%M").to_string(),
         end_time: end.format("%H:%M").to_string(),
@@ -273,7 +273,8 @@ fn wire_slot(
         currency_code: currency.unwrap_or_default(),
         variant_id: 0,
         pax_availability: pax,
-    }))
+    };
+    Ok((start.date(), slot))
 }
 
 #[cfg(test)]
@@ -375,7 +376,7 @@ mod tests {
                  "localDateTimeEnd": "2026-12-06T10:00:00Z", "vacancies": 4, "unitPricing": []}]"#,
         ] {
             assert!(
-                parse_availability(body.as_bytes(), &option, day()).is_err(),
+                parse_availability(body.as_bytes(), &option, &[day()]).is_err(),
                 "{body}"
             );
         }

@@ -6,7 +6,7 @@
 //! faults and inspect every call, both in-process and over `/_sim/...` control routes.
 //!
 //! The same catalogue and state are also served as an OCTO supplier under `/octo` (see
-//! [`octo`](self::octo)), behind the same key, rate window, faults and call log.
+//! `src/simulator/octo.rs`), behind the same key, rate window, faults and call log.
 //!
 //! The answer for a (product, date) is generated from the product's definition until the
 //! first change to that day; from then on the changed copy is served, so changes persist

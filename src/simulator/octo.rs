@@ -32,9 +32,9 @@ use crate::domain::ExperienceId;
 use crate::partner::wire::{WirePax, WireSlot, parse_hh_mm};
 
 /// The one option every product has.
-pub const OPTION_ID: &str = "DEFAULT";
+const OPTION_ID: &str = "DEFAULT";
 /// The longest availability range answered, both dates included.
-pub const MAX_RANGE_DAYS: i64 = 31;
+const MAX_RANGE_DAYS: i64 = 31;
 /// The capability that adds prices to availabilities.
 const PRICING_CAPABILITY: &str = "octo/pricing";
 const CAPABILITIES_HEADER: HeaderName = HeaderName::from_static("octo-capabilities");

@@ -23,7 +23,7 @@ use super::queue::{Batch, Urgency, WorkQueue};
 use super::quiet::QuietWeekdays;
 use super::status::{Counters, Freshness, LastError, ParkedDay, SyncStatus, TierStatus};
 use super::tiers::{Run, Tier, owner};
-use super::{ProductDate, RetryPolicy, fetch_with_retry, product_dates};
+use super::{ProductDate, RetryPolicy, fetch_run_with_retry, product_dates};
 use crate::config::Settings;
 use crate::domain::{DayFetch, ExperienceId};
 use crate::partner::{Partner, PartnerError};
@@ -543,50 +543,57 @@ impl Inner {
                 }
                 continue;
             }
-            let next = {
+            let run = {
                 let mut queue = lock(&self.queue);
-                let next = queue.pop();
+                let run = queue.pop_run(self.partner.days_per_call().get() as usize);
                 if queue.pending() > 0 {
                     // Wake another worker for the rest; each pop passes the baton on.
                     self.work_ready.notify_one();
                 }
-                next
+                run
             };
-            let Some((day, urgency)) = next else {
+            if run.is_empty() {
                 tokio::select! {
                     () = self.shutdown.cancelled() => return,
                     () = self.work_ready.notified() => continue,
                 }
-            };
+            }
+            let days: Vec<ProductDate> = run.iter().map(|&(day, _)| day).collect();
             let may_call = || self.may_call();
+            let requeue = || {
+                let mut queue = lock(&self.queue);
+                for &(day, urgency) in &run {
+                    queue.requeue(day, urgency);
+                }
+            };
             let fetched = tokio::select! {
                 // A call that has completed is applied even if a pause arrived meanwhile: its
                 // answer is paid for, and dropping it would cost a second call later.
                 biased;
-                fetched = fetch_with_retry(
+                fetched = fetch_run_with_retry(
                     self.partner.as_ref(),
-                    day,
+                    &days,
                     self.config.retry,
                     &may_call,
                     |error| self.count_retry(error),
                 ) => fetched,
                 _ = control.wait_for(|c| c.paused) => {
-                    lock(&self.queue).requeue(day, urgency);
+                    requeue();
                     continue;
                 }
                 _ = lease.wait_for(Option::is_none) => {
-                    lock(&self.queue).requeue(day, urgency);
+                    requeue();
                     continue;
                 }
                 () = self.shutdown.cancelled() => {
-                    lock(&self.queue).requeue(day, urgency);
+                    requeue();
                     return;
                 }
             };
-            if !matches!(fetched, Err(PartnerError::Withheld)) {
-                lock(&self.counters).calls += 1;
+            lock(&self.counters).calls += fetched.calls;
+            for ((day, fetched), &(_, urgency)) in fetched.days.into_iter().zip(&run) {
+                self.settle(day, urgency, fetched).await;
             }
-            self.settle(day, urgency, fetched).await;
         }
     }
 

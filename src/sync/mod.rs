@@ -12,6 +12,7 @@ pub mod status;
 pub mod tiers;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -24,7 +25,8 @@ use crate::partner::{CallGate, Partner, PartnerError};
 use crate::storage::{ApplyOutcome, Fence, Store, StoreError};
 use lease::Tenure;
 
-/// One unit of sync work: one product on one date (one partner call).
+/// One unit of sync work: one product on one date (one partner call, or a day of a ranged
+/// one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProductDate {
     pub date: NaiveDate,
@@ -89,35 +91,161 @@ pub async fn fetch_with_retry(
     day: ProductDate,
     policy: RetryPolicy,
     may_call: &CallGate<'_>,
-    mut on_retry: impl FnMut(&PartnerError),
+    on_retry: impl FnMut(&PartnerError),
 ) -> Result<DayFetch, PartnerError> {
+    with_retry(day, policy, on_retry, || {
+        partner.fetch_day_gated(day.experience, day.date, may_call)
+    })
+    .await
+}
+
+/// Calls `call` until it succeeds, fails for good, or runs out of retries; see
+/// [`fetch_with_retry`].
+async fn with_retry<T, F: Future<Output = Result<T, PartnerError>>>(
+    what: impl std::fmt::Display,
+    policy: RetryPolicy,
+    mut on_retry: impl FnMut(&PartnerError),
+    mut call: impl FnMut() -> F,
+) -> Result<T, PartnerError> {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(policy.first_delay)
         .with_max_delay(policy.max_delay)
         .with_max_times(policy.max_retries)
         .with_jitter();
-    // Counts every call of this day, across 429 rounds too; the partner client's log line
-    // for each call is emitted inside its `partner_call{attempt}` span.
+    // Counts every call, across 429 rounds too; the partner client's log line for each call
+    // is emitted inside its `partner_call{attempt}` span.
     let mut attempt = 0_u32;
     loop {
         let result = (|| {
             attempt += 1;
-            partner
-                .fetch_day_gated(day.experience, day.date, may_call)
-                .instrument(tracing::info_span!("partner_call", attempt))
+            call().instrument(tracing::info_span!("partner_call", attempt))
         })
         .retry(backoff)
-            .when(PartnerError::is_transient)
-            .notify(|error, delay| {
-                on_retry(error);
-                tracing::warn!(%day, %error, retry_in_ms = delay.as_millis() as u64, "partner call failed, retrying");
-            })
-            .await;
+        .when(PartnerError::is_transient)
+        .notify(|error, delay| {
+            on_retry(error);
+            tracing::warn!(%what, %error, retry_in_ms = delay.as_millis() as u64, "partner call failed, retrying");
+        })
+        .await;
         match result {
             Err(error @ PartnerError::RateLimited { .. }) => on_retry(&error),
             other => return other,
         }
     }
+}
+
+/// Consecutive days of one experience, fetched together where the partner answers ranges.
+#[derive(Debug, Clone, Copy)]
+struct Run<'a>(&'a [ProductDate]);
+
+impl std::fmt::Display for Run<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.0.first(), self.0.last()) {
+            (Some(first), Some(last)) if self.0.len() > 1 => write!(
+                f,
+                "experience {} from {} to {}",
+                first.experience, first.date, last.date
+            ),
+            (Some(day), _) => day.fmt(f),
+            _ => f.write_str("no day"),
+        }
+    }
+}
+
+/// What [`fetch_run_with_retry`] fetched: each day's fetch or error, and how many calls
+/// were sent apart from the retries reported to `on_retry`.
+pub struct RunFetched {
+    pub days: Vec<(ProductDate, Result<DayFetch, PartnerError>)>,
+    pub calls: u64,
+}
+
+/// A call's final attempt was sent unless it was withheld.
+fn sent<T>(result: &Result<T, PartnerError>) -> u64 {
+    u64::from(!matches!(result, Err(PartnerError::Withheld)))
+}
+
+/// Fetches `run` (consecutive days of one experience, ascending) in one call with retries, or
+/// day by day when it is a single day. A range that still fails after its retries is split:
+/// each of its days is fetched alone, so one bad day costs only itself. A rejected key or a
+/// withheld call fails every day of the run at once.
+pub async fn fetch_run_with_retry(
+    partner: &dyn Partner,
+    run: &[ProductDate],
+    policy: RetryPolicy,
+    may_call: &CallGate<'_>,
+    mut on_retry: impl FnMut(&PartnerError),
+) -> RunFetched {
+    let [first, ..] = run else {
+        return RunFetched {
+            days: Vec::new(),
+            calls: 0,
+        };
+    };
+    if run.len() == 1 {
+        let fetched = fetch_with_retry(partner, *first, policy, may_call, on_retry).await;
+        return RunFetched {
+            calls: sent(&fetched),
+            days: vec![(*first, fetched)],
+        };
+    }
+    let dates: Vec<NaiveDate> = run.iter().map(|day| day.date).collect();
+    let ranged = with_retry(Run(run), policy, &mut on_retry, || {
+        partner.fetch_days_gated(first.experience, &dates, may_call)
+    })
+    .await;
+    let calls = sent(&ranged);
+    match ranged {
+        Ok(days) if days.len() == run.len() => RunFetched {
+            days: run.iter().copied().zip(days.into_iter().map(Ok)).collect(),
+            calls,
+        },
+        Err(error) if error.is_fatal() || matches!(error, PartnerError::Withheld) => RunFetched {
+            days: run.iter().map(|&day| (day, Err(error.clone()))).collect(),
+            calls,
+        },
+        outcome => {
+            if let Err(error) = &outcome {
+                tracing::warn!(run = %Run(run), %error, "a range kept failing; fetching its days one by one");
+            }
+            let mut fetched = RunFetched {
+                days: Vec::with_capacity(run.len()),
+                calls,
+            };
+            for &day in run {
+                let alone = fetch_with_retry(partner, day, policy, may_call, &mut on_retry).await;
+                fetched.calls += sent(&alone);
+                fetched.days.push((day, alone));
+            }
+            fetched
+        }
+    }
+}
+
+/// `days` as runs for [`fetch_run_with_retry`]: consecutive dates of one experience, at most
+/// `days_per_call` each, nearest first.
+pub fn runs(
+    days: impl IntoIterator<Item = ProductDate>,
+    days_per_call: usize,
+) -> Vec<Vec<ProductDate>> {
+    let mut days: Vec<ProductDate> = days.into_iter().collect();
+    days.sort_unstable_by_key(|day| (day.experience, day.date));
+    days.dedup();
+    let mut runs: Vec<Vec<ProductDate>> = Vec::new();
+    for day in days {
+        match runs.last_mut() {
+            Some(run)
+                if run.len() < days_per_call
+                    && run.last().is_some_and(|last| {
+                        last.experience == day.experience && last.date.succ_opt() == Some(day.date)
+                    }) =>
+            {
+                run.push(day);
+            }
+            _ => runs.push(vec![day]),
+        }
+    }
+    runs.sort_by_key(|run| run.first().map(|day| (day.date, day.experience)));
+    runs
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -257,14 +385,17 @@ async fn fetch_and_apply(
 ) -> Result<SyncSummary, SyncError> {
     let may_call = || held(hold).as_ref().is_some_and(Tenure::may_call);
     let may_call: &CallGate<'_> = &may_call;
-    let mut fetches = futures::stream::iter(days)
-        .map(|day| async move {
-            (
-                day,
-                fetch_with_retry(partner, day, policy, may_call, |_| {}).await,
+    let days_per_call = partner.days_per_call().get() as usize;
+    let mut fetches = futures::stream::iter(runs(days, days_per_call))
+        .map(|run| async move {
+            futures::stream::iter(
+                fetch_run_with_retry(partner, &run, policy, may_call, |_| {})
+                    .await
+                    .days,
             )
         })
-        .buffered(FETCHES_IN_FLIGHT);
+        .buffered(FETCHES_IN_FLIGHT)
+        .flatten();
     let mut summary = SyncSummary::default();
     while let Some((day, fetched)) = fetches.next().await {
         let fetch = match fetched {

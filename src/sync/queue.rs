@@ -134,6 +134,36 @@ impl WorkQueue {
         Some((day, urgency))
     }
 
+    /// Takes the most urgent day and, after it, the queued days of the same experience on the
+    /// dates that follow (up to `max` days in all, stopping at the first not queued), all
+    /// marked in flight: what one ranged call fetches.
+    pub fn pop_run(&mut self, max: usize) -> Vec<(ProductDate, Urgency)> {
+        let Some(first) = self.pop() else {
+            return Vec::new();
+        };
+        let mut run = vec![first];
+        while run.len() < max {
+            let Some((last, _)) = run.last() else { break };
+            let Some(date) = last.date.succ_opt() else {
+                break;
+            };
+            let next = ProductDate {
+                date,
+                experience: last.experience,
+            };
+            let Some(entry) = self.entries.get_mut(&next) else {
+                break;
+            };
+            let Some(urgency) = entry.urgency.take() else {
+                break;
+            };
+            entry.in_flight = true;
+            self.ordered.remove(&(urgency, next));
+            run.push((next, urgency));
+        }
+        run
+    }
+
     /// Puts an in-flight day back (its call was cancelled or rate limited); waiters keep
     /// waiting.
     pub fn requeue(&mut self, day: ProductDate, urgency: Urgency) {
@@ -204,6 +234,27 @@ mod tests {
         queue.push(day(15, 20), Urgency::Manual, None);
         let order: Vec<_> = std::iter::from_fn(|| queue.pop().map(|(d, _)| d)).collect();
         assert_eq!(order, [day(15, 20), day(14, 3), day(14, 9)]);
+    }
+
+    #[test]
+    fn a_run_takes_the_following_queued_days_of_the_same_experience() {
+        let mut queue = WorkQueue::default();
+        for d in [1, 2, 3, 5] {
+            queue.push(day(14, d), Urgency::Routine, None);
+        }
+        queue.push(day(15, 1), Urgency::Routine, None);
+        let run: Vec<ProductDate> = queue.pop_run(10).into_iter().map(|(d, _)| d).collect();
+        assert_eq!(
+            run,
+            [day(14, 1), day(14, 2), day(14, 3)],
+            "stops at the gap"
+        );
+        assert_eq!(queue.in_flight(), 3);
+        let run: Vec<ProductDate> = queue.pop_run(10).into_iter().map(|(d, _)| d).collect();
+        assert_eq!(run, [day(15, 1)]);
+        let run: Vec<ProductDate> = queue.pop_run(1).into_iter().map(|(d, _)| d).collect();
+        assert_eq!(run, [day(14, 5)]);
+        assert!(queue.pop_run(10).is_empty());
     }
 
     #[test]
