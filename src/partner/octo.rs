@@ -5,7 +5,7 @@
 //!
 //! OCTO has no seats per unit: every pax pool of a slot follows the slot's `vacancies`.
 
-use chrono::{DateTime, NaiveDate};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Number;
@@ -179,17 +179,19 @@ pub fn parse_availability(
     let mut by_date: Vec<(NaiveDate, Vec<WireSlot>)> =
         dates.iter().map(|&date| (date, Vec::new())).collect();
     for (index, element) in elements.into_iter().enumerate() {
-        let availability: WireAvailability = serde_path_to_error::deserialize(element)
-            .map_err(|error| DayParseError::SlotShape {
-                slot: format!("#{index}"),
-                detail: error.to_string(),
+        let availability: WireAvailability =
+            serde_path_to_error::deserialize(element).map_err(|error| {
+                DayParseError::SlotShape {
+                    slot: format!("#{index}"),
+                    detail: error.to_string(),
+                }
             })?;
         if availability.status.as_deref() == Some("CLOSED") {
             continue;
         }
-        let (date, slot) = wire_slot(availability, option)?;
-        if let Some((_, slots)) = by_date.iter_mut().find(|(day, _)| *day == date) {
-            slots.push(slot);
+        let start = local_date_time(&availability, &availability.local_date_time_start)?;
+        if let Some((_, slots)) = by_date.iter_mut().find(|(day, _)| *day == start.date()) {
+            slots.push(wire_slot(availability, option)?);
         }
     }
     by_date
@@ -198,22 +200,30 @@ pub fn parse_availability(
         .collect()
 }
 
-/// One availability as a Leap wire slot of its local date.
+/// A local date-time of an availability, as written (its offset dropped).
+fn local_date_time(
+    availability: &WireAvailability,
+    text: &str,
+) -> Result<NaiveDateTime, DayParseError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.naive_local())
+        .map_err(|_| DayParseError::SlotShape {
+            slot: availability.id.clone(),
+            detail: format!("{text:?} is not an ISO 8601 date-time with an offset"),
+        })
+}
+
+/// One availability as a Leap wire slot.
 fn wire_slot(
     availability: WireAvailability,
     option: &OctoOption,
-) -> Result<(NaiveDate, WireSlot), DayParseError> {
+) -> Result<WireSlot, DayParseError> {
     let shape = |detail: String| DayParseError::SlotShape {
         slot: availability.id.clone(),
         detail,
     };
-    let local = |text: &str, field: &str| {
-        DateTime::parse_from_rfc3339(text)
-            .map(|at| at.naive_local())
-            .map_err(|_| shape(format!("{field} is not an ISO 8601 date-time: {text:?}")))
-    };
-    let start = local(&availability.local_date_time_start, "localDateTimeStart")?;
-    let end = local(&availability.local_date_time_end, "localDateTimeEnd")?;
+    let start = local_date_time(&availability, &availability.local_date_time_start)?;
+    let end = local_date_time(&availability, &availability.local_date_time_end)?;
     // A freesale availability has no vacancies; its capacity, if any, is what can be sold,
     // else it sells without a limit the ledger could hold: it is given a large allotment.
     let vacancies = availability
@@ -264,7 +274,7 @@ fn wire_slot(
     if pax.is_empty() {
         return Err(shape("has no unitPricing for any unit".into()));
     }
-    let slot = WireSlot {
+    Ok(WireSlot {
         start_date: start.date().format("%Y-%m-%d").to_string(),
         start_time: start.format("%H:%M").to_string(),
         end_time: end.format("%H:%M").to_string(),
@@ -273,8 +283,7 @@ fn wire_slot(
         currency_code: currency.unwrap_or_default(),
         variant_id: 0,
         pax_availability: pax,
-    };
-    Ok((start.date(), slot))
+    })
 }
 
 #[cfg(test)]
@@ -331,13 +340,24 @@ mod tests {
            "unitPricing": []},
           {"id": "2026-12-07T09:00:00+00:00", "localDateTimeStart": "2026-12-07T09:00:00+00:00",
            "localDateTimeEnd": "2026-12-07T11:00:00+00:00", "status": "AVAILABLE",
-           "vacancies": 3, "unitPricing": []}]"#;
-        let slots = parse_availability(body.as_bytes(), &option, day()).expect("parses");
+           "vacancies": 3, "unitPricing": [
+             {"unitId": "unit_adult", "original": 5000, "retail": 5000,
+              "currency": "GBP", "currencyPrecision": 2}]},
+          {"id": "2026-12-09T09:00:00+00:00", "localDateTimeStart": "2026-12-09T09:00:00+00:00",
+           "localDateTimeEnd": "2026-12-09T11:00:00+00:00", "unitPricing": []}]"#;
+        let next = day().succ_opt().expect("date");
+        let days = parse_availability(body.as_bytes(), &option, &[day(), next]).expect("parses");
+        assert_eq!(days.len(), 2, "a date not asked for is not read");
+        assert_eq!(days[1].0, next);
+        assert_eq!(days[1].1.len(), 1, "the next day's slot is its own");
         assert_eq!(
-            slots.len(),
+            days[1].1[0].pax.len(),
             1,
-            "the closed one and the next day's are not this day's"
+            "a unit without a price is not sold there"
         );
+        let (date, slots) = &days[0];
+        assert_eq!(*date, day());
+        assert_eq!(slots.len(), 1, "the closed one is not on sale");
         let slot = &slots[0];
         assert_eq!(slot.provider_slot_id, "2026-12-06T09:00:00+00:00");
         assert_eq!(slot.start_time.format("%H:%M").to_string(), "09:00");
