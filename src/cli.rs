@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{Application, partner_client, shutdown_signal};
 use crate::config::{BaseUrl, PartnerKind, Settings};
 use crate::domain::{ExperienceId, Secret};
+use crate::partner::Protocol;
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::storage;
 use crate::sync::tiers::{self, Tier};
@@ -337,17 +338,33 @@ fn print_plan(settings: &Settings, products: u64, running_weekdays: f64) {
         .collect();
     let rpm = u64::from(settings.partner.rate_limit_per_minute.get());
     let budget = rpm * 1440;
+    let days_per_call = settings.partner.protocol().map_or(1, |protocol| match protocol {
+        Protocol::Leap => 1,
+        Protocol::Octo { days_per_call, .. } => days_per_call.get(),
+    });
     let plan = tiers::plan(
         &tiers,
         products,
         running_weekdays,
+        days_per_call,
         budget,
         chrono::Utc::now(),
     );
+    let fetching = if days_per_call > 1 {
+        format!(
+            "up to {days_per_call} days of a product per call ({} partner), quiet weekdays \
+             read with the rest",
+            settings.partner.kind.as_str()
+        )
+    } else {
+        format!(
+            "one day per call, quiet weekdays probed every {} h",
+            quiet::PROBE_PERIOD.as_secs() / 3600
+        )
+    };
     println!(
         "{products} products running {running_weekdays} of 7 weekdays, {rpm} requests/minute: \
-         {budget} calls/day; quiet weekdays probed every {} h",
-        quiet::PROBE_PERIOD.as_secs() / 3600
+         {budget} calls/day; {fetching}"
     );
     println!(
         "{:<10} {:>10} {:>10} {:>12} {:>12} {:>9}",

@@ -355,6 +355,9 @@ impl Engine {
         let owned: Vec<bool> = (0..=tier.settings.last_day)
             .map(|offset| run == Run::CatchUp || owner(tiers, offset, now) == Some(index))
             .collect();
+        // A call that fetches a range reads a quiet weekday inside it for nothing, so with
+        // ranges every owned day is due with its tier.
+        let ranged = inner.partner.days_per_call().get() > 1;
         let owns = |date: NaiveDate| {
             usize::try_from((date - today).num_days())
                 .ok()
@@ -372,7 +375,7 @@ impl Engine {
                         .get(&(day.experience, day.date))
                         .is_none_or(|at| {
                             let age = (now - *at).to_std().unwrap_or_default();
-                            due_age.is_due(age, quiet.contains(day))
+                            due_age.is_due(age, !ranged && quiet.contains(day))
                         });
                 if due {
                     queue.push(day, Urgency::Routine, Some(batch));

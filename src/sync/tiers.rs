@@ -123,13 +123,16 @@ pub struct TierPlan {
     pub covered: f64,
 }
 
-/// The daily budget split over the tiers, nearest tier first: each product-date costs one call
-/// per run of the most frequent tier that covers it, or one per [`quiet::PROBE_PERIOD`] on a
-/// quiet weekday (products run on `running_weekdays` of 7 on average).
+/// The daily budget split over the tiers, nearest tier first. Day by day (`days_per_call`
+/// 1), each product-date costs one call per run of the most frequent tier that covers it, or
+/// one per [`quiet::PROBE_PERIOD`] on a quiet weekday (products run on `running_weekdays` of
+/// 7 on average). With ranges, a run costs each product one call per `days_per_call` of the
+/// tier's days, quiet ones included.
 pub fn plan(
     tiers: &[Tier],
     products: u64,
     running_weekdays: f64,
+    days_per_call: u32,
     budget_per_day: u64,
     now: DateTime<Utc>,
 ) -> Vec<TierPlan> {
@@ -146,9 +149,16 @@ pub fn plan(
             let per_day = |period: Duration| day.as_secs_f64() / period.as_secs_f64().max(1.0);
             let runs_per_day = per_day(tier.period(now));
             let product_days = products as f64 * owned_days as f64;
-            let running = product_days * running_weekdays / 7.0 * runs_per_day;
-            let quiet = product_days * (7.0 - running_weekdays) / 7.0
-                * per_day(tier.period(now).max(quiet::PROBE_PERIOD));
+            let (running, quiet) = if days_per_call > 1 {
+                let calls_per_run = owned_days.div_ceil(days_per_call as usize);
+                (products as f64 * calls_per_run as f64 * runs_per_day, 0.0)
+            } else {
+                (
+                    product_days * running_weekdays / 7.0 * runs_per_day,
+                    product_days * (7.0 - running_weekdays) / 7.0
+                        * per_day(tier.period(now).max(quiet::PROBE_PERIOD)),
+                )
+            };
             let calls_per_day = (running + quiet).ceil() as u64;
             let granted = calls_per_day.min(left);
             left -= granted;
@@ -187,7 +197,7 @@ mod tests {
         let tiers = default_tiers();
         let periods: Vec<u64> = tiers.iter().map(|t| t.period(now).as_secs()).collect();
         assert_eq!(periods, [900, 14_400, 86_400, 86_400]);
-        let owned: Vec<usize> = plan(&tiers, 1, 7.0, u64::MAX, now)
+        let owned: Vec<usize> = plan(&tiers, 1, 7.0, 1, u64::MAX, now)
             .iter()
             .map(|t| t.owned_days)
             .collect();
@@ -222,16 +232,37 @@ mod tests {
         let now: DateTime<Utc> = "2026-11-22T05:07:00Z".parse().unwrap();
         let tiers = default_tiers();
         let budget = 30 * 1440;
-        let small = plan(&tiers, 2, 7.0, budget, now);
+        let small = plan(&tiers, 2, 7.0, 1, budget, now);
         assert!(small.iter().all(|tier| tier.covered == 1.0));
-        let large = plan(&tiers, 450, 7.0, budget, now);
+        let large = plan(&tiers, 450, 7.0, 1, budget, now);
         assert_eq!(large[0].calls_per_day, 450 * 96);
         assert_eq!(large[0].covered, 1.0);
         assert!(large[1..].iter().all(|tier| tier.covered == 0.0));
         // Running 2.5 days a week, the rest probed every 48 h: it all fits.
-        let weekly = plan(&tiers, 450, 2.5, budget, now);
+        let weekly = plan(&tiers, 450, 2.5, 1, budget, now);
         let wanted: u64 = weekly.iter().map(|tier| tier.calls_per_day).sum();
         assert!((38_000..41_000).contains(&wanted), "{weekly:?}");
         assert!(weekly.iter().all(|tier| tier.covered == 1.0));
+    }
+
+    #[test]
+    fn ranges_cost_a_product_one_call_per_run_of_each_tier() {
+        let now: DateTime<Utc> = "2026-11-22T05:07:00Z".parse().unwrap();
+        let tiers = default_tiers();
+        let per_product: Vec<u64> = plan(&tiers, 1, 7.0, 31, u64::MAX, now)
+            .iter()
+            .map(|tier| tier.calls_per_day)
+            .collect();
+        // today 96 runs of 1 day; the week's 6 days 6 times a day; month and horizon daily.
+        assert_eq!(per_product, [96, 6, 1, 1]);
+        let day_by_day: u64 = plan(&tiers, 1, 7.0, 1, u64::MAX, now)
+            .iter()
+            .map(|tier| tier.calls_per_day)
+            .sum();
+        assert_eq!(day_by_day, 185);
+        // 43,200 calls a day: 415 products instead of 233.
+        let budget = 30 * 1440;
+        let fits = plan(&tiers, 415, 7.0, 31, budget, now);
+        assert!(fits.iter().all(|tier| tier.covered == 1.0), "{fits:?}");
     }
 }
