@@ -7,6 +7,8 @@
 //!   every domain rule or a typed error saying what was wrong. Some of those bodies also go
 //!   through the real partner client (which must say `Malformed` with the parser's reason) and
 //!   every accepted day into a real store (which must take it and still verify).
+//! - The OCTO parsers get the simulator's OCTO answers mutated the same way, and arbitrary
+//!   JSON: each a set of valid days or a typed error.
 //! - The real router gets random requests on every route, admin ones with and without the
 //!   token: never a 5xx, and every error is JSON with a documented `code`.
 //!
@@ -363,9 +365,26 @@ fn edited_response(
     tree_edits: impl Strategy<Value = Vec<TreeEdit>>,
     byte_edits: impl Strategy<Value = Vec<ByteEdit>>,
 ) -> impl Strategy<Value = (NaiveDate, Text)> {
-    (0..FIXTURES.len(), tree_edits, byte_edits).prop_map(|(fixture, tree_edits, byte_edits)| {
-        let (day, body) = FIXTURES[fixture];
-        let mut document: Value = serde_json::from_str(body).expect("fixture is JSON");
+    let documents = FIXTURES
+        .iter()
+        .map(|(day, body)| {
+            (
+                date(day),
+                serde_json::from_str(body).expect("fixture is JSON"),
+            )
+        })
+        .collect();
+    edited_documents(documents, tree_edits, byte_edits)
+}
+
+/// One of `documents` (each with the date it answers) with some edits.
+fn edited_documents(
+    documents: Vec<(NaiveDate, Value)>,
+    tree_edits: impl Strategy<Value = Vec<TreeEdit>>,
+    byte_edits: impl Strategy<Value = Vec<ByteEdit>>,
+) -> impl Strategy<Value = (NaiveDate, Text)> {
+    (0..documents.len(), tree_edits, byte_edits).prop_map(move |(at, tree_edits, byte_edits)| {
+        let (day, mut document) = documents[at].clone();
         for edit in &tree_edits {
             edit.apply(&mut document);
         }
@@ -373,7 +392,7 @@ fn edited_response(
         for edit in &byte_edits {
             edit.apply(&mut bytes);
         }
-        (date(day), Text(bytes))
+        (day, Text(bytes))
     })
 }
 
@@ -459,6 +478,100 @@ fn the_parser_survives_mutated_partner_responses() {
     assert!(
         accepted.get() > 0,
         "no mutated response parsed: the inputs miss the parser"
+    );
+}
+
+/// The simulator's OCTO answers for product 14 (its product, and its availability from a date
+/// over three days), the way an OCTO supplier sends them.
+fn octo_documents() -> (Value, Vec<(NaiveDate, Value)>) {
+    let sim = Simulator::new(SimulatorConfig::new(Secret::new("fuzz")));
+    let product = sim.octo_product(experience(14)).expect("product 14");
+    let availability = FIXTURES
+        .iter()
+        .map(|(day, _)| {
+            let first = date(day);
+            let last = first.checked_add_days(chrono::Days::new(2)).expect("date");
+            let body = sim
+                .octo_availability(experience(14), first, last)
+                .expect("availability");
+            (first, body)
+        })
+        .collect();
+    (product, availability)
+}
+
+/// Every rule the days parsed from an OCTO answer must keep, or a typed error.
+fn check_octo_parse(
+    body: &[u8],
+    option: &invsync::partner::octo::OctoOption,
+    first: NaiveDate,
+) -> Result<bool, TestCaseError> {
+    let dates: Vec<NaiveDate> = first.iter_days().take(3).collect();
+    match invsync::partner::octo::parse_availability(body, option, &dates) {
+        Ok(days) => {
+            prop_assert_eq!(days.len(), dates.len());
+            for (date, slots) in &days {
+                check_day(slots, *date)?;
+            }
+            Ok(true)
+        }
+        Err(error) => {
+            prop_assert!(!error.to_string().trim().is_empty());
+            Ok(false)
+        }
+    }
+}
+
+#[test]
+fn the_octo_parsers_survive_mutated_and_arbitrary_answers() {
+    let (product, availability) = octo_documents();
+    let option = invsync::partner::octo::parse_product(
+        &serde_json::to_vec(&product).expect("serializes"),
+        None,
+    )
+    .expect("the simulator's product parses");
+    let accepted = Cell::new(0);
+    fuzz(
+        "OCTO availability, mutated supplier answers",
+        inputs(2_000),
+        edited_documents(
+            availability,
+            prop::collection::vec(tree_edit(), 0..4),
+            prop::collection::vec(byte_edit(), 0..2),
+        ),
+        |(first, body)| {
+            let parsed = check_octo_parse(&body.0, &option, first)?;
+            accepted.set(accepted.get() + usize::from(parsed));
+            Ok(())
+        },
+    );
+    assert!(accepted.get() > 0, "no mutated answer parsed");
+    fuzz(
+        "OCTO product, mutated supplier answers",
+        inputs(1_000),
+        edited_documents(
+            vec![(date("2026-12-03"), product)],
+            prop::collection::vec(tree_edit(), 0..4),
+            prop::collection::vec(byte_edit(), 0..2),
+        ),
+        |(_, body)| {
+            if let Err(error) = invsync::partner::octo::parse_product(&body.0, None) {
+                prop_assert!(!error.trim().is_empty());
+            }
+            Ok(())
+        },
+    );
+    let first = date("2026-12-03");
+    fuzz(
+        "OCTO parsers, arbitrary JSON",
+        inputs(1_000),
+        prop::collection::vec(json_value(), 0..4)
+            .prop_map(|values| serde_json::to_vec(&Value::Array(values)).expect("serializes")),
+        |body| {
+            check_octo_parse(&body, &option, first)?;
+            let _ = invsync::partner::octo::parse_product(&body, None);
+            Ok(())
+        },
     );
 }
 
