@@ -111,6 +111,72 @@ async fn kill_9_mid_backfill_loses_no_day_and_refetches_none() {
 }
 
 #[tokio::test]
+async fn kill_9_mid_range_of_an_octo_partner_loses_no_day() {
+    const DAYS_PER_CALL: usize = 5;
+    const RANGE_KILLS: usize = 8;
+    for backend in backends().await {
+        let sim = start_simulator().await;
+        let dir = tempfile::tempdir().unwrap();
+        let octo = |args: &[&str]| {
+            let mut command = invsync(dir.path(), &backend.url, &sim, args);
+            command
+                .env("INVSYNC_PARTNER__KIND", "octo")
+                .env(
+                    "INVSYNC_PARTNER__BASE_URL",
+                    format!("{}/octo", sim.base_url()),
+                )
+                .env("INVSYNC_PARTNER__DAYS_PER_CALL", DAYS_PER_CALL.to_string());
+            command
+        };
+        let days = 2 * HORIZON_DAYS;
+        // Each start reads the two products, then each range of 5 days is one call; a kill
+        // lands while a range's days are being applied one by one, or between calls.
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(21);
+        for at in (3..).step_by(2).take(RANGE_KILLS) {
+            let mut child = octo(&["serve"]).spawn().unwrap();
+            wait_for_calls(&sim, at).await;
+            let moment = rand::Rng::random_range(&mut rng, 0..60);
+            tokio::time::sleep(Duration::from_millis(moment)).await;
+            kill(&mut child);
+            let verified = octo(&["verify"]).status().expect("verify runs");
+            assert!(verified.success(), "invsync verify failed after a crash");
+        }
+        let mut child = octo(&["serve"]).spawn().unwrap();
+        let start = Instant::now();
+        while fetched_days(&backend).await < days {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "backfill never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        kill(&mut child);
+        assert!(octo(&["verify"]).status().expect("verify runs").success());
+        for date in invsync::config::Settings::default()
+            .partner
+            .today()
+            .iter_days()
+            .take(HORIZON_DAYS)
+        {
+            for id in [14, 15] {
+                let served = backend
+                    .store
+                    .slots_on(experience(id), date)
+                    .await
+                    .expect("slots");
+                let truth = sim.sim.inventory(experience(id), date).expect("day");
+                assert_eq!(
+                    served.len(),
+                    truth.len(),
+                    "{}: {id} on {date}",
+                    backend.name
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn sigterm_mid_sync_exits_zero_within_ten_seconds() {
     for backend in backends().await {
         let sim = start_simulator().await;
