@@ -176,11 +176,7 @@ pub async fn confirm(
     let amendment = Amendment {
         rebook,
         change: Some(BookingChange::Confirm),
-        record: Some(record(
-            uuid,
-            octo.reseller_reference.clone(),
-            &octo.document,
-        )?),
+        record: Some(octo.record()?),
     };
     amend(&state, capabilities, octo, amendment).await
 }
@@ -252,11 +248,7 @@ pub async fn cancel(
     octo.document.cancellation_reason = request.reason;
     let amendment = Amendment {
         change: Some(BookingChange::Cancel),
-        record: Some(record(
-            uuid,
-            octo.reseller_reference.clone(),
-            &octo.document,
-        )?),
+        record: Some(octo.record()?),
         ..Amendment::default()
     };
     amend(&state, capabilities, octo, amendment).await
@@ -355,11 +347,7 @@ pub async fn update(
     let amendment = Amendment {
         rebook,
         change,
-        record: Some(record(
-            uuid,
-            octo.reseller_reference.clone(),
-            &octo.document,
-        )?),
+        record: Some(octo.record()?),
     };
     amend(&state, capabilities, octo, amendment).await
 }
@@ -534,6 +522,13 @@ fn items_of(booking: &Booking, mut recorded: Vec<UnitItemRecord>) -> Vec<UnitIte
         }
     }
     items
+}
+
+impl OctoBooking {
+    /// The reseller record the booking is kept with.
+    fn record(&self) -> Result<ResellerRecord, OctoError> {
+        record(self.uuid, self.reseller_reference.clone(), &self.document)
+    }
 }
 
 fn record(
