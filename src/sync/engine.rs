@@ -492,6 +492,7 @@ impl Engine {
             rate_limit_per_minute: inner.partner.rate_limit_per_minute().get(),
             pacing_period_ms: u64::try_from(inner.partner.pacing_period().as_millis())
                 .unwrap_or(u64::MAX),
+            days_per_call: inner.partner.days_per_call().get(),
             last_error: lock(&inner.last_error).clone(),
             freshness,
         })

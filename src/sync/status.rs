@@ -27,6 +27,8 @@ pub struct SyncStatus {
     pub counters: Counters,
     pub rate_limit_per_minute: u32,
     pub pacing_period_ms: u64,
+    /// The most consecutive days of a product one partner call reads (1 but for OCTO).
+    pub days_per_call: u32,
     pub last_error: Option<LastError>,
     pub freshness: Vec<Freshness>,
 }
