@@ -431,7 +431,6 @@ impl PartnerClient {
     }
 
     /// [`classify_with`] with this client's redaction.
-    #[allow(clippy::too_many_arguments)]
     fn classify_with<T>(
         &self,
         experience: ExperienceId,
