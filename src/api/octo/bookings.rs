@@ -165,7 +165,7 @@ pub async fn confirm(
             let items = requested_items(requested, &slot, &octo.document.unit_items)?;
             let rebook = rebook_request(octo.booking.experience, &slot, &items, &octo.booking)?;
             octo.document.unit_items = items;
-            Some(rebook)
+            Some(rebook).filter(|rebook| moves_seats(&octo.booking, rebook))
         }
         None => None,
     };
@@ -314,11 +314,21 @@ pub async fn update(
             None => octo.document.unit_items.clone(),
         };
         let mut rebook = rebook_request(experience, &slot, &items, &octo.booking)?;
-        if let Some(seconds) = seconds {
-            rebook.expires_at = deadline(seconds)?;
-        }
         octo.document.unit_items = items;
-        (Some(rebook), None)
+        if moves_seats(&octo.booking, &rebook) {
+            if let Some(seconds) = seconds {
+                rebook.expires_at = deadline(seconds)?;
+            }
+            (Some(rebook), None)
+        } else {
+            (
+                None,
+                seconds
+                    .map(deadline)
+                    .transpose()?
+                    .map(BookingChange::Extend),
+            )
+        }
     } else {
         let change = seconds
             .map(deadline)
@@ -691,6 +701,26 @@ fn rebook_request(
         .map_err(|error| OctoError::BadRequest(error.to_string()))?;
     request.expires_at = booking.expires_at.max(now);
     Ok(request)
+}
+
+/// Whether `request` asks for other seats than the booking holds: another slot, or other
+/// quantities. The same seats again move nothing.
+fn moves_seats(booking: &Booking, request: &crate::storage::HoldRequest) -> bool {
+    let mut held: Vec<(&str, i64)> = booking
+        .pax
+        .iter()
+        .map(|pax| (pax.pax_type.as_str(), pax.quantity))
+        .collect();
+    let mut wanted: Vec<(&str, i64)> = request
+        .pax
+        .iter()
+        .map(|pax| (pax.pax_type.as_str(), pax.quantity))
+        .collect();
+    held.sort_unstable();
+    wanted.sort_unstable();
+    (booking.experience, booking.date, booking.start_time)
+        != (request.experience, request.date, request.start_time)
+        || held != wanted
 }
 
 /// `expirationMinutes` as a hold's length in seconds: 1 to 60 minutes, the bookings service's
