@@ -353,8 +353,9 @@ fn print_plan(settings: &Settings, products: u64, running_weekdays: f64) {
     let fetching = if days_per_call > 1 {
         format!(
             "up to {days_per_call} days of a product per call ({} partner), quiet weekdays \
-             read with the rest",
-            settings.partner.kind.as_str()
+             read in the ranges of running days, probed every {} h alone",
+            settings.partner.kind.as_str(),
+            quiet::PROBE_PERIOD.as_secs() / 3600
         )
     } else {
         format!(

@@ -133,6 +133,15 @@ impl<'a> Caller<'a> {
         }
     }
 
+    /// A caller in the same process: no User-Agent, with `octo/pricing`.
+    fn in_process(api_key: Option<&'a str>) -> Self {
+        Self {
+            client: None,
+            api_key,
+            pricing: true,
+        }
+    }
+
     fn call(
         &self,
         route: CallRoute,
@@ -172,19 +181,9 @@ async fn product(
     Path(product_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = Caller::of(&headers);
-    let experience = product_id.parse::<ExperienceId>().ok();
-    let call = caller.call(CallRoute::OctoProduct, experience, None);
-    let answer = sim.answer_call(call, |_| {
-        match experience.and_then(|experience| sim.product(experience).ok()) {
-            Some(product) => ok_json(
-                &octo_product(product, sim.shared.time_zone, caller.pricing),
-                caller.pricing,
-            ),
-            None => invalid_product(&product_id),
-        }
-    });
-    answer.send().await
+    sim.answer_product(&Caller::of(&headers), &product_id)
+        .send()
+        .await
 }
 
 /// The body of `POST /octo/availability`. Other OCTO fields (`units`, `availabilityIds`)
@@ -242,56 +241,115 @@ fn parse_date(field: &str, text: &str) -> Result<NaiveDate, String> {
 
 /// `POST /octo/availability`.
 async fn availability(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    let caller = Caller::of(&headers);
     let request = serde_json::from_slice::<AvailabilityRequest>(&body)
         .map_err(|error| format!("the body is not an availability request: {error}"));
-    let (experience, range) = match &request {
-        Ok(request) => (
-            request
-                .product_id
-                .as_deref()
-                .and_then(|id| id.parse::<ExperienceId>().ok()),
-            request.range(),
-        ),
-        Err(message) => (None, Err(message.clone())),
-    };
-    let call = caller.call(
-        CallRoute::OctoAvailability,
-        experience,
-        range.as_ref().ok().copied(),
-    );
-    let answer = sim.answer_call(call, |state| {
-        let request = match &request {
-            Ok(request) => request,
-            Err(message) => return bad_request(message),
-        };
-        let Some(product_id) = request.product_id.as_deref() else {
-            return bad_request("productId is required");
-        };
-        let Some(product) = experience.and_then(|experience| sim.product(experience).ok()) else {
-            return invalid_product(product_id);
-        };
-        match request.option_id.as_deref() {
-            None => return bad_request("optionId is required"),
-            Some(OPTION_ID) => {}
-            Some(other) => return invalid_option(other),
-        }
-        match range {
-            Ok((first, last)) => ok_json(
-                &availabilities(
-                    state,
-                    product,
-                    sim.shared.time_zone,
-                    first,
-                    last,
+    sim.answer_availability(&Caller::of(&headers), request)
+        .send()
+        .await
+}
+
+impl Simulator {
+    /// `GET /octo/products/{productId}`, answered through [`Simulator::answer_call`].
+    fn answer_product(&self, caller: &Caller<'_>, product_id: &str) -> PartnerAnswer {
+        let experience = product_id.parse::<ExperienceId>().ok();
+        let call = caller.call(CallRoute::OctoProduct, experience, None);
+        self.answer_call(call, |_| {
+            match experience.and_then(|experience| self.product(experience).ok()) {
+                Some(product) => ok_json(
+                    &octo_product(product, self.shared.time_zone, caller.pricing),
                     caller.pricing,
                 ),
-                caller.pricing,
+                None => invalid_product(product_id),
+            }
+        })
+    }
+
+    /// `POST /octo/availability` with the body read as `request`, answered through
+    /// [`Simulator::answer_call`].
+    fn answer_availability(
+        &self,
+        caller: &Caller<'_>,
+        request: Result<AvailabilityRequest, String>,
+    ) -> PartnerAnswer {
+        let sim = self;
+        let (experience, range) = match &request {
+            Ok(request) => (
+                request
+                    .product_id
+                    .as_deref()
+                    .and_then(|id| id.parse::<ExperienceId>().ok()),
+                request.range(),
             ),
-            Err(message) => bad_request(&message),
-        }
-    });
-    answer.send().await
+            Err(message) => (None, Err(message.clone())),
+        };
+        let call = caller.call(
+            CallRoute::OctoAvailability,
+            experience,
+            range.as_ref().ok().copied(),
+        );
+        sim.answer_call(call, |state| {
+            let request = match &request {
+                Ok(request) => request,
+                Err(message) => return bad_request(message),
+            };
+            let Some(product_id) = request.product_id.as_deref() else {
+                return bad_request("productId is required");
+            };
+            let Some(product) = experience.and_then(|experience| sim.product(experience).ok())
+            else {
+                return invalid_product(product_id);
+            };
+            match request.option_id.as_deref() {
+                None => return bad_request("optionId is required"),
+                Some(OPTION_ID) => {}
+                Some(other) => return invalid_option(other),
+            }
+            match range {
+                Ok((first, last)) => ok_json(
+                    &availabilities(
+                        state,
+                        product,
+                        sim.shared.time_zone,
+                        first,
+                        last,
+                        caller.pricing,
+                    ),
+                    caller.pricing,
+                ),
+                Err(message) => bad_request(&message),
+            }
+        })
+    }
+
+    /// `GET /octo/products/{productId}` from an in-process caller presenting `api_key` and
+    /// asking for `octo/pricing`: the route's own answer (key, rate window, faults, log).
+    pub(super) fn answer_octo_product_call(
+        &self,
+        api_key: Option<&str>,
+        product_id: &str,
+    ) -> PartnerAnswer {
+        self.answer_product(&Caller::in_process(api_key), product_id)
+    }
+
+    /// `POST /octo/availability` for `first..=last` of an option from an in-process caller
+    /// presenting `api_key` and asking for `octo/pricing`: the route's own answer.
+    pub(super) fn answer_octo_availability_call(
+        &self,
+        api_key: Option<&str>,
+        product_id: &str,
+        option_id: &str,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> PartnerAnswer {
+        let request = AvailabilityRequest {
+            product_id: Some(product_id.to_string()),
+            option_id: Some(option_id.to_string()),
+            local_date: None,
+            local_date_start: Some(first.format("%Y-%m-%d").to_string()),
+            local_date_end: Some(last.format("%Y-%m-%d").to_string()),
+        };
+        self.answer_availability(&Caller::in_process(api_key), Ok(request))
+    }
 }
 
 // ---- in process ----------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 //! own monotonic clock (see [`super::lease`]): the database judges the lease by its clock,
 //! the hold is counted from before each claim, and every call asks right before it is sent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{Days, NaiveDate};
@@ -355,29 +355,41 @@ impl Engine {
         let owned: Vec<bool> = (0..=tier.settings.last_day)
             .map(|offset| run == Run::CatchUp || owner(tiers, offset, now) == Some(index))
             .collect();
-        // A call that fetches a range reads a quiet weekday inside it for nothing, so with
-        // ranges every owned day is due with its tier.
-        let ranged = inner.partner.days_per_call().get() > 1;
         let owns = |date: NaiveDate| {
             usize::try_from((date - today).num_days())
                 .ok()
                 .and_then(|offset| owned.get(offset))
                 .is_some_and(|&owned| owned)
         };
+        // A day another run fetched after the snapshot was read is fresh.
+        let due = |day: ProductDate, quiet_day: bool| {
+            owns(day.date)
+                && !fetched_meanwhile.contains(&day)
+                && last_fetched
+                    .get(&(day.experience, day.date))
+                    .is_none_or(|at| {
+                        let age = (now - *at).to_std().unwrap_or_default();
+                        due_age.is_due(age, quiet_day)
+                    })
+        };
+        let days: Vec<ProductDate> =
+            product_dates(&inner.config.experiences, from, to).collect();
+        // Where a call reads a range, a quiet weekday rides along with a product's running
+        // days that are due: read in the same call, it costs nothing. Alone it is probed.
+        let riding: HashSet<ExperienceId> = if inner.partner.days_per_call().get() > 1 {
+            days.iter()
+                .filter(|&&day| !quiet.contains(day) && due(day, false))
+                .map(|day| day.experience)
+                .collect()
+        } else {
+            HashSet::new()
+        };
         let mut queued = 0;
         {
             let mut queue = lock(&inner.queue);
-            for day in product_dates(&inner.config.experiences, from, to) {
-                // A day another run fetched after the snapshot was read is fresh.
-                let due = owns(day.date)
-                    && !fetched_meanwhile.contains(&day)
-                    && last_fetched
-                        .get(&(day.experience, day.date))
-                        .is_none_or(|at| {
-                            let age = (now - *at).to_std().unwrap_or_default();
-                            due_age.is_due(age, !ranged && quiet.contains(day))
-                        });
-                if due {
+            for day in days {
+                let quiet_day = quiet.contains(day) && !riding.contains(&day.experience);
+                if due(day, quiet_day) {
                     queue.push(day, Urgency::Routine, Some(batch));
                     queued += 1;
                 }

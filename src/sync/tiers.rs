@@ -126,8 +126,8 @@ pub struct TierPlan {
 /// The daily budget split over the tiers, nearest tier first. Day by day (`days_per_call`
 /// 1), each product-date costs one call per run of the most frequent tier that covers it, or
 /// one per [`quiet::PROBE_PERIOD`] on a quiet weekday (products run on `running_weekdays` of
-/// 7 on average). With ranges, a run costs each product one call per `days_per_call` of the
-/// tier's days, quiet ones included.
+/// 7 on average). With ranges, a run of a tier of several days costs each product one call
+/// per `days_per_call` of them, quiet ones included.
 pub fn plan(
     tiers: &[Tier],
     products: u64,
@@ -149,7 +149,8 @@ pub fn plan(
             let per_day = |period: Duration| day.as_secs_f64() / period.as_secs_f64().max(1.0);
             let runs_per_day = per_day(tier.period(now));
             let product_days = products as f64 * owned_days as f64;
-            let (running, quiet) = if days_per_call > 1 {
+            // A one-day run reads each day alone, ranges or not.
+            let (running, quiet) = if days_per_call > 1 && owned_days > 1 {
                 let calls_per_run = owned_days.div_ceil(days_per_call as usize);
                 (products as f64 * calls_per_run as f64 * runs_per_day, 0.0)
             } else {
@@ -264,5 +265,11 @@ mod tests {
         let budget = 30 * 1440;
         let fits = plan(&tiers, 415, 7.0, 31, budget, now);
         assert!(fits.iter().all(|tier| tier.covered == 1.0), "{fits:?}");
+        // Running 2.5 days a week: today's quiet days are still probed, the rest ride along.
+        let weekly: u64 = plan(&tiers, 450, 2.5, 31, budget, now)
+            .iter()
+            .map(|tier| tier.calls_per_day)
+            .sum();
+        assert!((18_000..21_000).contains(&weekly), "{weekly}");
     }
 }
