@@ -825,7 +825,7 @@ async fn main() {
     };
     println!(
         "day: {} synthetic products (1-4 running weekdays), 60-day horizon, 30 requests/minute, SQLite; \
-         {} h simulated after a {} h warm-up; empty weekdays probed every {} h (day by day only)",
+         {} h simulated after a {} h warm-up; empty weekdays probed every {} h (read inside a range with running days, from OCTO)",
         knobs.products,
         knobs.hours,
         knobs.warm_up_hours,
