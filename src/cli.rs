@@ -338,10 +338,13 @@ fn print_plan(settings: &Settings, products: u64, running_weekdays: f64) {
         .collect();
     let rpm = u64::from(settings.partner.rate_limit_per_minute.get());
     let budget = rpm * 1440;
-    let days_per_call = settings.partner.protocol().map_or(1, |protocol| match protocol {
-        Protocol::Leap => 1,
-        Protocol::Octo { days_per_call, .. } => days_per_call.get(),
-    });
+    let days_per_call = settings
+        .partner
+        .protocol()
+        .map_or(1, |protocol| match protocol {
+            Protocol::Leap => 1,
+            Protocol::Octo { days_per_call, .. } => days_per_call.get(),
+        });
     let plan = tiers::plan(
         &tiers,
         products,

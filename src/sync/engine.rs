@@ -372,8 +372,7 @@ impl Engine {
                         due_age.is_due(age, quiet_day)
                     })
         };
-        let days: Vec<ProductDate> =
-            product_dates(&inner.config.experiences, from, to).collect();
+        let days: Vec<ProductDate> = product_dates(&inner.config.experiences, from, to).collect();
         // Where a call reads a range, a quiet weekday rides along with a product's running
         // days that are due: read in the same call, it costs nothing. Alone it is probed.
         let riding: HashSet<ExperienceId> = if inner.partner.days_per_call().get() > 1 {
