@@ -548,11 +548,19 @@ async fn native(app: &TestApp, day: NaiveDate, start: &str) -> (i64, Vec<(String
     (slot["remaining"].as_i64().expect("remaining"), pax)
 }
 
-fn seats(adults: i64, children: i64) -> (i64, Vec<(String, i64)>) {
+/// The native view of a slot whose pools (the slot's and each unit's) all started at
+/// `capacity`, with `adults` and `children` left in the unit pools.
+fn pools(capacity: i64, adults: i64, children: i64) -> (i64, Vec<(String, i64)>) {
+    let taken = (capacity - adults) + (capacity - children);
     (
-        adults + children,
+        capacity - taken,
         vec![(ADULT.into(), adults), (CHILD.into(), children)],
     )
+}
+
+/// A 20-seat slot (09:00, 10:00) with `adults` and `children` left in the unit pools.
+fn seats(adults: i64, children: i64) -> (i64, Vec<(String, i64)>) {
+    pools(20, adults, children)
 }
 
 async fn assert_verified(app: &TestApp) {
@@ -721,6 +729,10 @@ async fn a_repeated_uuid_answers_the_same_booking_and_a_different_request_is_ref
     }
 }
 
+/// A refused request: what it is, its body, the OCTO error code, and the id field the error
+/// must name with its value.
+type RefusedCase<'a> = (&'a str, Value, &'a str, Option<(&'a str, &'a str)>);
+
 #[tokio::test]
 async fn refused_requests_get_octos_errors_and_move_nothing() {
     for backend in backends().await {
@@ -735,7 +747,7 @@ async fn refused_requests_get_octos_errors_and_move_nothing() {
             body
         };
 
-        let cases: Vec<(&str, Value, &str, Option<(&str, &str)>)> = vec![
+        let cases: Vec<RefusedCase> = vec![
             (
                 "product",
                 with("productId", json!("invalidProductId")),
@@ -852,7 +864,7 @@ async fn refused_requests_get_octos_errors_and_move_nothing() {
         );
         assert_eq!(
             native(&app, days.main, "11:00").await,
-            seats(2, 2),
+            pools(2, 2, 2),
             "{name}"
         );
         assert_verified(&app).await;
@@ -1216,7 +1228,7 @@ async fn updating_moves_a_booking_between_slots_and_changes_its_units_in_one_ste
         );
         assert_eq!(
             native(&app, days.main, "11:00").await,
-            seats(2, 2),
+            pools(2, 2, 2),
             "{name}"
         );
         assert_verified(&app).await;

@@ -108,24 +108,16 @@ pub async fn reserve(
         unit_items,
         ..BookingDocument::default()
     };
-    let record = record(uuid, None, &document)?;
     let amendment = Amendment {
-        record: Some(record),
+        record: Some(record(uuid, None, &document)?),
         ..Amendment::default()
     };
-    let booking = state
+    state
         .bookings
         .amend(answer.booking.id, amendment)
         .await
         .map_err(|error| refused(error, &uuid))?;
-    let octo = OctoBooking {
-        booking,
-        uuid,
-        reseller_reference: None,
-        document,
-        updated_at: crate::bookings::now(),
-    };
-    render(&state, capabilities, octo).await
+    render(&state, capabilities, existing(&state, uuid).await?).await
 }
 
 /// Confirms a booking on hold with its contact and reference; given `unitItems`, its seats
@@ -207,6 +199,7 @@ pub async fn extend(
     let until = deadline(seconds)?;
     let amendment = Amendment {
         change: Some(BookingChange::Extend(until)),
+        record: Some(octo.record()?),
         ..Amendment::default()
     };
     amend(&state, capabilities, octo, amendment).await
@@ -447,17 +440,13 @@ async fn amend(
     amendment: Amendment,
 ) -> Result<Json<BookingBody>, OctoError> {
     let uuid = octo.uuid;
-    let booking = state
+    state
         .bookings
         .amend(octo.booking.id, amendment)
         .await
         .map_err(|error| refused(error, &uuid))?;
-    let octo = OctoBooking {
-        booking,
-        updated_at: crate::bookings::now(),
-        ..octo
-    };
-    render(state, capabilities, octo).await
+    // Answered as stored, so a later GET reads the same booking, `utcUpdatedAt` included.
+    render(state, capabilities, existing(state, uuid).await?).await
 }
 
 async fn lookup(
@@ -512,22 +501,31 @@ fn with_record(found: ResellerBooking, uuid: Uuid) -> Result<OctoBooking, OctoEr
 
 /// The booking's unit items: those recorded, as many of each unit as it holds seats of, any
 /// missing one given a uuid derived from the booking (the same at every read).
-fn items_of(booking: &Booking, mut recorded: Vec<UnitItemRecord>) -> Vec<UnitItemRecord> {
-    let mut items = Vec::new();
-    for pax in &booking.pax {
-        for n in 0..pax.quantity {
-            let place = recorded
-                .iter()
-                .position(|item| item.unit_id == pax.pax_type);
-            items.push(match place {
-                Some(place) => recorded.remove(place),
-                None => UnitItemRecord {
-                    uuid: Uuid::new_v5(&booking.id, format!("{}#{n}", pax.pax_type).as_bytes())
-                        .to_string(),
-                    unit_id: pax.pax_type.clone(),
-                    reseller_reference: None,
-                    contact: ContactBody::default(),
-                },
+fn items_of(booking: &Booking, recorded: Vec<UnitItemRecord>) -> Vec<UnitItemRecord> {
+    let mut left: Vec<(&str, i64)> = booking
+        .pax
+        .iter()
+        .map(|pax| (pax.pax_type.as_str(), pax.quantity))
+        .collect();
+    let mut items = Vec::with_capacity(recorded.len());
+    // In the reseller's order, as many of each unit as the booking holds.
+    for item in recorded {
+        if let Some((_, count)) = left
+            .iter_mut()
+            .find(|(unit, count)| *unit == item.unit_id && *count > 0)
+        {
+            *count -= 1;
+            items.push(item);
+        }
+    }
+    for (pax, (_, missing)) in booking.pax.iter().zip(&left) {
+        for n in pax.quantity - missing..pax.quantity {
+            items.push(UnitItemRecord {
+                uuid: Uuid::new_v5(&booking.id, format!("{}#{n}", pax.pax_type).as_bytes())
+                    .to_string(),
+                unit_id: pax.pax_type.clone(),
+                reseller_reference: None,
+                contact: ContactBody::default(),
             });
         }
     }
