@@ -10,7 +10,6 @@ use invsync::domain::{PaxAvailability, Slot};
 use serde_json::{Value, json};
 
 const SALES_TOKEN: &str = "test-sales-token";
-const PRICING: &str = "octo/pricing";
 
 /// Required by OCTO on a product, an option, a unit, its restrictions, an availability, a
 /// calendar day and a price.
@@ -87,23 +86,6 @@ const CALENDAR_FIELDS: &[&str] = &[
     "capacity",
     "openingHours",
 ];
-const PRICING_FIELDS: &[&str] = &[
-    "original",
-    "retail",
-    "net",
-    "currency",
-    "currencyPrecision",
-    "includedTaxes",
-];
-
-fn assert_fields(value: &Value, fields: &[&str], what: &str) {
-    let object = value
-        .as_object()
-        .unwrap_or_else(|| panic!("{what} is an object: {value}"));
-    for field in fields {
-        assert!(object.contains_key(*field), "{what} lacks {field}: {value}");
-    }
-}
 
 /// The days the tests put slots on, relative to today in the partner's zone.
 struct TestDays {

@@ -14,7 +14,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 const SALES_TOKEN: &str = "test-sales-token";
-const PRICING: &str = "octo/pricing";
 const ADULT: &str = "ADULT_12~99";
 const CHILD: &str = "CHILD_3~11";
 
@@ -75,14 +74,6 @@ const BOOKING_AVAILABILITY_FIELDS: &[&str] = &[
 ];
 const TICKET_FIELDS: &[&str] = &["redemptionMethod", "utcRedeemedAt", "deliveryOptions"];
 const CANCELLATION_FIELDS: &[&str] = &["refund", "reason", "utcCancelledAt"];
-const PRICING_FIELDS: &[&str] = &[
-    "original",
-    "retail",
-    "net",
-    "currency",
-    "currencyPrecision",
-    "includedTaxes",
-];
 const DELIVERY_FORMATS: &[&str] = &[
     "QRCODE",
     "CODE128",
@@ -92,15 +83,6 @@ const DELIVERY_FORMATS: &[&str] = &[
     "PNG_URL",
     "GOOGLE_WALLET_URL",
 ];
-
-fn assert_fields(value: &Value, fields: &[&str], what: &str) {
-    let object = value
-        .as_object()
-        .unwrap_or_else(|| panic!("{what} is an object: {value}"));
-    for field in fields {
-        assert!(object.contains_key(*field), "{what} lacks {field}: {value}");
-    }
-}
 
 /// OCTO's UUID: lowercase, hyphenated, a version digit and an RFC 4122 variant.
 fn is_octo_uuid(text: &str) -> bool {

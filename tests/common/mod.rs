@@ -764,3 +764,27 @@ pub fn start_times(day: &DayFetch) -> Vec<String> {
         .map(|slot| slot.start_time.format("%H:%M").to_string())
         .collect()
 }
+
+/// The OCTO capability this supplier implements.
+pub const PRICING: &str = "octo/pricing";
+
+/// Required by OCTO on every price.
+pub const PRICING_FIELDS: &[&str] = &[
+    "original",
+    "retail",
+    "net",
+    "currency",
+    "currencyPrecision",
+    "includedTaxes",
+];
+
+/// Asserts that the JSON object `value` (named `what` in the message) has every one of
+/// `fields`, as OCTO's specification requires them.
+pub fn assert_fields(value: &serde_json::Value, fields: &[&str], what: &str) {
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is an object: {value}"));
+    for field in fields {
+        assert!(object.contains_key(*field), "{what} lacks {field}: {value}");
+    }
+}
