@@ -1,6 +1,6 @@
-//! Several `invsync serve` processes on one database: exactly one polls the partner, a pause
-//! sent to any of them is obeyed, and when the leader dies another takes over without
-//! breaching the rate limit or posting twice.
+//! Several `invsync serve` processes on one database: exactly one polls the partner (of either
+//! kind), a pause sent to any of them is obeyed, and when the leader dies another takes over
+//! without breaching the rate limit or posting twice.
 
 mod common;
 
@@ -8,6 +8,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
+use invsync::config::PartnerKind;
 use invsync::simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 use serde_json::Value;
 
@@ -27,13 +28,23 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn spawn_instance(
-    name: &'static str,
-    database_url: &str,
-    sim: &SimulatorHandle,
-    dir: &std::path::Path,
-) -> Instance {
-    spawn_instance_with(name, database_url, sim, dir, |_| {})
+/// The most days an OCTO range reads here: short, so a backfill is many calls.
+const OCTO_DAYS_PER_CALL: usize = 3;
+
+/// Makes `command` sync from the simulator as a partner of `kind`.
+fn speaking(kind: PartnerKind, sim: &SimulatorHandle) -> impl FnOnce(&mut std::process::Command) {
+    let octo = format!("{}/octo", sim.base_url());
+    move |command| {
+        if kind == PartnerKind::Octo {
+            command
+                .env("INVSYNC_PARTNER__KIND", "octo")
+                .env("INVSYNC_PARTNER__BASE_URL", octo)
+                .env(
+                    "INVSYNC_PARTNER__DAYS_PER_CALL",
+                    OCTO_DAYS_PER_CALL.to_string(),
+                );
+        }
+    }
 }
 
 fn spawn_instance_with(
@@ -105,103 +116,126 @@ async fn calls(instance: &Instance) -> u64 {
 
 #[tokio::test]
 async fn one_leader_polls_a_pause_anywhere_is_obeyed_and_a_follower_takes_over() {
-    for backend in backends().await {
-        let sim: SimulatorHandle = Simulator::new(SimulatorConfig {
-            rate_limit_per_minute: std::num::NonZeroU32::new(RATE).unwrap(),
-            ..SimulatorConfig::new(invsync::domain::Secret::new(SIM_KEY))
-        })
-        .spawn_local()
-        .await
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut instances = [
-            spawn_instance("alpha", &backend.url, &sim, dir.path()),
-            spawn_instance("beta", &backend.url, &sim, dir.path()),
-        ];
-        wait_until(
-            Duration::from_secs(30),
-            "both instances serving",
-            async || role(&instances[0]).await.is_some() && role(&instances[1]).await.is_some(),
-        )
-        .await;
-        wait_until(Duration::from_secs(30), "a leader", async || {
-            role(&instances[0]).await.as_deref() == Some("leader")
-                || role(&instances[1]).await.as_deref() == Some("leader")
-        })
-        .await;
-        let leader = if role(&instances[0]).await.as_deref() == Some("leader") {
-            0
-        } else {
-            1
-        };
-        let follower = 1 - leader;
-        wait_until(Duration::from_secs(30), "partner calls", async || {
-            sim.sim.calls().len() >= 10
-        })
-        .await;
-        assert_eq!(
-            role(&instances[follower]).await.as_deref(),
-            Some("follower")
-        );
-        assert_eq!(calls(&instances[follower]).await, 0, "the follower polled");
-        let status = instances[follower].status().await.unwrap();
-        assert_eq!(status["leader"], instances[leader].name);
-
-        // A pause sent to the follower stops the leader's calls within 2 s.
-        assert_eq!(instances[follower].post("/api/v1/sync/pause").await, 200);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let paused_at = sim.sim.calls().len();
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(
-            sim.sim.calls().len(),
-            paused_at,
-            "the leader kept calling while paused"
-        );
-        assert_eq!(instances[follower].post("/api/v1/sync/resume").await, 200);
-        wait_until(Duration::from_secs(10), "calls after resume", async || {
-            sim.sim.calls().len() > paused_at
-        })
-        .await;
-
-        // The leader dies; the follower takes over within 30 s and finishes the backfill.
-        instances[leader].child.kill().unwrap();
-        instances[leader].child.wait().unwrap();
-        let killed = Instant::now();
-        wait_until(Duration::from_secs(30), "takeover", async || {
-            role(&instances[follower]).await.as_deref() == Some("leader")
-        })
-        .await;
-        assert!(killed.elapsed() < Duration::from_secs(30));
-        let days = 2 * HORIZON_DAYS;
-        wait_until(Duration::from_secs(90), "the backfill", async || {
-            let today = invsync::config::Settings::default().partner.today();
-            backend
-                .store
-                .last_fetches(today, today + chrono::Days::new(HORIZON_DAYS as u64))
-                .await
-                .map(|fetched| fetched.len() >= days)
-                .unwrap_or(false)
-        })
-        .await;
-        instances[follower].child.kill().unwrap();
-        instances[follower].child.wait().unwrap();
-
-        let calls = sim.sim.calls();
-        assert!(
-            calls.iter().all(|call| call.status == 200),
-            "a call was refused"
-        );
-        assert!(sim.sim.max_calls_in_any_window(Duration::from_secs(60)) <= RATE as usize);
-        // At most the call in flight when the leader died is repeated.
-        assert!(
-            calls.len() <= days + 2,
-            "{}: {} calls for {days} days",
-            backend.name,
-            calls.len()
-        );
-        let report = backend.store.verify().await.unwrap();
-        assert!(report.ok, "{report:?}");
+    for kind in PARTNER_KINDS {
+        for backend in backends().await {
+            one_leader_for(kind, backend).await;
+        }
     }
+}
+
+async fn one_leader_for(kind: PartnerKind, backend: TestStore) {
+    let sim: SimulatorHandle = Simulator::new(SimulatorConfig {
+        rate_limit_per_minute: std::num::NonZeroU32::new(RATE).unwrap(),
+        ..SimulatorConfig::new(invsync::domain::Secret::new(SIM_KEY))
+    })
+    .spawn_local()
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut instances = [
+        spawn_instance_with(
+            "alpha",
+            &backend.url,
+            &sim,
+            dir.path(),
+            speaking(kind, &sim),
+        ),
+        spawn_instance_with("beta", &backend.url, &sim, dir.path(), speaking(kind, &sim)),
+    ];
+    wait_until(
+        Duration::from_secs(30),
+        "both instances serving",
+        async || role(&instances[0]).await.is_some() && role(&instances[1]).await.is_some(),
+    )
+    .await;
+    wait_until(Duration::from_secs(30), "a leader", async || {
+        role(&instances[0]).await.as_deref() == Some("leader")
+            || role(&instances[1]).await.as_deref() == Some("leader")
+    })
+    .await;
+    let leader = if role(&instances[0]).await.as_deref() == Some("leader") {
+        0
+    } else {
+        1
+    };
+    let follower = 1 - leader;
+    wait_until(Duration::from_secs(30), "partner calls", async || {
+        sim.sim.calls().len() >= 10
+    })
+    .await;
+    assert_eq!(
+        role(&instances[follower]).await.as_deref(),
+        Some("follower")
+    );
+    assert_eq!(calls(&instances[follower]).await, 0, "the follower polled");
+    let status = instances[follower].status().await.unwrap();
+    assert_eq!(status["leader"], instances[leader].name);
+
+    // A pause sent to the follower stops the leader's calls within 2 s.
+    assert_eq!(instances[follower].post("/api/v1/sync/pause").await, 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let paused_at = sim.sim.calls().len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        sim.sim.calls().len(),
+        paused_at,
+        "the leader kept calling while paused"
+    );
+    assert_eq!(instances[follower].post("/api/v1/sync/resume").await, 200);
+    wait_until(Duration::from_secs(10), "calls after resume", async || {
+        sim.sim.calls().len() > paused_at
+    })
+    .await;
+
+    // The leader dies; the follower takes over within 30 s and finishes the backfill.
+    instances[leader].child.kill().unwrap();
+    instances[leader].child.wait().unwrap();
+    let killed = Instant::now();
+    wait_until(Duration::from_secs(30), "takeover", async || {
+        role(&instances[follower]).await.as_deref() == Some("leader")
+    })
+    .await;
+    assert!(killed.elapsed() < Duration::from_secs(30));
+    let days = 2 * HORIZON_DAYS;
+    wait_until(Duration::from_secs(90), "the backfill", async || {
+        let today = invsync::config::Settings::default().partner.today();
+        backend
+            .store
+            .last_fetches(today, today + chrono::Days::new(HORIZON_DAYS as u64))
+            .await
+            .map(|fetched| fetched.len() >= days)
+            .unwrap_or(false)
+    })
+    .await;
+    instances[follower].child.kill().unwrap();
+    instances[follower].child.wait().unwrap();
+
+    let calls = sim.sim.calls();
+    assert!(
+        calls.iter().all(|call| call.status == 200),
+        "a call was refused"
+    );
+    assert!(sim.sim.max_calls_in_any_window(Duration::from_secs(60)) <= RATE as usize);
+    // At most the call in flight when the leader died is repeated (from an OCTO partner,
+    // each instance also reads the two products once, and a range covers several days).
+    let most = match kind {
+        PartnerKind::Leap => days + 2,
+        PartnerKind::Octo => days + 2 + 4,
+    };
+    assert!(
+        calls.len() <= most,
+        "{} {kind:?}: {} calls for {days} days",
+        backend.name,
+        calls.len()
+    );
+    if kind == PartnerKind::Octo {
+        assert!(
+            calls.iter().any(|call| call.last_date > call.date),
+            "no call read a range"
+        );
+    }
+    let report = backend.store.verify().await.unwrap();
+    assert!(report.ok, "{report:?}");
 }
 
 /// The lease in the stall test: short, so the test is too.
