@@ -187,8 +187,8 @@ impl BookingDesk {
     pub async fn reseller_bookings(
         &self,
         query: &ResellerQuery,
-    ) -> Result<Vec<ResellerBooking>, BookingError> {
-        Ok(self.store.reseller_bookings(query, now()).await?)
+    ) -> Result<Vec<ResellerBooking>, StoreError> {
+        self.store.reseller_bookings(query, now()).await
     }
 
     /// Releases lapsed holds until `shutdown`; each is released once, by whichever instance

@@ -457,7 +457,7 @@ async fn lookup(
         .bookings
         .reseller_bookings(query)
         .await
-        .map_err(|error| refused(error, &Uuid::nil()))
+        .map_err(OctoError::from)
 }
 
 async fn find(state: &AppState, uuid: Uuid) -> Result<Option<ResellerBooking>, OctoError> {
