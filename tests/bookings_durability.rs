@@ -174,25 +174,40 @@ impl Api {
     }
 }
 
-/// Counts a storm's 201s as they arrive and wakes a waiter once `at` of them have.
+/// Counts a storm's 201s as they arrive; once `at` of them have, kills `kill` (if any) with
+/// SIGKILL right there, in the task that saw the last of them, and wakes a waiter. Killing
+/// from the waiter instead lets a fast sale finish before the waiter is scheduled.
 #[derive(Default)]
 struct Wins {
     count: AtomicUsize,
     at: usize,
+    kill: Option<libc::pid_t>,
     reached: tokio::sync::Notify,
 }
 
-/// Sends `keys` holds of one seat each, all at once, and returns each key's outcome in order.
+/// Customers of a storm with a request in flight at once: enough that holds are batched,
+/// few enough that a kill after a given number of wins lands with seats still unsold.
+const STORM_CLIENTS: usize = 10;
+
+/// Sends `keys` holds of one seat each, [`STORM_CLIENTS`] at a time, and returns each key's
+/// outcome in order.
 async fn storm(api: &Api, keys: &[String], body: &Value, wins: Arc<Wins>) -> Vec<Outcome> {
+    let clients = Arc::new(tokio::sync::Semaphore::new(STORM_CLIENTS));
     let tasks: Vec<_> = keys
         .iter()
         .map(|key| {
             let (api, key, body, wins) = (api.clone(), key.clone(), body.clone(), wins.clone());
+            let clients = clients.clone();
             tokio::spawn(async move {
+                let _client = clients.acquire().await.expect("the storm's clients");
                 let outcome = api.hold(&key, &body).await;
                 if matches!(outcome, Outcome::Held { .. })
                     && wins.count.fetch_add(1, Ordering::SeqCst) + 1 == wins.at
                 {
+                    if let Some(pid) = wins.kill {
+                        // SAFETY: a plain signal to the child this test spawned and has not reaped.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
                     wins.reached.notify_one();
                 }
                 outcome
@@ -454,6 +469,7 @@ async fn kill_9_in_a_booking_storm_loses_no_answered_hold_and_oversells_nothing(
         let keys: Vec<String> = (0..STORM_HOLDS).map(|i| format!("storm-{i}")).collect();
         let wins = Arc::new(Wins {
             at: KILL_AFTER_WINS,
+            kill: Some(libc::pid_t::try_from(daemon.child.id()).expect("a pid")),
             ..Wins::default()
         });
         let storming = tokio::spawn({
