@@ -294,16 +294,27 @@ impl Ledger for TimedStore {
 
 #[async_trait]
 impl Pause for TimedStore {
-    async fn sync_control(&self) -> Result<SyncControl, StoreError> {
-        self.timed(self.inner.sync_control()).await.0
+    async fn sync_control(&self, partner: &str) -> Result<SyncControl, StoreError> {
+        self.timed(self.inner.sync_control(partner)).await.0
     }
 
-    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        self.timed(self.inner.pause_sync(reason, at)).await.0
+    async fn pause_sync(
+        &self,
+        partner: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SyncControl, StoreError> {
+        self.timed(self.inner.pause_sync(partner, reason, at))
+            .await
+            .0
     }
 
-    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        self.timed(self.inner.resume_sync(at)).await.0
+    async fn resume_sync(
+        &self,
+        partner: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SyncControl, StoreError> {
+        self.timed(self.inner.resume_sync(partner, at)).await.0
     }
 }
 
@@ -332,8 +343,8 @@ impl SyncRequests for TimedStore {
         self.timed(self.inner.request_sync(request)).await.0
     }
 
-    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
-        self.timed(self.inner.take_sync_requests()).await.0
+    async fn take_sync_requests(&self, partner: &str) -> Result<Vec<SyncRequest>, StoreError> {
+        self.timed(self.inner.take_sync_requests(partner)).await.0
     }
 }
 

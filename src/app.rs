@@ -12,11 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::bookings::BookingDesk;
-use crate::config::Settings;
+use crate::config::{NamedPartner, Settings};
 use crate::partner::{PartnerClient, PartnerClientConfig};
 use crate::storage::{self, CachedStore, Mirror, Store};
 use crate::sync::clock::Clock;
 use crate::sync::engine::{Engine, EngineConfig};
+use crate::sync::partners::SyncPartners;
 use crate::sync::scheduler;
 use crate::telemetry;
 
@@ -38,18 +39,23 @@ impl Application {
         // Serves reads from memory only while this process holds the sync lease (see the type).
         let store = Arc::new(CachedStore::new(database));
         store
-            .ensure_experiences(&settings.partner.experiences)
+            .ensure_experiences(&settings.experiences())
             .await
             .context("registering the configured experiences")?;
-        let partner = partner_client(&settings)?;
-        let engine = Engine::new(
-            EngineConfig::from_settings(&settings),
-            store.clone(),
-            Arc::new(partner),
-            Clock::system(),
-        )
-        .await
-        .context("loading the sync state")?;
+        let mut engines = Vec::new();
+        for partner in settings.partners() {
+            let client = partner_client(partner, &settings.sync.instance_id)?;
+            let engine = Engine::new(
+                EngineConfig::for_partner(&settings, partner),
+                store.clone(),
+                Arc::new(client),
+                Clock::system(),
+            )
+            .await
+            .with_context(|| format!("loading the sync state of {}", partner.key()))?;
+            engines.push(engine);
+        }
+        let sync = SyncPartners::new(engines).context("no partner is configured")?;
         let listener = bind(settings.server.listen, settings.server.listen_backlog())
             .with_context(|| format!("binding server.listen {}", settings.server.listen))?;
         Ok(Self {
@@ -57,7 +63,7 @@ impl Application {
             state: AppState {
                 bookings: BookingDesk::new(store.clone()),
                 store,
-                engine,
+                sync,
                 settings: Arc::new(settings),
                 metrics: telemetry::metrics(),
                 shutdown: CancellationToken::new(),
@@ -79,8 +85,15 @@ impl Application {
         self.state.bookings.clone()
     }
 
+    /// The first configured partner's sync engine (the only one of a one-partner
+    /// configuration).
     pub fn engine(&self) -> Engine {
-        self.state.engine.clone()
+        self.state.sync.first().clone()
+    }
+
+    /// Every partner's sync engine.
+    pub fn sync(&self) -> SyncPartners {
+        self.state.sync.clone()
     }
 
     /// Syncs and serves until `shutdown` resolves; then answers `/readyz` with 503, stops
@@ -91,16 +104,16 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let engine = self.state.engine.clone();
+        let engines = self.state.sync.clone();
         let sync_enabled = self.state.settings.sync.enabled;
         let mut workers = if sync_enabled {
-            engine.start()
+            engines.start()
         } else {
-            tracing::info!("sync.enabled = false: serving only, never calling the partner");
+            tracing::info!("sync.enabled = false: serving only, never calling a partner");
             tokio::task::JoinSet::new()
         };
-        // Ends with the engine's shutdown.
-        let _schedule = scheduler::start(&engine);
+        // Each ends with its engine's shutdown.
+        let _schedules: Vec<_> = engines.engines().iter().map(scheduler::start).collect();
         // Every instance sweeps; each lapsed hold is released once (see the sweeper).
         let sweeping = CancellationToken::new();
         let sweeper = tokio::spawn(
@@ -110,7 +123,7 @@ impl Application {
                 .sweep_lapsed_holds(sweeping.clone()),
         );
         tracing::info!(addr = %self.local_addr(), "serving");
-        let stopping = engine.clone();
+        let stopping = engines.clone();
         let not_ready = self.state.shutdown.clone();
         let delay = self.state.settings.server.shutdown_delay();
         let limits = self.state.settings.server.connection_limits();
@@ -132,7 +145,7 @@ impl Application {
             SHUTDOWN_GRACE,
         )
         .await;
-        engine.shutdown();
+        engines.shutdown();
         sweeping.cancel();
         if let Err(error) = sweeper.await {
             tracing::warn!(%error, "the hold sweeper ended abnormally");
@@ -161,16 +174,18 @@ fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-pub fn partner_client(settings: &Settings) -> anyhow::Result<PartnerClient> {
+/// The HTTP client of one partner, with its own key and pacer.
+pub fn partner_client(partner: NamedPartner<'_>, instance: &str) -> anyhow::Result<PartnerClient> {
+    let settings = partner.settings;
     Ok(PartnerClient::for_instance(
         PartnerClientConfig {
-            base_url: settings.partner.base_url.0.to_string(),
-            api_key: settings.partner.api_key()?.clone(),
-            rate_limit_per_minute: settings.partner.rate_limit_per_minute,
-            request_timeout: settings.partner.request_timeout(),
-            protocol: settings.partner.protocol()?,
+            base_url: settings.base_url.0.to_string(),
+            api_key: partner.api_key()?.clone(),
+            rate_limit_per_minute: settings.rate_limit_per_minute,
+            request_timeout: settings.request_timeout(),
+            protocol: settings.protocol()?,
         },
-        &settings.sync.instance_id,
+        instance,
     )?)
 }
 

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{Application, partner_client, shutdown_signal};
-use crate::config::{BaseUrl, PartnerKind, Settings};
+use crate::config::{BaseUrl, PartnerKind, PartnerSettings, Settings};
 use crate::domain::{ExperienceId, Secret};
 use crate::partner::Protocol;
 use crate::simulator::{Simulator, SimulatorConfig};
@@ -143,46 +143,57 @@ async fn sync_once(
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> anyhow::Result<ExitCode> {
-    let (first, last) = sync::horizon(settings.partner.today(), settings.sync.horizon_days.get());
-    let (from, to) = (from.unwrap_or(first), to.unwrap_or(last));
-    if from > to {
-        bail!("--from {from} is after --to {to}");
+    if let Some(id) = experience
+        && !settings.experiences().contains(&id)
+    {
+        bail!("experience {id} is not in any partner's experiences");
     }
-    let experiences = match experience {
-        Some(id) => vec![id],
-        None => settings.partner.experiences.clone(),
-    };
-    let partner = partner_client(settings)?;
     let store = storage::connect(settings.database.url.expose()).await?;
-    store.ensure_experiences(&experiences).await?;
-    let summary = sync::sync_days(
-        &partner,
-        store.as_ref(),
-        sync::product_dates(&experiences, from, to),
-        RetryPolicy::default(),
-        &settings.sync.lease_claim(),
-    )
-    .await
-    .map_err(|error| match error {
-        SyncError::LeaseHeldElsewhere { .. } => {
-            anyhow::anyhow!(
-                "{error}:\n  {}",
-                trigger_curl(settings, experience, from, to)
-            )
+    let mut failed = false;
+    for partner in settings.partners() {
+        let experiences = match experience {
+            Some(id) if partner.settings.experiences.contains(&id) => vec![id],
+            Some(_) => continue,
+            None => partner.settings.experiences.clone(),
+        };
+        let (first, last) =
+            sync::horizon(partner.settings.today(), settings.sync.horizon_days.get());
+        let (from, to) = (from.unwrap_or(first), to.unwrap_or(last));
+        if from > to {
+            bail!("--from {from} is after --to {to}");
         }
-        other => other.into(),
-    })?;
-    println!(
-        "fetched {} product-days, {} changed ({} transfers posted)",
-        summary.fetched, summary.changed, summary.transfers
-    );
-    for (day, error) in &summary.failed {
-        println!("FAILED {day}: {error}");
+        let client = partner_client(partner, &settings.sync.instance_id)?;
+        store.ensure_experiences(&experiences).await?;
+        let summary = sync::sync_days(
+            &client,
+            store.as_ref(),
+            sync::product_dates(&experiences, from, to),
+            RetryPolicy::default(),
+            &settings.sync.lease_claim(),
+        )
+        .await
+        .map_err(|error| match error {
+            SyncError::LeaseHeldElsewhere { .. } => {
+                anyhow::anyhow!(
+                    "{error}:\n  {}",
+                    trigger_curl(settings, experience, from, to)
+                )
+            }
+            other => other.into(),
+        })?;
+        println!(
+            "{}: fetched {} product-days, {} changed ({} transfers posted)",
+            partner.name, summary.fetched, summary.changed, summary.transfers
+        );
+        for (day, error) in &summary.failed {
+            println!("FAILED {day}: {error}");
+        }
+        failed |= !summary.failed.is_empty();
     }
-    Ok(if summary.failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    Ok(if failed {
         ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
@@ -242,8 +253,15 @@ async fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
 async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     const DEMO_KEY: &str = "demo-key";
     const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
+    // One simulator stands in for every partner, one key for all: it allows their sum.
+    let all_partners = settings
+        .partners()
+        .iter()
+        .map(|partner| partner.settings.rate_limit_per_minute)
+        .reduce(|sum, limit| sum.saturating_add(limit.get()))
+        .unwrap_or(settings.partner.rate_limit_per_minute);
     let simulator = Simulator::new(SimulatorConfig {
-        rate_limit_per_minute: settings.partner.rate_limit_per_minute,
+        rate_limit_per_minute: all_partners,
         churn_every: Some(Duration::from_secs(30)),
         ..SimulatorConfig::new(Secret::new(DEMO_KEY))
     });
@@ -256,13 +274,17 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
         simulator,
         std::future::pending(),
     ));
-    // The simulator speaks both kinds: Leap at its root, OCTO under `/octo`.
-    let partner_url = match settings.partner.kind {
-        PartnerKind::Leap => format!("http://{sim_addr}"),
-        PartnerKind::Octo => format!("http://{sim_addr}/octo"),
-    };
-    settings.partner.base_url = BaseUrl(partner_url.parse()?);
-    settings.partner.api_key = Some(Secret::new(DEMO_KEY));
+    // The simulator speaks both kinds: Leap at its root, OCTO under `/octo`. Every partner
+    // configured is pointed at it.
+    let partners = std::iter::once(&mut settings.partner).chain(settings.partners.values_mut());
+    for partner in partners {
+        let url = match partner.kind {
+            PartnerKind::Leap => format!("http://{sim_addr}"),
+            PartnerKind::Octo => format!("http://{sim_addr}/octo"),
+        };
+        partner.base_url = BaseUrl(url.parse()?);
+        partner.api_key = Some(Secret::new(DEMO_KEY));
+    }
     settings.server.listen = listen;
     // The token chosen through the environment is never printed; the demo's own is.
     let admin_token_shown = if settings.server.admin_token.is_none() {
@@ -282,15 +304,19 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
     } else {
         "$INVSYNC_SERVER__SALES_TOKEN"
     };
-    let first_experience = settings.partner.experiences.first().copied();
-    let kind = settings.partner.kind;
+    let synced_as = settings
+        .partners()
+        .iter()
+        .map(|partner| format!("{} as {}", partner.name, partner.settings.kind.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
 
     let app = Application::build(settings).await?;
     let base = format!("http://{}", app.local_addr());
     let (today, _) = app.engine().horizon();
     let customer_stops = CancellationToken::new();
-    if let Some(experience) = first_experience {
-        let engine = app.engine();
+    let engine = app.engine();
+    if let Some(&experience) = engine.experiences().first() {
         tokio::spawn(crate::bookings::demo::run(
             app.bookings(),
             app.store(),
@@ -300,8 +326,7 @@ async fn demo(mut settings: Settings, listen: SocketAddr) -> anyhow::Result<Exit
         ));
     }
     println!(
-        "invsync demo: partner simulator on http://{sim_addr} (synced as {}), API on {base}",
-        kind.as_str()
+        "invsync demo: partner simulator on http://{sim_addr} (synced: {synced_as}), API on {base}"
     );
     println!(
         "operator console: {base}/console (pause, resume and trigger ask for the admin token)"
@@ -330,21 +355,34 @@ fn running_weekdays(text: &str) -> Result<f64, String> {
 }
 
 fn print_plan(settings: &Settings, products: u64, running_weekdays: f64) {
+    let partners = settings.partners();
+    for partner in &partners {
+        if partners.len() > 1 {
+            println!("{}:", partner.key());
+        }
+        print_partner_plan(settings, partner.settings, products, running_weekdays);
+    }
+}
+
+/// The budget of one partner's rate limit for `products` products.
+fn print_partner_plan(
+    settings: &Settings,
+    partner: &PartnerSettings,
+    products: u64,
+    running_weekdays: f64,
+) {
     let tiers: Vec<Tier> = settings
         .sync
         .tiers()
         .into_iter()
         .map(|settings| Tier { settings })
         .collect();
-    let rpm = u64::from(settings.partner.rate_limit_per_minute.get());
+    let rpm = u64::from(partner.rate_limit_per_minute.get());
     let budget = rpm * 1440;
-    let days_per_call = settings
-        .partner
-        .protocol()
-        .map_or(1, |protocol| match protocol {
-            Protocol::Leap => 1,
-            Protocol::Octo { days_per_call, .. } => days_per_call.get(),
-        });
+    let days_per_call = partner.protocol().map_or(1, |protocol| match protocol {
+        Protocol::Leap => 1,
+        Protocol::Octo { days_per_call, .. } => days_per_call.get(),
+    });
     let plan = tiers::plan(
         &tiers,
         products,
@@ -357,7 +395,7 @@ fn print_plan(settings: &Settings, products: u64, running_weekdays: f64) {
         format!(
             "up to {days_per_call} days of a product per call ({} partner), quiet weekdays \
              read in the ranges of running days, probed every {} h alone",
-            settings.partner.kind.as_str(),
+            partner.kind.as_str(),
             quiet::PROBE_PERIOD.as_secs() / 3600
         )
     } else {

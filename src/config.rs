@@ -20,6 +20,42 @@ use crate::partner::{OctoProductRef, Protocol};
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
 
+/// The name of the partner `[partner]` configures.
+pub const DEFAULT_PARTNER: &str = "default";
+
+/// One partner the daemon syncs from, by name.
+#[derive(Debug, Clone, Copy)]
+pub struct NamedPartner<'a> {
+    pub name: &'a str,
+    pub settings: &'a PartnerSettings,
+    /// Configured by `[partner]` rather than `[partners.NAME]`.
+    shorthand: bool,
+}
+
+impl NamedPartner<'_> {
+    /// Where its settings live: `partner` or `partners.NAME`.
+    pub fn key(&self) -> String {
+        if self.shorthand {
+            "partner".to_string()
+        } else {
+            format!("partners.{}", self.name)
+        }
+    }
+
+    /// The key from the environment, refused when missing with the variable to set.
+    pub fn api_key(&self) -> Result<&Secret, ConfigError> {
+        self.settings
+            .api_key
+            .as_ref()
+            .filter(|key| !key.is_empty())
+            .ok_or_else(|| {
+                let variable =
+                    format!("INVSYNC_{}__API_KEY", self.key().replace('.', "__")).to_uppercase();
+                ConfigError(format!("{}.api_key is missing: set {variable}", self.key()))
+            })
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -27,8 +63,13 @@ pub struct Settings {
     pub server: ServerSettings,
     #[serde(default)]
     pub database: DatabaseSettings,
+    /// The one-partner shorthand: a single partner named [`DEFAULT_PARTNER`].
     #[serde(default)]
     pub partner: PartnerSettings,
+    /// `[partners.NAME]`: several partners synced side by side, each with its own key, rate
+    /// limit, pacer, pause and experiences. Replaces `[partner]`.
+    #[serde(default)]
+    pub partners: BTreeMap<String, PartnerSettings>,
     #[serde(default)]
     pub sync: SyncSettings,
     #[serde(default)]
@@ -230,7 +271,7 @@ impl PartnerSettings {
         if self.kind == PartnerKind::Leap {
             if !self.octo_products.is_empty() {
                 return Err(ConfigError(
-                    "partner.octo_products is set but partner.kind is \"leap\"".into(),
+                    "octo_products is set but kind is \"leap\" (set kind = \"octo\")".into(),
                 ));
             }
             return Ok(Protocol::Leap);
@@ -243,7 +284,7 @@ impl PartnerSettings {
                 .filter(|id| self.experiences.contains(id))
                 .ok_or_else(|| {
                     ConfigError(format!(
-                        "partner.octo_products.{key}: not one of partner.experiences"
+                        "octo_products.{key}: not one of the partner's experiences"
                     ))
                 })?;
             products.insert(
@@ -258,15 +299,6 @@ impl PartnerSettings {
             products,
             days_per_call: self.days_per_call,
         })
-    }
-
-    pub fn api_key(&self) -> Result<&Secret, ConfigError> {
-        self.api_key
-            .as_ref()
-            .filter(|key| !key.is_empty())
-            .ok_or_else(|| {
-                ConfigError("partner.api_key is missing: set INVSYNC_PARTNER__API_KEY".into())
-            })
     }
 
     /// Today as a calendar date in the partner's time zone.
@@ -447,6 +479,79 @@ impl TryFrom<i64> for HorizonDays {
 }
 
 impl Settings {
+    /// Every partner to sync from: those of `[partners.NAME]`, or the one of `[partner]`.
+    pub fn partners(&self) -> Vec<NamedPartner<'_>> {
+        if self.partners.is_empty() {
+            return vec![NamedPartner {
+                name: DEFAULT_PARTNER,
+                settings: &self.partner,
+                shorthand: true,
+            }];
+        }
+        self.partners
+            .iter()
+            .map(|(name, settings)| NamedPartner {
+                name,
+                settings,
+                shorthand: false,
+            })
+            .collect()
+    }
+
+    /// Every synced experience, of every partner.
+    pub fn experiences(&self) -> Vec<ExperienceId> {
+        self.partners()
+            .iter()
+            .flat_map(|partner| partner.settings.experiences.iter().copied())
+            .collect()
+    }
+
+    /// Each partner's name, settings and protocol checked, and every experience synced from
+    /// exactly one partner.
+    fn check_partners(&self, has_partner_table: bool) -> Result<(), ConfigError> {
+        if has_partner_table && !self.partners.is_empty() {
+            return Err(ConfigError(
+                "both [partner] and [partners.NAME] are set: [partner] is the one-partner \
+                 shorthand, name it under [partners] instead"
+                    .into(),
+            ));
+        }
+        let mut owners: HashMap<ExperienceId, String> = HashMap::new();
+        for partner in self.partners() {
+            let key = partner.key();
+            let name_ok = !partner.name.is_empty()
+                && !partner.name.contains("__")
+                && partner
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !name_ok {
+                return Err(ConfigError(format!(
+                    "{key}: a partner's name is lowercase letters, digits, '-' and '_' (it \
+                     names the partner's environment variables)"
+                )));
+            }
+            partner
+                .settings
+                .protocol()
+                .map_err(|error| ConfigError(format!("{key}.{}", error.0)))?;
+            if partner.settings.experiences.is_empty() {
+                return Err(ConfigError(format!(
+                    "{key}.experiences must list at least one product id"
+                )));
+            }
+            for &experience in &partner.settings.experiences {
+                if let Some(other) = owners.insert(experience, key.clone()) {
+                    return Err(ConfigError(format!(
+                        "experience {experience} is in both {other}.experiences and \
+                         {key}.experiences: each experience is synced from one partner"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Loads `path` (required when given explicitly, else `config.toml` if present) and the
     /// `INVSYNC_` environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -467,18 +572,16 @@ impl Settings {
             // No `try_parsing`: it turns "007" into 7 and back, rewriting secrets. Values stay
             // text; numbers and lists parse from it when they are deserialised.
             .source(Some(env.into_iter().collect()));
-        let settings: Self = config::Config::builder()
+        let sources = config::Config::builder()
             .add_source(file)
             .add_source(env)
             .build()
-            .and_then(config::Config::try_deserialize)
             .map_err(|e| ConfigError(e.to_string()))?;
-        settings.partner.protocol()?;
-        if settings.partner.experiences.is_empty() {
-            return Err(ConfigError(
-                "partner.experiences must list at least one product id".into(),
-            ));
-        }
+        let has_partner_table = sources.get_table("partner").is_ok();
+        let settings: Self = sources
+            .try_deserialize()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.check_partners(has_partner_table)?;
         let horizon = settings.sync.horizon_days.get();
         let tiers = settings.sync.tiers();
         for (index, tier) in tiers.iter().enumerate() {
@@ -543,7 +646,7 @@ mod tests {
         .unwrap();
         assert_eq!(settings.partner.rate_limit_per_minute.get(), 45);
         assert_eq!(settings.partner.experiences.len(), 3);
-        assert_eq!(settings.partner.api_key().unwrap().expose(), "12345");
+        assert_eq!(settings.partners()[0].api_key().unwrap().expose(), "12345");
         assert_eq!(settings.database.url.expose(), "sqlite://x.db");
     }
 
@@ -612,7 +715,7 @@ mod tests {
             .unwrap();
             let admin = settings.server.admin_token.as_ref().map(Secret::expose);
             assert_eq!(admin, Some(value));
-            assert_eq!(settings.partner.api_key().unwrap().expose(), value);
+            assert_eq!(settings.partners()[0].api_key().unwrap().expose(), value);
             assert_eq!(settings.sync.instance_id, value);
         }
     }
@@ -644,7 +747,7 @@ mod tests {
     #[test]
     fn a_missing_api_key_names_its_variable() {
         let settings = load("", &[]).unwrap();
-        let error = settings.partner.api_key().unwrap_err().to_string();
+        let error = settings.partners()[0].api_key().unwrap_err().to_string();
         assert!(error.contains("INVSYNC_PARTNER__API_KEY"), "{error}");
     }
 
@@ -703,10 +806,95 @@ mod tests {
         let error = load("[partner.octo_products]\n14 = { product = \"x\" }\n", &[])
             .unwrap_err()
             .to_string();
-        assert!(error.contains("partner.kind"), "{error}");
+        assert!(error.contains("partner.octo_products"), "{error}");
+        assert!(error.contains("kind = \"octo\""), "{error}");
         let error = load("[partner]\nkind = \"soap\"\n", &[])
             .unwrap_err()
             .to_string();
         assert!(error.contains("soap"), "{error}");
+    }
+
+    const TWO_PARTNERS: &str = "
+[partners.leap]
+experiences = [14]
+rate_limit_per_minute = 30
+
+[partners.acme-octo]
+kind = \"octo\"
+base_url = \"http://127.0.0.1:9191/octo\"
+experiences = [15, 16]
+rate_limit_per_minute = 100
+timezone = \"Europe/Berlin\"
+";
+
+    #[test]
+    fn several_partners_each_keep_their_own_settings_and_key() {
+        let settings = load(
+            TWO_PARTNERS,
+            &[
+                ("INVSYNC_PARTNERS__LEAP__API_KEY", "leap-key"),
+                ("INVSYNC_PARTNERS__ACME-OCTO__API_KEY", "octo-key"),
+            ],
+        )
+        .unwrap();
+        let partners = settings.partners();
+        let named: Vec<_> = partners
+            .iter()
+            .map(|p| {
+                (
+                    p.name,
+                    p.settings.kind,
+                    p.settings.rate_limit_per_minute.get(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("acme-octo", PartnerKind::Octo, 100),
+                ("leap", PartnerKind::Leap, 30)
+            ]
+        );
+        assert_eq!(partners[0].api_key().unwrap().expose(), "octo-key");
+        assert_eq!(partners[1].api_key().unwrap().expose(), "leap-key");
+        assert_eq!(partners[0].settings.timezone.0, chrono_tz::Europe::Berlin);
+        assert_eq!(settings.experiences().len(), 3);
+    }
+
+    #[test]
+    fn a_named_partner_without_a_key_names_its_variable() {
+        let settings = load(TWO_PARTNERS, &[]).unwrap();
+        let error = settings.partners()[0].api_key().unwrap_err().to_string();
+        assert!(
+            error.contains("partners.acme-octo.api_key")
+                && error.contains("INVSYNC_PARTNERS__ACME-OCTO__API_KEY"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_experience_of_two_partners_is_refused_naming_both() {
+        let clash = TWO_PARTNERS.replace("experiences = [14]", "experiences = [14, 16]");
+        let error = load(&clash, &[]).unwrap_err().to_string();
+        assert!(
+            error.contains("experience 16")
+                && error.contains("partners.acme-octo.experiences")
+                && error.contains("partners.leap.experiences"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_shorthand_and_named_partners_together_are_refused() {
+        let both = format!("[partner]\nexperiences = [20]\n{TWO_PARTNERS}");
+        let error = load(&both, &[]).unwrap_err().to_string();
+        assert!(
+            error.contains("[partner]") && error.contains("[partners.NAME]"),
+            "{error}"
+        );
+        let error = load("[partners.Big__One]\nexperiences = [1]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("lowercase"), "{error}");
     }
 }

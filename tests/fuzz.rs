@@ -33,6 +33,7 @@ use invsync::simulator::{InProcessPartner, Simulator, SimulatorConfig};
 use invsync::storage::{CachedStore, Mirror, Store};
 use invsync::sync::clock::Clock;
 use invsync::sync::engine::{Engine, EngineConfig};
+use invsync::sync::partners::SyncPartners;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -876,7 +877,7 @@ async fn api_router(database: Arc<dyn Store>) -> axum::Router {
     invsync::api::router(AppState {
         bookings: invsync::bookings::BookingDesk::new(store.clone()),
         store,
-        engine,
+        sync: SyncPartners::new(vec![engine]).expect("one partner"),
         settings: Arc::new(settings),
         metrics: invsync::telemetry::metrics(),
         shutdown: CancellationToken::new(),

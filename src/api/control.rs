@@ -2,7 +2,7 @@
 //! The handlers steer the engine; they never call the partner themselves.
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
@@ -10,14 +10,14 @@ use axum::response::Response;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{AppError, ErrorBody};
 use super::extract::JsonBody;
 use crate::domain::{ExperienceId, Secret};
 use crate::storage::Bookings;
-use crate::sync::engine::TriggerError;
+use crate::sync::engine::{Engine, TriggerError};
 use crate::sync::status::SyncStatus;
 
 /// Rejects admin requests without `Authorization: Bearer <server.admin_token>`.
@@ -90,12 +90,15 @@ fn bearer_token(authorization: &str) -> Option<&str> {
 }
 
 /// The service's state: the sync's (paused or running, queue, parked days, tiers, counters,
-/// freshness) and the bookings' (seats on hold, shortfalls).
+/// freshness) of every partner together and of each, and the bookings' (seats on hold,
+/// shortfalls).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusBody {
     #[serde(flatten)]
     sync: SyncStatus,
+    /// Each partner's sync, with its name and kind.
+    partners: Vec<SyncStatus>,
     bookings: BookingsStatus,
 }
 
@@ -122,9 +125,15 @@ pub struct ShortfallBody {
     responses((status = 200, description = "The sync's and the bookings' status", body = StatusBody))
 )]
 pub async fn status(State(state): State<AppState>) -> Result<Json<StatusBody>, AppError> {
+    status_body(&state).await.map(Json)
+}
+
+async fn status_body(state: &AppState) -> Result<StatusBody, AppError> {
     let totals = state.store.booking_totals().await?;
-    Ok(Json(StatusBody {
-        sync: state.engine.status().await?,
+    let sync = state.sync.status().await?;
+    Ok(StatusBody {
+        sync: sync.combined,
+        partners: sync.partners,
         bookings: BookingsStatus {
             seats_on_hold: totals.seats_on_hold,
             shortfall: totals
@@ -136,7 +145,28 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<StatusBody>, A
                 })
                 .collect(),
         },
-    }))
+    })
+}
+
+/// `?partner=NAME` on a control: that partner's sync only; without it, every partner's.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PartnerQuery {
+    /// A configured partner's name (`default` for the `[partner]` shorthand); default all.
+    partner: Option<String>,
+}
+
+impl PartnerQuery {
+    fn engines(self, state: &AppState) -> Result<Vec<Engine>, AppError> {
+        match self.partner {
+            None => Ok(state.sync.engines().to_vec()),
+            Some(name) => state
+                .sync
+                .named(&name)
+                .map(|engine| vec![engine.clone()])
+                .ok_or(AppError::UnknownPartner(name)),
+        }
+    }
 }
 
 /// The longest pause reason kept: a sentence or an incident reference, not a document.
@@ -173,40 +203,58 @@ impl PauseRequest {
     }
 }
 
-/// Pauses the sync (persisted; idempotent: a second pause keeps the first reason and time).
-/// Partner calls stop within seconds, including a run in flight.
+/// Pauses the sync of every partner, or of `?partner=` (persisted; idempotent: a second
+/// pause keeps the first reason and time). Partner calls stop within seconds, including a
+/// run in flight.
 #[utoipa::path(
     post,
     path = "/api/v1/sync/pause",
     tag = "sync",
     security(("admin_token" = [])),
+    params(PartnerQuery),
     request_body(
         content = Option<PauseRequest>,
         content_type = "application/json",
         description = "Optional; an empty body pauses with the default reason"
     ),
-    responses((status = 200, description = "Paused; the sync's status", body = SyncStatus))
+    responses(
+        (status = 200, description = "Paused; the service's status", body = StatusBody),
+        (status = 404, description = "`unknown_partner`", body = ErrorBody),
+    )
 )]
 pub async fn pause(
     State(state): State<AppState>,
+    Query(partner): Query<PartnerQuery>,
     JsonBody(request): JsonBody<PauseRequest>,
-) -> Result<Json<SyncStatus>, AppError> {
+) -> Result<Json<StatusBody>, AppError> {
     let reason = request.reason()?;
-    state.engine.pause(&reason).await?;
-    Ok(Json(state.engine.status().await?))
+    for engine in partner.engines(&state)? {
+        engine.pause(&reason).await?;
+    }
+    status_body(&state).await.map(Json)
 }
 
-/// Resumes the sync; idempotent. Any request body is ignored.
+/// Resumes the sync of every partner, or of `?partner=`; idempotent. Any request body is
+/// ignored.
 #[utoipa::path(
     post,
     path = "/api/v1/sync/resume",
     tag = "sync",
     security(("admin_token" = [])),
-    responses((status = 200, description = "Running; the sync's status", body = SyncStatus))
+    params(PartnerQuery),
+    responses(
+        (status = 200, description = "Running; the service's status", body = StatusBody),
+        (status = 404, description = "`unknown_partner`", body = ErrorBody),
+    )
 )]
-pub async fn resume(State(state): State<AppState>) -> Result<Json<SyncStatus>, AppError> {
-    state.engine.resume().await?;
-    Ok(Json(state.engine.status().await?))
+pub async fn resume(
+    State(state): State<AppState>,
+    Query(partner): Query<PartnerQuery>,
+) -> Result<Json<StatusBody>, AppError> {
+    for engine in partner.engines(&state)? {
+        engine.resume().await?;
+    }
+    status_body(&state).await.map(Json)
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -231,12 +279,13 @@ pub struct TriggerResponse {
 }
 
 /// Re-syncs a range now: its days go ahead of routine work. Every field is optional (all
-/// experiences, today … the end of the horizon).
+/// experiences of every partner, or of `?partner=`, today … the end of the horizon).
 #[utoipa::path(
     post,
     path = "/api/v1/sync/trigger",
     tag = "sync",
     security(("admin_token" = [])),
+    params(PartnerQuery),
     request_body(
         content = Option<TriggerRequest>,
         content_type = "application/json",
@@ -245,27 +294,43 @@ pub struct TriggerResponse {
     responses(
         (status = 202, description = "Queued", body = TriggerResponse),
         (status = 400, description = "`invalid_body`, or `date_outside_horizon` for a range that is not ordered and inside the horizon", body = ErrorBody),
-        (status = 404, description = "`unknown_experience`", body = ErrorBody),
+        (status = 404, description = "`unknown_experience`, `unknown_partner`", body = ErrorBody),
     )
 )]
 pub async fn trigger(
     State(state): State<AppState>,
+    Query(partner): Query<PartnerQuery>,
     JsonBody(request): JsonBody<TriggerRequest>,
 ) -> Result<(StatusCode, Json<TriggerResponse>), AppError> {
-    let (first, last) = state.engine.horizon();
+    let mut engines = partner.engines(&state)?;
+    if let Some(experience) = request.experience {
+        // The experience's own partner; another partner named alongside does not sync it.
+        engines.retain(|engine| engine.experiences().contains(&experience));
+        if engines.is_empty() {
+            return Err(AppError::UnknownExperience(experience.get()));
+        }
+    }
+    let (first, last) = state.sync.horizon();
+    let mut queued = 0;
+    for engine in engines {
+        // Each partner's own horizon by default: partners' todays can be a day apart.
+        let (own_first, own_last) = engine.horizon();
+        let from = request.from.unwrap_or(own_first);
+        let to = request.to.unwrap_or(own_last);
+        queued +=
+            engine
+                .trigger(request.experience, from, to)
+                .await
+                .map_err(|error| match error {
+                    TriggerError::Store(error) => AppError::Store(error),
+                    TriggerError::UnknownExperience(id) => AppError::UnknownExperience(id),
+                    outside @ TriggerError::OutsideHorizon { .. } => {
+                        AppError::DateOutsideHorizon(outside.to_string())
+                    }
+                })?;
+    }
     let from = request.from.unwrap_or(first);
     let to = request.to.unwrap_or(last);
-    let queued = state
-        .engine
-        .trigger(request.experience, from, to)
-        .await
-        .map_err(|error| match error {
-            TriggerError::Store(error) => AppError::Store(error),
-            TriggerError::UnknownExperience(id) => AppError::UnknownExperience(id),
-            outside @ TriggerError::OutsideHorizon { .. } => {
-                AppError::DateOutsideHorizon(outside.to_string())
-            }
-        })?;
     Ok((
         StatusCode::ACCEPTED,
         Json(TriggerResponse { queued, from, to }),

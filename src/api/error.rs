@@ -24,6 +24,8 @@ pub enum AppError {
     InvalidStartTime(String),
     #[error("experience {0} is not synced by this service")]
     UnknownExperience(i64),
+    #[error("no partner is named {0:?}")]
+    UnknownPartner(String),
     #[error("no slot starts at {time} on {date}")]
     SlotNotFound { date: String, time: String },
     #[error("no route {0}")]
@@ -58,7 +60,7 @@ pub enum AppError {
 pub struct ErrorBody {
     /// Stable, machine-readable: `invalid_experience_id`, `invalid_date`,
     /// `date_outside_horizon`, `invalid_start_time`, `invalid_body`, `unauthorized`,
-    /// `unknown_experience`, `slot_not_found`, `not_found`, `method_not_allowed`,
+    /// `unknown_experience`, `unknown_partner`, `slot_not_found`, `not_found`, `method_not_allowed`,
     /// `payload_too_large`, `unsupported_media_type`, `timeout`, `overloaded`, `internal`;
     /// for bookings `missing_idempotency_key`, `invalid_idempotency_key`, `invalid_booking`,
     /// `quantity_out_of_range`, `unknown_pax_type`, `booking_not_found`,
@@ -76,6 +78,7 @@ impl AppError {
             Self::DateOutsideHorizon(_) => (StatusCode::BAD_REQUEST, "date_outside_horizon"),
             Self::InvalidStartTime(_) => (StatusCode::BAD_REQUEST, "invalid_start_time"),
             Self::UnknownExperience(_) => (StatusCode::NOT_FOUND, "unknown_experience"),
+            Self::UnknownPartner(_) => (StatusCode::NOT_FOUND, "unknown_partner"),
             Self::SlotNotFound { .. } => (StatusCode::NOT_FOUND, "slot_not_found"),
             Self::RouteNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

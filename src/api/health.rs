@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::storage::Pause;
+use crate::storage::Leases;
 
 /// A database that does not answer within this counts as unreachable.
 const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -72,7 +72,7 @@ impl ReadinessCheck {
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ReadinessBody>) {
     let database =
-        match tokio::time::timeout(DATABASE_PROBE_TIMEOUT, state.store.sync_control()).await {
+        match tokio::time::timeout(DATABASE_PROBE_TIMEOUT, state.store.current_lease()).await {
             Ok(Ok(_)) => None,
             // The error can name hosts and users: it goes to the log, not to this public answer.
             Ok(Err(error)) => {

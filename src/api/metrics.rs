@@ -26,34 +26,43 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
     ))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let status = state.engine.status().await?;
+    let sync = state.sync.status().await?;
     let bookings = state.store.booking_totals().await?;
     let text = state.metrics.render_with(|| {
-        record_sync_status(&status);
+        for status in &sync.partners {
+            record_sync_status(status);
+        }
         record_booking_totals(&bookings);
     });
     Ok(([(CONTENT_TYPE, PROMETHEUS_TEXT)], text))
 }
 
+/// One partner's sync, labelled `partner`.
 fn record_sync_status(status: &SyncStatus) {
     use ::metrics::{counter, gauge};
+    let partner = status
+        .partner
+        .as_ref()
+        .map_or_else(String::new, |partner| partner.name.clone());
+    let label = || [("partner", partner.clone())];
     // Lossless: queue sizes and unix seconds are far below 2^53.
-    gauge!(names::SYNC_QUEUE_PENDING).set(status.pending as f64);
-    gauge!(names::SYNC_IN_FLIGHT).set(status.in_flight as f64);
-    gauge!(names::SYNC_PARKED_DAYS).set(status.parked.len() as f64);
-    gauge!(names::SYNC_PAUSED).set(if status.is_paused() { 1.0 } else { 0.0 });
+    gauge!(names::SYNC_QUEUE_PENDING, &label()).set(status.pending as f64);
+    gauge!(names::SYNC_IN_FLIGHT, &label()).set(status.in_flight as f64);
+    gauge!(names::SYNC_PARKED_DAYS, &label()).set(status.parked.len() as f64);
+    gauge!(names::SYNC_PAUSED, &label()).set(if status.is_paused() { 1.0 } else { 0.0 });
     let counters = &status.counters;
-    counter!(names::SYNC_CALLS).absolute(counters.calls);
-    counter!(names::SYNC_RATE_LIMITED).absolute(counters.rate_limited);
-    counter!(names::SYNC_RETRIES).absolute(counters.retries);
-    counter!(names::SYNC_FAILURES).absolute(counters.failures);
-    counter!(names::SYNC_DAYS_APPLIED).absolute(counters.days_applied);
-    counter!(names::LEDGER_TRANSFERS_POSTED).absolute(counters.transfers_posted);
+    counter!(names::SYNC_CALLS, &label()).absolute(counters.calls);
+    counter!(names::SYNC_RATE_LIMITED, &label()).absolute(counters.rate_limited);
+    counter!(names::SYNC_RETRIES, &label()).absolute(counters.retries);
+    counter!(names::SYNC_FAILURES, &label()).absolute(counters.failures);
+    counter!(names::SYNC_DAYS_APPLIED, &label()).absolute(counters.days_applied);
+    counter!(names::LEDGER_TRANSFERS_POSTED, &label()).absolute(counters.transfers_posted);
     for tier in &status.tiers {
         let last_success = tier
             .last_success
             .map_or(0.0, |at| at.timestamp_millis() as f64 / 1000.0);
-        gauge!(names::TIER_LAST_SUCCESS, "tier" => tier.name.clone()).set(last_success);
+        gauge!(names::TIER_LAST_SUCCESS, "partner" => partner.clone(), "tier" => tier.name.clone())
+            .set(last_success);
     }
 }
 

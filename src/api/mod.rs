@@ -31,7 +31,7 @@ use crate::bookings::BookingDesk;
 use crate::config::Settings;
 use crate::ledger::VerifyReport;
 use crate::storage::{CachedStore, Ledger};
-use crate::sync::engine::Engine;
+use crate::sync::partners::SyncPartners;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -39,7 +39,8 @@ pub struct AppState {
     /// Also serves `/slots` and `/dates` from memory where that is exact.
     pub store: Arc<CachedStore>,
     pub bookings: BookingDesk,
-    pub engine: Engine,
+    /// Every partner's sync: the handlers steer it, never the partners themselves.
+    pub sync: SyncPartners,
     pub settings: Arc<Settings>,
     pub metrics: &'static Metrics,
     /// Cancelled when shutdown begins: `/readyz` answers 503 from then on.
@@ -68,7 +69,7 @@ impl Horizon {
 
 impl AppState {
     pub fn horizon(&self) -> Horizon {
-        let (first, last) = self.engine.horizon();
+        let (first, last) = self.sync.horizon();
         Horizon { first, last }
     }
 }

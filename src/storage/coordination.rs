@@ -8,17 +8,26 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::StoreError;
 use crate::domain::ExperienceId;
 
-/// The sync's pause, which survives restarts and is shared by every instance.
+/// Each partner's sync pause, which survives restarts and is shared by every instance.
 #[async_trait]
 pub trait Pause: Send + Sync + 'static {
-    /// The persisted pause state.
-    async fn sync_control(&self) -> Result<SyncControl, StoreError>;
+    /// The persisted pause state of `partner`'s sync; running when never paused.
+    async fn sync_control(&self, partner: &str) -> Result<SyncControl, StoreError>;
 
-    /// Pauses the sync; pausing a paused sync keeps its original reason and time.
-    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError>;
+    /// Pauses `partner`'s sync; pausing a paused sync keeps its original reason and time.
+    async fn pause_sync(
+        &self,
+        partner: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SyncControl, StoreError>;
 
-    /// Resumes the sync; resuming a running sync changes nothing.
-    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError>;
+    /// Resumes `partner`'s sync; resuming a running sync changes nothing.
+    async fn resume_sync(
+        &self,
+        partner: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SyncControl, StoreError>;
 }
 
 /// The partner-polling lease.
@@ -50,20 +59,32 @@ pub trait Leases: Send + Sync + 'static {
 /// Operators' requests to re-sync a range now.
 #[async_trait]
 pub trait SyncRequests: Send + Sync + 'static {
-    /// Records an operator's request to re-sync `from..=to` (one experience or all), for
-    /// whichever instance holds the lease.
+    /// Records an operator's request to re-sync `from..=to` (one experience or all of a
+    /// partner's), for whichever instance holds the lease.
     async fn request_sync(&self, request: &SyncRequest) -> Result<(), StoreError>;
 
-    /// Takes every recorded request, oldest first; each is returned once.
-    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError>;
+    /// Takes every recorded request for `partner`'s sync (and any stored without a partner),
+    /// oldest first; each is returned once.
+    async fn take_sync_requests(&self, partner: &str) -> Result<Vec<SyncRequest>, StoreError>;
 }
 
-/// Whether operators (or a rejected API key) paused the sync, why, and since when.
+/// Whether operators (or a rejected API key) paused a partner's sync, why, and since when.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SyncControl {
     pub paused: bool,
     pub reason: Option<String>,
     pub changed_at: DateTime<Utc>,
+}
+
+impl SyncControl {
+    /// A sync never paused.
+    pub fn running() -> Self {
+        Self {
+            paused: false,
+            reason: None,
+            changed_at: DateTime::UNIX_EPOCH,
+        }
+    }
 }
 
 /// The right to poll the partner, held by one instance at a time.
@@ -119,9 +140,11 @@ impl Fence {
     }
 }
 
-/// An operator's request to re-sync a range now: one experience, or all (`None`).
+/// An operator's request to re-sync a range of one partner's sync now: one experience, or
+/// all of the partner's (`None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncRequest {
+    pub partner: String,
     pub experience: Option<ExperienceId>,
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -132,6 +155,7 @@ pub struct SyncRequest {
 #[derive(sqlx::FromRow)]
 pub(crate) struct StoredSyncRequest {
     pub id: i64,
+    partner: Option<String>,
     experience_id: Option<i64>,
     from_date: NaiveDate,
     to_date: NaiveDate,
@@ -142,6 +166,7 @@ impl TryFrom<StoredSyncRequest> for SyncRequest {
     type Error = StoreError;
     fn try_from(stored: StoredSyncRequest) -> Result<Self, StoreError> {
         Ok(Self {
+            partner: stored.partner.unwrap_or_default(),
             experience: stored
                 .experience_id
                 .map(ExperienceId::try_from)

@@ -92,21 +92,24 @@ macro_rules! forward_store {
         impl $crate::storage::Pause for $store {
             async fn sync_control(
                 &self,
+                partner: &str,
             ) -> ::std::result::Result<$crate::storage::SyncControl, $crate::storage::StoreError> {
-                self.$inner.sync_control().await
+                self.$inner.sync_control(partner).await
             }
             async fn pause_sync(
                 &self,
+                partner: &str,
                 reason: &str,
                 at: ::chrono::DateTime<::chrono::Utc>,
             ) -> ::std::result::Result<$crate::storage::SyncControl, $crate::storage::StoreError> {
-                self.$inner.pause_sync(reason, at).await
+                self.$inner.pause_sync(partner, reason, at).await
             }
             async fn resume_sync(
                 &self,
+                partner: &str,
                 at: ::chrono::DateTime<::chrono::Utc>,
             ) -> ::std::result::Result<$crate::storage::SyncControl, $crate::storage::StoreError> {
-                self.$inner.resume_sync(at).await
+                self.$inner.resume_sync(partner, at).await
             }
         }
     };
@@ -121,8 +124,9 @@ macro_rules! forward_store {
             }
             async fn take_sync_requests(
                 &self,
+                partner: &str,
             ) -> ::std::result::Result<Vec<$crate::storage::SyncRequest>, $crate::storage::StoreError> {
-                self.$inner.take_sync_requests().await
+                self.$inner.take_sync_requests(partner).await
             }
         }
     };

@@ -30,10 +30,11 @@ use crate::ledger::booking::{
 use crate::ledger::posting::{PlannedPosting, RunningBalance};
 use crate::ledger::{self, AccountKind, Transfer, VerifyReport, Violation};
 
-/// A sync request as stored, with its id: the statement that takes them adds the backend's
-/// lock.
+/// One partner's sync requests as stored (`$1` the partner), with their ids: the statement
+/// that takes them adds the backend's lock.
 pub(crate) const SYNC_REQUESTS: &str =
-    "SELECT id, experience_id, from_date, to_date, requested_at FROM sync_triggers ORDER BY id";
+    "SELECT id, partner, experience_id, from_date, to_date, requested_at
+     FROM sync_triggers WHERE partner = $1 OR partner IS NULL ORDER BY id";
 
 /// Joins a day's pool (available account `a` of slot `s`) to the accounts customers' bookings
 /// opened on it: `held`, `sold` and `shortfall`, all three or none.
@@ -269,42 +270,55 @@ where
         Ok(VerifyReport::new(counts, violations, violation_count))
     }
 
-    async fn sync_control(pool: &Pool<Self>) -> Result<SyncControl, StoreError> {
-        sqlx::query_as("SELECT paused, reason, changed_at FROM sync_control WHERE id = 1")
-            .fetch_one(pool)
-            .await
-            .during("reading the sync control")
+    async fn sync_control(pool: &Pool<Self>, partner: &str) -> Result<SyncControl, StoreError> {
+        let control: Option<SyncControl> =
+            sqlx::query_as("SELECT paused, reason, changed_at FROM sync_pauses WHERE partner = $1")
+                .bind(partner)
+                .fetch_optional(pool)
+                .await
+                .during("reading the sync pause")?;
+        Ok(control.unwrap_or_else(SyncControl::running))
     }
 
     /// Pauses unless paused already, then reads the state back from the same pool.
     async fn pause_sync(
         pool: &Pool<Self>,
+        partner: &str,
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<SyncControl, StoreError> {
         sqlx::query(
-            "UPDATE sync_control SET paused = TRUE, reason = $1, changed_at = $2
-             WHERE id = 1 AND NOT paused",
+            "INSERT INTO sync_pauses (partner, paused, reason, changed_at)
+             VALUES ($1, TRUE, $2, $3)
+             ON CONFLICT (partner) DO UPDATE
+             SET paused = TRUE, reason = excluded.reason, changed_at = excluded.changed_at
+             WHERE NOT sync_pauses.paused",
         )
+        .bind(partner)
         .bind(reason)
         .bind(at)
         .execute(pool)
         .await
         .during("pausing the sync")?;
-        Self::sync_control(pool).await
+        Self::sync_control(pool, partner).await
     }
 
     /// Resumes unless running already, then reads the state back from the same pool.
-    async fn resume_sync(pool: &Pool<Self>, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
+    async fn resume_sync(
+        pool: &Pool<Self>,
+        partner: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SyncControl, StoreError> {
         sqlx::query(
-            "UPDATE sync_control SET paused = FALSE, reason = NULL, changed_at = $1
-             WHERE id = 1 AND paused",
+            "UPDATE sync_pauses SET paused = FALSE, reason = NULL, changed_at = $2
+             WHERE partner = $1 AND paused",
         )
+        .bind(partner)
         .bind(at)
         .execute(pool)
         .await
         .during("resuming the sync")?;
-        Self::sync_control(pool).await
+        Self::sync_control(pool, partner).await
     }
 
     async fn lease<'e>(executor: impl Executor<'e, Database = Self>) -> Result<Lease, StoreError> {
@@ -339,9 +353,10 @@ where
 
     async fn request_sync(pool: &Pool<Self>, request: &SyncRequest) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO sync_triggers (experience_id, from_date, to_date, requested_at)
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO sync_triggers (partner, experience_id, from_date, to_date, requested_at)
+             VALUES ($1, $2, $3, $4, $5)",
         )
+        .bind(request.partner.as_str())
         .bind(request.experience.map(ExperienceId::get))
         .bind(request.from)
         .bind(request.to)
@@ -352,23 +367,29 @@ where
         Ok(())
     }
 
-    /// Takes every request, oldest first, in the write transaction `begin` starts; `select` is
-    /// [`SYNC_REQUESTS`] with whatever lock the backend needs to keep another taker off them.
+    /// Takes `partner`'s requests, oldest first, in the write transaction `begin` starts;
+    /// `select` is [`SYNC_REQUESTS`] with whatever lock the backend needs to keep another
+    /// taker off them.
     async fn take_sync_requests(
         begin: impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send,
         select: &str,
+        partner: &str,
     ) -> Result<Vec<SyncRequest>, StoreError> {
         let mut tx = begin.await.during("starting to take sync requests")?;
         let rows: Vec<StoredSyncRequest> = sqlx::query_as(select)
+            .bind(partner)
             .fetch_all(&mut *tx)
             .await
             .during("reading sync requests")?;
         if let Some(last) = rows.last() {
-            sqlx::query("DELETE FROM sync_triggers WHERE id <= $1")
-                .bind(last.id)
-                .execute(&mut *tx)
-                .await
-                .during("taking sync requests")?;
+            sqlx::query(
+                "DELETE FROM sync_triggers WHERE id <= $1 AND (partner = $2 OR partner IS NULL)",
+            )
+            .bind(last.id)
+            .bind(partner)
+            .execute(&mut *tx)
+            .await
+            .during("taking sync requests")?;
         }
         tx.commit().await.during("committing taken sync requests")?;
         rows.into_iter().map(SyncRequest::try_from).collect()

@@ -21,10 +21,10 @@ use super::clock::Clock;
 use super::lease::{self, Tenure};
 use super::queue::{Batch, Urgency, WorkQueue};
 use super::quiet::QuietWeekdays;
-use super::status::{Counters, Freshness, LastError, ParkedDay, SyncStatus, TierStatus};
+use super::status::{Counters, Freshness, LastError, ParkedDay, PartnerOf, SyncStatus, TierStatus};
 use super::tiers::{Run, Tier, owner};
 use super::{ProductDate, RetryPolicy, fetch_run_with_retry, product_dates};
-use crate::config::Settings;
+use crate::config::{NamedPartner, Settings};
 use crate::domain::{DayFetch, ExperienceId};
 use crate::partner::{Partner, PartnerError};
 use crate::storage::{ApplyOutcome, Fence, Store, StoreError, SyncControl, SyncRequest};
@@ -39,6 +39,10 @@ pub const WORKERS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    /// The partner this engine syncs from: its name in pauses, requests, status and metrics.
+    pub partner: String,
+    /// `leap` or `octo`.
+    pub kind: &'static str,
     pub experiences: Vec<ExperienceId>,
     pub timezone: Tz,
     pub horizon_days: u32,
@@ -54,10 +58,18 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// The engine of the first configured partner (the only one of a one-partner
+    /// configuration).
     pub fn from_settings(settings: &Settings) -> Self {
+        Self::for_partner(settings, settings.partners()[0])
+    }
+
+    pub fn for_partner(settings: &Settings, partner: NamedPartner<'_>) -> Self {
         Self {
-            experiences: settings.partner.experiences.clone(),
-            timezone: settings.partner.timezone.0,
+            partner: partner.name.to_string(),
+            kind: partner.settings.kind.as_str(),
+            experiences: partner.settings.experiences.clone(),
+            timezone: partner.settings.timezone.0,
             horizon_days: settings.sync.horizon_days.get(),
             tiers: settings
                 .sync
@@ -128,7 +140,7 @@ impl Engine {
         partner: Arc<dyn Partner>,
         clock: Clock,
     ) -> Result<Self, StoreError> {
-        let control = store.sync_control().await?;
+        let control = store.sync_control(&config.partner).await?;
         let tier_status = config
             .tiers
             .iter()
@@ -432,32 +444,51 @@ impl Engine {
             });
         }
         let request = SyncRequest {
+            partner: inner.config.partner.clone(),
             experience,
             from,
             to,
             requested_at: inner.clock.now(),
         };
         inner.store.request_sync(&request).await?;
-        tracing::info!(%from, %to, ?experience, "manual sync requested");
+        tracing::info!(partner = %inner.config.partner, %from, %to, ?experience, "manual sync requested");
         Ok(product_dates(&experiences, from, to).count())
     }
 
     pub async fn pause(&self, reason: &str) -> Result<SyncControl, StoreError> {
-        let control = self
-            .inner
+        let inner = &self.inner;
+        let partner = &inner.config.partner;
+        let control = inner
             .store
-            .pause_sync(reason, self.inner.clock.now())
+            .pause_sync(partner, reason, inner.clock.now())
             .await?;
-        self.inner.control.send_replace(control.clone());
-        tracing::warn!(reason = control.reason.as_deref(), "sync paused");
+        inner.control.send_replace(control.clone());
+        tracing::warn!(%partner, reason = control.reason.as_deref(), "sync paused");
         Ok(control)
     }
 
     pub async fn resume(&self) -> Result<SyncControl, StoreError> {
-        let control = self.inner.store.resume_sync(self.inner.clock.now()).await?;
-        self.inner.control.send_replace(control.clone());
-        tracing::info!("sync resumed");
+        let inner = &self.inner;
+        let partner = &inner.config.partner;
+        let control = inner.store.resume_sync(partner, inner.clock.now()).await?;
+        inner.control.send_replace(control.clone());
+        tracing::info!(%partner, "sync resumed");
         Ok(control)
+    }
+
+    /// The name of the partner this engine syncs from.
+    pub fn partner(&self) -> &str {
+        &self.inner.config.partner
+    }
+
+    /// The experiences this engine syncs.
+    pub fn experiences(&self) -> &[ExperienceId] {
+        &self.inner.config.experiences
+    }
+
+    /// The partner's time zone, whose calendar date is "today" for its experiences.
+    pub fn timezone(&self) -> Tz {
+        self.inner.config.timezone
     }
 
     /// Queued plus in-flight product-dates.
@@ -481,6 +512,10 @@ impl Engine {
             status.next_run = tier.next_run(now);
         }
         Ok(SyncStatus {
+            partner: Some(PartnerOf {
+                name: inner.config.partner.clone(),
+                kind: inner.config.kind,
+            }),
             state: if control.paused { "paused" } else { "running" },
             instance: inner.config.instance.clone(),
             role: if inner.lease.borrow().is_some() {
@@ -658,7 +693,11 @@ impl Inner {
             Err(error) if error.is_fatal() => {
                 lock(&self.queue).requeue(day, urgency);
                 self.record_error(day, error.code(), error.to_string());
-                match self.store.pause_sync(KEY_REJECTED, self.clock.now()).await {
+                let paused = self
+                    .store
+                    .pause_sync(&self.config.partner, KEY_REJECTED, self.clock.now())
+                    .await;
+                match paused {
                     Ok(control) => {
                         self.control.send_replace(control);
                         tracing::error!("{KEY_REJECTED}: sync paused until an operator resumes it");
@@ -741,7 +780,7 @@ impl Inner {
                 () = self.shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.config.control_poll) => {}
             }
-            match self.store.sync_control().await {
+            match self.store.sync_control(&self.config.partner).await {
                 Ok(control) => {
                     self.control.send_if_modified(|current| {
                         let changed = *current != control;
@@ -759,7 +798,7 @@ impl Inner {
 
     /// Queues operators' sync requests, ahead of routine work.
     async fn queue_requests(&self) {
-        let requests = match self.store.take_sync_requests().await {
+        let requests = match self.store.take_sync_requests(&self.config.partner).await {
             Ok(requests) => requests,
             Err(error) => {
                 tracing::warn!(%error, "cannot read sync requests");

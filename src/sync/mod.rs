@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod engine;
 pub mod lease;
+pub mod partners;
 pub mod queue;
 pub mod quiet;
 pub mod real_time_store;

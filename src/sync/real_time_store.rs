@@ -149,18 +149,30 @@ impl Ledger for RealTimeStore {
 
 #[async_trait::async_trait]
 impl Pause for RealTimeStore {
-    async fn sync_control(&self) -> Result<SyncControl, StoreError> {
-        self.call(|s| async move { s.sync_control().await }).await
-    }
-
-    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        let reason = reason.to_string();
-        self.call(move |s| async move { s.pause_sync(&reason, at).await })
+    async fn sync_control(&self, partner: &str) -> Result<SyncControl, StoreError> {
+        let partner = partner.to_string();
+        self.call(move |s| async move { s.sync_control(&partner).await })
             .await
     }
 
-    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        self.call(move |s| async move { s.resume_sync(at).await })
+    async fn pause_sync(
+        &self,
+        partner: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SyncControl, StoreError> {
+        let (partner, reason) = (partner.to_string(), reason.to_string());
+        self.call(move |s| async move { s.pause_sync(&partner, &reason, at).await })
+            .await
+    }
+
+    async fn resume_sync(
+        &self,
+        partner: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SyncControl, StoreError> {
+        let partner = partner.to_string();
+        self.call(move |s| async move { s.resume_sync(&partner, at).await })
             .await
     }
 }
@@ -200,8 +212,9 @@ impl SyncRequests for RealTimeStore {
             .await
     }
 
-    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
-        self.call(|s| async move { s.take_sync_requests().await })
+    async fn take_sync_requests(&self, partner: &str) -> Result<Vec<SyncRequest>, StoreError> {
+        let partner = partner.to_string();
+        self.call(move |s| async move { s.take_sync_requests(&partner).await })
             .await
     }
 }

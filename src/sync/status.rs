@@ -4,10 +4,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// The state of one partner's sync, or of every partner's together.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncStatus {
-    /// `running` or `paused`.
+    /// The partner this is the sync of; absent where several partners' are summed up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner: Option<PartnerOf>,
+    /// `running` or `paused` (for several partners: `paused` only when all are).
     pub state: &'static str,
     /// This instance's name in the sync lease.
     pub instance: String,
@@ -33,9 +37,75 @@ pub struct SyncStatus {
     pub freshness: Vec<Freshness>,
 }
 
+/// A partner by name and kind.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PartnerOf {
+    pub name: String,
+    /// `leap` or `octo`.
+    pub kind: &'static str,
+}
+
 impl SyncStatus {
     pub fn is_paused(&self) -> bool {
         self.state == "paused"
+    }
+
+    /// Several partners' syncs as one: queues, parked days, counters and rate limits add up;
+    /// each tier is named `partner/tier`; freshness is that of every product-date together.
+    /// One partner's status is returned as it is.
+    pub fn combine(mut statuses: Vec<SyncStatus>) -> Option<SyncStatus> {
+        if statuses.len() <= 1 {
+            return statuses.pop();
+        }
+        let all_paused = statuses.iter().all(SyncStatus::is_paused);
+        let mut combined = statuses[0].clone();
+        combined.partner = None;
+        combined.state = if all_paused { "paused" } else { "running" };
+        if !all_paused {
+            combined.pause_reason = None;
+            combined.paused_since = None;
+        }
+        combined.pending = statuses.iter().map(|s| s.pending).sum();
+        combined.in_flight = statuses.iter().map(|s| s.in_flight).sum();
+        combined.parked = statuses.iter().flat_map(|s| s.parked.clone()).collect();
+        combined.tiers = statuses
+            .iter()
+            .flat_map(|s| {
+                let partner = s.partner.as_ref().map_or("", |p| p.name.as_str());
+                s.tiers.iter().map(move |tier| TierStatus {
+                    name: format!("{partner}/{}", tier.name),
+                    ..tier.clone()
+                })
+            })
+            .collect();
+        combined.counters = statuses.iter().fold(Counters::default(), |sum, s| {
+            let c = &s.counters;
+            Counters {
+                calls: sum.calls + c.calls,
+                rate_limited: sum.rate_limited + c.rate_limited,
+                retries: sum.retries + c.retries,
+                failures: sum.failures + c.failures,
+                days_applied: sum.days_applied + c.days_applied,
+                transfers_posted: sum.transfers_posted + c.transfers_posted,
+            }
+        });
+        combined.rate_limit_per_minute = statuses.iter().map(|s| s.rate_limit_per_minute).sum();
+        combined.pacing_period_ms = statuses.iter().map(|s| s.pacing_period_ms).min()?;
+        combined.days_per_call = statuses.iter().map(|s| s.days_per_call).max()?;
+        combined.last_error = statuses
+            .iter()
+            .filter_map(|s| s.last_error.clone())
+            .max_by_key(|error| error.at);
+        for (index, window) in combined.freshness.iter_mut().enumerate() {
+            let windows: Vec<&Freshness> = statuses
+                .iter()
+                .filter_map(|s| s.freshness.get(index))
+                .collect();
+            window.product_dates = windows.iter().map(|w| w.product_dates).sum();
+            window.never_fetched = windows.iter().map(|w| w.never_fetched).sum();
+            window.oldest_fetch = windows.iter().filter_map(|w| w.oldest_fetch).min();
+        }
+        Some(combined)
     }
 }
 

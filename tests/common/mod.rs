@@ -580,27 +580,42 @@ impl TestApp {
     /// Asserts that every configured experience's `date` is served exactly as the simulator
     /// now holds it.
     pub async fn assert_served_equals_simulator(&self, date: NaiveDate) {
-        for &id in &self.settings.partner.experiences {
-            let mut wire = self.sim.sim.inventory(id, date).expect("simulator day");
-            // OCTO has no seats per unit: synced from it, every pax pool follows its slot.
-            if self.settings.partner.kind == invsync::config::PartnerKind::Octo {
-                for slot in &mut wire {
-                    for pax in &mut slot.pax_availability {
-                        pax.remaining = slot.remaining.clone();
-                    }
+        for partner in self.settings.partners() {
+            let kind = partner.settings.kind;
+            for &id in &partner.settings.experiences {
+                self.assert_day_served_equals_simulator(kind, id, date)
+                    .await;
+            }
+        }
+    }
+
+    /// Asserts that experience `id`, synced from a partner of `kind`, serves `date` exactly
+    /// as the simulator now holds it.
+    async fn assert_day_served_equals_simulator(
+        &self,
+        kind: invsync::config::PartnerKind,
+        id: ExperienceId,
+        date: NaiveDate,
+    ) {
+        let mut wire = self.sim.sim.inventory(id, date).expect("simulator day");
+        // OCTO has no seats per unit: synced from it, every pax pool follows its slot.
+        if kind == invsync::config::PartnerKind::Octo {
+            for slot in &mut wire {
+                for pax in &mut slot.pax_availability {
+                    pax.remaining = slot.remaining.clone();
                 }
             }
-            let (status, served) = self
-                .get(&format!("/api/v1/experience/{id}/slots?date={date}"))
-                .await;
-            assert_eq!(status, 200, "{served}");
-            assert_eq!(
-                served,
-                expected_slots(&wire),
-                "{}: experience {id} on {date}",
-                self.backend.name
-            );
         }
+        let (status, served) = self
+            .get(&format!("/api/v1/experience/{id}/slots?date={date}"))
+            .await;
+        assert_eq!(status, 200, "{served}");
+        assert_eq!(
+            served,
+            expected_slots(&wire),
+            "{}: experience {id} on {date}",
+            self.backend.name
+        );
     }
 }
 

@@ -186,14 +186,14 @@ pub struct SyncView {
 }
 
 async fn sync_view(state: &AppState, rate: &CallRate) -> Result<SyncView, ConsoleError> {
-    let status = state.engine.status().await?;
+    let status = state.sync.status().await?.combined;
     let bookings = state.store.booking_totals().await?;
     let recent_calls = rate.observe(status.counters.calls);
     Ok(SyncView {
         status,
         bookings,
         recent_calls,
-        now: state.engine.clock().now(),
+        now: state.sync.clock().now(),
     })
 }
 
@@ -231,7 +231,7 @@ async fn calendars(state: &AppState) -> Result<Vec<Calendar>, ConsoleError> {
         .map(|fetch| ((fetch.experience.get(), fetch.date), fetch.slot_count))
         .collect();
     let mut calendars = Vec::new();
-    for &experience in &state.settings.partner.experiences {
+    for experience in state.sync.experiences() {
         let prices: HashMap<NaiveDate, Price> = state
             .store
             .sellable_dates(experience, horizon.first, horizon.last)
@@ -265,7 +265,7 @@ async fn calendars(state: &AppState) -> Result<Vec<Calendar>, ConsoleError> {
 }
 
 async fn recent_bookings(state: &AppState) -> Result<(Vec<Booking>, DateTime<Utc>), ConsoleError> {
-    let now = state.engine.clock().now();
+    let now = state.sync.clock().now();
     let bookings = state.store.recent_bookings(RECENT_BOOKINGS, now).await?;
     Ok((bookings, now))
 }
@@ -283,7 +283,7 @@ async fn overview(
         calendars: &calendars,
         bookings: &bookings,
         bookings_now: now,
-        experiences: &state.settings.partner.experiences,
+        experiences: &state.sync.experiences().collect::<Vec<_>>(),
         horizon: (horizon.first, horizon.last),
     }))
 }
@@ -306,7 +306,7 @@ fn parse_experience(state: &AppState, id: &str) -> Result<ExperienceId, ConsoleE
         .ok()
         .and_then(|id| ExperienceId::try_from(id).ok())
         .ok_or_else(|| AppError::InvalidExperienceId(id.to_string()))?;
-    if state.settings.partner.experiences.contains(&id) {
+    if state.sync.of(id).is_some() {
         Ok(id)
     } else {
         Err(AppError::UnknownExperience(id.get()).into())
@@ -378,7 +378,7 @@ async fn day(State(state): State<AppState>, Path((id, date)): Path<(String, Stri
         experience,
         date,
         &day_slots,
-        state.engine.clock().now(),
+        state.sync.clock().now(),
     ))
 }
 
@@ -401,7 +401,7 @@ async fn slot(
     Ok(views::slot_page(
         experience,
         &history,
-        state.engine.clock().now(),
+        state.sync.clock().now(),
     ))
 }
 

@@ -229,7 +229,7 @@ pub async fn cancel(
     let uuid = path_uuid(uuid)?;
     let mut octo = existing(&state, uuid).await?;
     check_text("reason", request.reason.as_deref())?;
-    let zone = state.settings.partner.timezone.0;
+    let zone = state.sync.timezone_of(octo.booking.experience);
     if octo.booking.status == BookingStatus::Confirmed
         && !request.force.unwrap_or(false)
         && started(zone, &octo.booking, crate::bookings::now())
@@ -562,7 +562,7 @@ async fn find_slot(
     raw: Option<&str>,
 ) -> Result<ServedSlot, OctoError> {
     let raw = raw.unwrap_or_default();
-    let zone = state.settings.partner.timezone.0;
+    let zone = state.sync.timezone_of(experience);
     let invalid = || OctoError::InvalidAvailabilityId {
         availability_id: raw.to_string(),
     };
@@ -849,7 +849,7 @@ async fn render(
     capabilities: Capabilities,
     octo: OctoBooking,
 ) -> Result<Json<BookingBody>, OctoError> {
-    let zone = state.settings.partner.timezone.0;
+    let zone = state.sync.timezone_of(octo.booking.experience);
     let now = crate::bookings::now();
     let booking = &octo.booking;
     // The slot's end as last synced; a slot gone from sale is shown by its start.

@@ -112,11 +112,11 @@ async fn products(
     State(state): State<AppState>,
     Extension(capabilities): Extension<Capabilities>,
 ) -> Result<Json<Vec<ProductBody>>, OctoError> {
-    let zone = state.settings.partner.timezone.0;
     let mut products = Vec::new();
-    for &id in &state.settings.partner.experiences {
+    for id in state.sync.experiences() {
         let catalogue = load_catalogue(&state, id).await?;
         if !catalogue.is_empty() {
+            let zone = state.sync.timezone_of(id);
             products.push(catalogue.product(id, zone, capabilities.pricing)?);
         }
     }
@@ -157,7 +157,7 @@ async fn product(
     }
     Ok(Json(catalogue.product(
         id,
-        state.settings.partner.timezone.0,
+        state.sync.timezone_of(id),
         capabilities.pricing,
     )?))
 }
@@ -186,7 +186,7 @@ async fn availability(
 ) -> Result<Json<Vec<AvailabilityBody>>, OctoError> {
     let id = synced_product(&state, request.product_id.as_deref())?;
     check_option(request.option_id.as_deref())?;
-    let zone = state.settings.partner.timezone.0;
+    let zone = state.sync.timezone_of(id);
     let selection = Selection::of(&request, zone)?;
     check_units(&state, id, request.units.as_deref()).await?;
     let horizon = state.horizon();
@@ -250,7 +250,7 @@ async fn calendar(
     };
     let (first, last) = date_range(first, last)?;
     check_units(&state, id, request.units.as_deref()).await?;
-    let zone = state.settings.partner.timezone.0;
+    let zone = state.sync.timezone_of(id);
     let now = Utc::now();
     slot_days(&state, id, known_dates(&state, first, last))
         .await?
@@ -350,7 +350,7 @@ fn synced_product(state: &AppState, raw: Option<&str>) -> Result<ExperienceId, O
     let raw = raw.unwrap_or_default();
     raw.parse::<ExperienceId>()
         .ok()
-        .filter(|id| state.settings.partner.experiences.contains(id))
+        .filter(|&id| state.sync.of(id).is_some())
         .ok_or_else(|| OctoError::InvalidProductId {
             product_id: raw.to_string(),
             message: format!("no product {raw:?}; GET /octo/products lists them"),

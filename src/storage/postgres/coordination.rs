@@ -20,16 +20,25 @@ static SYNC_REQUESTS_FOR_UPDATE: LazyLock<String> =
 
 #[async_trait]
 impl Pause for PostgresStore {
-    async fn sync_control(&self) -> Result<SyncControl, StoreError> {
-        Postgres::sync_control(&self.pool).await
+    async fn sync_control(&self, partner: &str) -> Result<SyncControl, StoreError> {
+        Postgres::sync_control(&self.pool, partner).await
     }
 
-    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        Postgres::pause_sync(&self.pool, reason, at).await
+    async fn pause_sync(
+        &self,
+        partner: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SyncControl, StoreError> {
+        Postgres::pause_sync(&self.pool, partner, reason, at).await
     }
 
-    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        Postgres::resume_sync(&self.pool, at).await
+    async fn resume_sync(
+        &self,
+        partner: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SyncControl, StoreError> {
+        Postgres::resume_sync(&self.pool, partner, at).await
     }
 }
 
@@ -80,8 +89,8 @@ impl SyncRequests for PostgresStore {
         Postgres::request_sync(&self.pool, request).await
     }
 
-    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
-        Postgres::take_sync_requests(self.pool.begin(), &SYNC_REQUESTS_FOR_UPDATE).await
+    async fn take_sync_requests(&self, partner: &str) -> Result<Vec<SyncRequest>, StoreError> {
+        Postgres::take_sync_requests(self.pool.begin(), &SYNC_REQUESTS_FOR_UPDATE, partner).await
     }
 }
 

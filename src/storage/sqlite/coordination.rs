@@ -15,16 +15,25 @@ use crate::storage::{
 
 #[async_trait]
 impl Pause for SqliteStore {
-    async fn sync_control(&self) -> Result<SyncControl, StoreError> {
-        Sqlite::sync_control(&self.reader).await
+    async fn sync_control(&self, partner: &str) -> Result<SyncControl, StoreError> {
+        Sqlite::sync_control(&self.reader, partner).await
     }
 
-    async fn pause_sync(&self, reason: &str, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        Sqlite::pause_sync(&self.writer, reason, at).await
+    async fn pause_sync(
+        &self,
+        partner: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SyncControl, StoreError> {
+        Sqlite::pause_sync(&self.writer, partner, reason, at).await
     }
 
-    async fn resume_sync(&self, at: DateTime<Utc>) -> Result<SyncControl, StoreError> {
-        Sqlite::resume_sync(&self.writer, at).await
+    async fn resume_sync(
+        &self,
+        partner: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SyncControl, StoreError> {
+        Sqlite::resume_sync(&self.writer, partner, at).await
     }
 }
 
@@ -71,9 +80,9 @@ impl SyncRequests for SqliteStore {
         Sqlite::request_sync(&self.writer, request).await
     }
 
-    async fn take_sync_requests(&self) -> Result<Vec<SyncRequest>, StoreError> {
+    async fn take_sync_requests(&self, partner: &str) -> Result<Vec<SyncRequest>, StoreError> {
         // The write lock, taken up front, keeps every other taker out.
         let begin = self.writer.begin_with("BEGIN IMMEDIATE");
-        Sqlite::take_sync_requests(begin, SYNC_REQUESTS).await
+        Sqlite::take_sync_requests(begin, SYNC_REQUESTS, partner).await
     }
 }
