@@ -272,12 +272,19 @@ fn caller(call: &invsync::simulator::CallRecord) -> &'static str {
 
 /// A leader stopped (SIGSTOP) for longer than its lease, while the follower takes over and
 /// calls, makes no call when it is continued: its hold on the lease is over by its own clock,
-/// so it withholds its calls and becomes a follower. Two pacers never share the key.
+/// so it withholds its calls and becomes a follower. Two pacers never share the key. For a
+/// Leap partner and for an OCTO supplier.
 #[tokio::test]
 async fn a_leader_stalled_past_its_lease_makes_no_call_after_the_takeover() {
-    let Some(backend) = postgres_store().await else {
-        return;
-    };
+    for kind in PARTNER_KINDS {
+        let Some(backend) = postgres_store().await else {
+            return;
+        };
+        stalled_leader_of(kind, &backend).await;
+    }
+}
+
+async fn stalled_leader_of(kind: PartnerKind, backend: &TestStore) {
     let sim: SimulatorHandle = Simulator::new(SimulatorConfig {
         rate_limit_per_minute: std::num::NonZeroU32::new(RATE).unwrap(),
         ..SimulatorConfig::new(invsync::domain::Secret::new(SIM_KEY))
@@ -291,6 +298,7 @@ async fn a_leader_stalled_past_its_lease_makes_no_call_after_the_takeover() {
             "INVSYNC_SYNC__LEASE_SECONDS",
             STALL_LEASE.as_secs().to_string(),
         );
+        speaking(kind, &sim)(command);
     };
     let running = Running([
         spawn_instance_with("alpha", &backend.url, &sim, dir.path(), short_lease),
@@ -347,7 +355,7 @@ async fn a_leader_stalled_past_its_lease_makes_no_call_after_the_takeover() {
     };
     assert!(
         calls.iter().all(|call| call.status == 200),
-        "a call was refused:\n{}",
+        "{kind:?}: a call was refused:\n{}",
         describe()
     );
     let after_stop = &calls[calls_at_stop..];
@@ -359,7 +367,7 @@ async fn a_leader_stalled_past_its_lease_makes_no_call_after_the_takeover() {
         after_stop[takeover..]
             .iter()
             .all(|call| caller(call) == follower_name),
-        "{leader_name} called after {follower_name} took over:\n{}",
+        "{kind:?}: {leader_name} called after {follower_name} took over:\n{}",
         describe()
     );
     // Each change of caller (the takeover, any earlier one) keeps at least one pacing
@@ -370,7 +378,7 @@ async fn a_leader_stalled_past_its_lease_makes_no_call_after_the_takeover() {
         if caller(&pair[0]) != caller(&pair[1]) {
             assert!(
                 pair[1].arrived - pair[0].arrived >= period,
-                "two pacers too close:\n{}",
+                "{kind:?}: two pacers too close:\n{}",
                 describe()
             );
         }
@@ -382,7 +390,7 @@ async fn a_leader_stalled_past_its_lease_makes_no_call_after_the_takeover() {
     let budget = (ten_seconds.as_secs() * u64::from(RATE) / 60) as usize;
     assert!(
         sim.sim.max_calls_in_any_window(ten_seconds) <= budget + 2,
-        "over the pace:\n{}",
+        "{kind:?}: over the pace:\n{}",
         describe()
     );
 }

@@ -223,3 +223,55 @@ async fn each_partner_is_paused_resumed_and_triggered_on_its_own() {
         assert_eq!(partner(&status, "octo")["state"], "running", "{name}");
     }
 }
+
+/// `invsync --config fixtures/two-partners.toml demo`: the real binary syncs product 14 from
+/// the simulator's Leap face and 15 from its OCTO face, each partner at its own 30 a minute.
+#[tokio::test]
+async fn the_two_partner_demo_syncs_both_partners() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/two-partners.toml");
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_invsync"))
+        .args(["--config", fixture, "demo", "--listen", &listen])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("INVSYNC_SYNC__HORIZON_DAYS", "2")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("invsync demo starts");
+    let http = reqwest::Client::new();
+    let status_url = format!("http://{listen}/api/v1/sync/status");
+    let start = std::time::Instant::now();
+    let status = loop {
+        let status: Option<Value> = match http.get(&status_url).send().await {
+            Ok(response) => response.json().await.ok(),
+            Err(_) => None,
+        };
+        if let Some(status) = &status
+            && drained(status)
+            && status["partners"].is_array()
+        {
+            break status.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the demo did not sync both partners: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    for (name, kind) in [("leap", "leap"), ("octo", "octo")] {
+        let synced = partner(&status, name);
+        assert_eq!(synced["partner"]["kind"], kind, "{status}");
+        assert_eq!(synced["rateLimitPerMinute"], 30, "{status}");
+        assert_eq!(synced["counters"]["daysApplied"], 2, "{name}: {status}");
+    }
+}

@@ -68,19 +68,27 @@ async fn metrics_after_a_short_sync_count_partner_calls_and_time_each_tiers_last
         );
         assert!(timed >= Some(4.0), "{name}: {timed:?}");
         // Two products over two days, read from this daemon's status at scrape time.
-        let engine_calls = sample(&text, "invsync_sync_partner_calls_total");
+        // The one partner of `[partner]` is `default`.
+        let engine_calls = sample(
+            &text,
+            r#"invsync_sync_partner_calls_total{partner="default"}"#,
+        );
         assert!(engine_calls >= Some(4.0), "{name}: {engine_calls:?}");
-        assert!(sample(&text, "invsync_sync_days_applied_total") >= Some(4.0));
-        assert_eq!(sample(&text, "invsync_sync_paused"), Some(0.0));
-        assert_eq!(sample(&text, "invsync_sync_queue_pending"), Some(0.0));
+        let days_applied = r#"invsync_sync_days_applied_total{partner="default"}"#;
+        assert!(sample(&text, days_applied) >= Some(4.0));
+        let paused = r#"invsync_sync_paused{partner="default"}"#;
+        assert_eq!(sample(&text, paused), Some(0.0));
+        let pending = r#"invsync_sync_queue_pending{partner="default"}"#;
+        assert_eq!(sample(&text, pending), Some(0.0));
 
         let now = chrono::Utc::now().timestamp() as f64;
         let tiers = status["tiers"].as_array().expect("tiers");
         assert_eq!(tiers.len(), 4);
         for tier in tiers {
             let tier = tier["name"].as_str().expect("tier name");
-            let series =
-                format!(r#"invsync_sync_tier_last_success_timestamp_seconds{{tier="{tier}"}}"#);
+            let series = format!(
+                r#"invsync_sync_tier_last_success_timestamp_seconds{{partner="default",tier="{tier}"}}"#
+            );
             let last_success = sample(&text, &series).expect("a gauge per tier");
             assert!(
                 (now - 120.0..=now + 1.0).contains(&last_success),

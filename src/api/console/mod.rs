@@ -179,18 +179,28 @@ impl CallRate {
 
 /// Everything the sync panel shows.
 pub struct SyncView {
+    /// Every partner's sync together.
     pub status: SyncStatus,
+    /// Each partner's, where there are several.
+    pub partners: Vec<SyncStatus>,
     pub bookings: BookingTotals,
     pub recent_calls: RecentCalls,
     pub now: DateTime<Utc>,
 }
 
 async fn sync_view(state: &AppState, rate: &CallRate) -> Result<SyncView, ConsoleError> {
-    let status = state.sync.status().await?.combined;
+    let sync = state.sync.status().await?;
+    let status = sync.combined;
+    let partners = if sync.partners.len() > 1 {
+        sync.partners
+    } else {
+        Vec::new()
+    };
     let bookings = state.store.booking_totals().await?;
     let recent_calls = rate.observe(status.counters.calls);
     Ok(SyncView {
         status,
+        partners,
         bookings,
         recent_calls,
         now: state.sync.clock().now(),

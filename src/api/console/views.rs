@@ -180,6 +180,32 @@ pub fn sync_panel(view: &SyncView) -> Markup {
                 dd.warn { @for (experience, seats) in short { "⚠ experience " (experience.get()) ": " (seats) " seats beyond the allotment. " } }
             }
         }
+        @if !view.partners.is_empty() {
+            h3 { "Partners" }
+            table.partners {
+                thead { tr { th scope="col" { "Partner" } th scope="col" { "State" } th scope="col" { "Queue" } th scope="col" { "Calls" } th scope="col" { "Limit" } th scope="col" { "Parked" } } }
+                tbody {
+                    @for partner in &view.partners {
+                        @let paused = partner.is_paused();
+                        tr {
+                            th scope="row" {
+                                @if let Some(of) = &partner.partner { (of.name) br; span.muted { (of.kind) } }
+                            }
+                            td {
+                                span class=(if paused { "badge paused" } else { "badge running" }) {
+                                    @if paused { "‖ Paused" } @else { "▶ Running" }
+                                }
+                                @if let Some(reason) = partner.pause_reason.as_ref().filter(|_| paused) { br; span.muted { (reason) } }
+                            }
+                            td { (partner.pending) " pending · " (partner.in_flight) " in flight" }
+                            td { (partner.counters.calls) }
+                            td { (partner.rate_limit_per_minute) "/min" @if partner.days_per_call > 1 { ", " (partner.days_per_call) " days a call" } }
+                            td { (partner.parked.len()) }
+                        }
+                    }
+                }
+            }
+        }
         h3 { "Tiers" }
         table.tiers {
             thead { tr { th scope="col" { "Tier" } th scope="col" { "Days" } th scope="col" { "Last run" } th scope="col" { "Last success" } th scope="col" { "Next run" } th scope="col" { "Keeping up" } } }
