@@ -156,6 +156,10 @@ async fn each_partner_is_paused_resumed_and_triggered_on_its_own() {
             (404, Some("unknown_partner")),
             "{body}"
         );
+        let (code, body) = app
+            .post("/api/v1/sync/resume?partner=leap&partner=octo", admin, None)
+            .await;
+        assert_eq!((code, body["code"].as_str()), (400, Some("invalid_body")));
 
         // A re-sync of everything: the Leap partner's days are fetched, the paused
         // supplier's wait in its queue.

@@ -38,6 +38,8 @@ pub struct Admission {
 /// The handler slots of one class of requests.
 struct Slots {
     state: Mutex<SlotsState>,
+    /// Requests that may wait at once; one more is shed without waiting.
+    max_waiting: usize,
     /// Three quarters of the queue budget: a queue whose oldest waiter has waited this long
     /// is standing.
     standing_after: Duration,
@@ -54,12 +56,13 @@ struct SlotsState {
 struct HandlerSlot<'a>(&'a Slots);
 
 impl Slots {
-    fn new(slots: usize, budget: Duration) -> Self {
+    fn new(slots: usize, max_waiting: usize, budget: Duration) -> Self {
         Self {
             state: Mutex::new(SlotsState {
                 free: slots,
                 waiting: VecDeque::new(),
             }),
+            max_waiting,
             standing_after: budget * 3 / 4,
         }
     }
@@ -75,6 +78,10 @@ impl Slots {
             if state.free > 0 {
                 state.free -= 1;
                 return Some(HandlerSlot(self));
+            }
+            state.drop_shed_waiters();
+            if state.waiting.len() >= self.max_waiting {
+                return None;
             }
             let (grant, granted) = oneshot::channel();
             state.waiting.push_back((Instant::now(), grant));
@@ -112,15 +119,7 @@ impl Drop for Waiter<'_> {
 impl Drop for HandlerSlot<'_> {
     fn drop(&mut self) {
         let mut state = self.0.state();
-        // Waiters already shed are dropped from the oldest end as they come, so the queue
-        // holds only its live waiters and whatever the newest end has not reached yet.
-        while state
-            .waiting
-            .front()
-            .is_some_and(|(_, waiter)| waiter.is_closed())
-        {
-            state.waiting.pop_front();
-        }
+        state.drop_shed_waiters();
         let standing = state
             .waiting
             .front()
@@ -137,6 +136,20 @@ impl Drop for HandlerSlot<'_> {
             }
         }
         state.free += 1;
+    }
+}
+
+impl SlotsState {
+    /// Waiters already shed are dropped from the oldest end as they come, so the queue holds
+    /// only its live waiters and whatever the newest end has not reached yet.
+    fn drop_shed_waiters(&mut self) {
+        while self
+            .waiting
+            .front()
+            .is_some_and(|(_, waiter)| waiter.is_closed())
+        {
+            self.waiting.pop_front();
+        }
     }
 }
 
@@ -168,15 +181,19 @@ impl Class {
 impl Admission {
     pub fn new(settings: &ServerSettings) -> Self {
         let budget = settings.queue_budget();
-        let slots = |limit: std::num::NonZeroU32| {
-            Arc::new(Slots::new(
-                usize::try_from(limit.get()).unwrap_or(usize::MAX),
-                budget,
-            ))
-        };
+        let count =
+            |limit: std::num::NonZeroU32| usize::try_from(limit.get()).unwrap_or(usize::MAX);
         Self {
-            reads: slots(settings.max_concurrent_reads),
-            writes: slots(settings.max_concurrent_writes),
+            reads: Arc::new(Slots::new(
+                count(settings.max_concurrent_reads),
+                usize::MAX,
+                budget,
+            )),
+            writes: Arc::new(Slots::new(
+                count(settings.max_concurrent_writes),
+                count(settings.max_queued_writes),
+                budget,
+            )),
             queue_budget: budget,
         }
     }
@@ -227,7 +244,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_short_queue_is_served_oldest_first() {
-        let slots = Arc::new(Slots::new(1, BUDGET));
+        let slots = Arc::new(Slots::new(1, usize::MAX, BUDGET));
         let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
         let mut waiting = waiters(&slots, 2).await;
         tokio::time::sleep(BUDGET / 10).await;
@@ -243,7 +260,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_standing_queue_is_served_newest_first_and_sheds_the_oldest() {
-        let slots = Arc::new(Slots::new(1, BUDGET));
+        let slots = Arc::new(Slots::new(1, usize::MAX, BUDGET));
         let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
         let mut waiting = waiters(&slots, 2).await;
         tokio::time::sleep(BUDGET * 8 / 10).await;
@@ -261,7 +278,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slot_handed_to_a_request_whose_client_left_is_passed_on() {
-        let slots = Arc::new(Slots::new(1, BUDGET));
+        let slots = Arc::new(Slots::new(1, usize::MAX, BUDGET));
         let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
         let gone = waiters(&slots, 1).await.pop().expect("one");
         // The slot is handed over, and the request is dropped before it runs again.
@@ -271,6 +288,27 @@ mod tests {
         assert!(
             slots.acquire(Duration::ZERO).await.is_some(),
             "the slot is free"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_sheds_the_next_request_at_once() {
+        let slots = Arc::new(Slots::new(1, 2, BUDGET));
+        let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
+        let waiting = waiters(&slots, 2).await;
+        let asked = Instant::now();
+        assert!(slots.acquire(BUDGET).await.is_none(), "the queue is full");
+        assert_eq!(asked.elapsed(), Duration::ZERO, "shed without waiting");
+        drop(held);
+        let served: Vec<bool> = futures::future::join_all(waiting)
+            .await
+            .into_iter()
+            .map(|served| served.expect("waiter"))
+            .collect();
+        assert_eq!(
+            served,
+            [true, false],
+            "the two that waited: one served in time"
         );
     }
 }

@@ -2,7 +2,7 @@
 //! The handlers steer the engine; they never call the partner themselves.
 
 use axum::Json;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{AppError, ErrorBody};
-use super::extract::JsonBody;
+use super::extract::{JsonBody, QueryParams};
 use crate::domain::{ExperienceId, Secret};
 use crate::storage::Bookings;
 use crate::sync::engine::{Engine, TriggerError};
@@ -149,7 +149,7 @@ async fn status_body(state: &AppState) -> Result<StatusBody, AppError> {
 }
 
 /// `?partner=NAME` on a control: that partner's sync only; without it, every partner's.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Debug, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PartnerQuery {
     /// A configured partner's name (`default` for the `[partner]` shorthand); default all.
@@ -157,6 +157,12 @@ pub struct PartnerQuery {
 }
 
 impl PartnerQuery {
+    fn parse(query: &QueryParams) -> Result<Self, AppError> {
+        Ok(Self {
+            partner: query.optional("partner")?.map(str::to_string),
+        })
+    }
+
     fn engines(self, state: &AppState) -> Result<Vec<Engine>, AppError> {
         match self.partner {
             None => Ok(state.sync.engines().to_vec()),
@@ -224,11 +230,11 @@ impl PauseRequest {
 )]
 pub async fn pause(
     State(state): State<AppState>,
-    Query(partner): Query<PartnerQuery>,
+    query: QueryParams,
     JsonBody(request): JsonBody<PauseRequest>,
 ) -> Result<Json<StatusBody>, AppError> {
     let reason = request.reason()?;
-    for engine in partner.engines(&state)? {
+    for engine in PartnerQuery::parse(&query)?.engines(&state)? {
         engine.pause(&reason).await?;
     }
     status_body(&state).await.map(Json)
@@ -249,9 +255,9 @@ pub async fn pause(
 )]
 pub async fn resume(
     State(state): State<AppState>,
-    Query(partner): Query<PartnerQuery>,
+    query: QueryParams,
 ) -> Result<Json<StatusBody>, AppError> {
-    for engine in partner.engines(&state)? {
+    for engine in PartnerQuery::parse(&query)?.engines(&state)? {
         engine.resume().await?;
     }
     status_body(&state).await.map(Json)
@@ -299,10 +305,10 @@ pub struct TriggerResponse {
 )]
 pub async fn trigger(
     State(state): State<AppState>,
-    Query(partner): Query<PartnerQuery>,
+    query: QueryParams,
     JsonBody(request): JsonBody<TriggerRequest>,
 ) -> Result<(StatusCode, Json<TriggerResponse>), AppError> {
-    let mut engines = partner.engines(&state)?;
+    let mut engines = PartnerQuery::parse(&query)?.engines(&state)?;
     if let Some(experience) = request.experience {
         // The experience's own partner; another partner named alongside does not sync it.
         engines.retain(|engine| engine.experiences().contains(&experience));

@@ -76,6 +76,21 @@ impl QueryParams {
         }
     }
 
+    /// The optional parameter `name`, refused when given more than once.
+    pub fn optional(&self, name: &str) -> Result<Option<&str>, AppError> {
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str());
+        match (values.next(), values.next()) {
+            (value, None) => Ok(value),
+            (_, Some(_)) => Err(AppError::InvalidBody(format!(
+                "query parameter {name} is given more than once"
+            ))),
+        }
+    }
+
     /// The required `date=YYYY-MM-DD` parameter.
     pub fn date(&self) -> Result<NaiveDate, AppError> {
         let raw = self.required("date", "YYYY-MM-DD", AppError::InvalidDate)?;
