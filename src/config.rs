@@ -99,11 +99,6 @@ pub struct ServerSettings {
     pub max_concurrent_writes: NonZeroU32,
     /// The longest a request waits for a slot before it is shed with `503 overloaded`.
     pub queue_budget_ms: NonZeroU32,
-    /// Writes waiting for a slot at once; one more is shed with `503 overloaded` at once. A
-    /// waiting request holds its parsed head and the layers' state (about 12 KiB), so a
-    /// sale's thousands of clients cost bounded memory; reads are quick to serve and are
-    /// bounded by `max_connections` alone.
-    pub max_queued_writes: NonZeroU32,
     /// Connections open at once; further ones wait in the listen backlog. Each open
     /// connection that has made a request holds about 11.5 KiB of the daemon's memory (a page
     /// of each of hyper's 8 KiB read and write buffers, its task and state), so 10,000 take
@@ -126,7 +121,6 @@ impl Default for ServerSettings {
             max_concurrent_reads: NonZeroU32::new(256).expect("non-zero literal"),
             max_concurrent_writes: NonZeroU32::new(64).expect("non-zero literal"),
             queue_budget_ms: NonZeroU32::new(1000).expect("non-zero literal"),
-            max_queued_writes: NonZeroU32::new(1024).expect("non-zero literal"),
             max_connections: NonZeroU32::new(16_384).expect("non-zero literal"),
             header_read_timeout_seconds: NonZeroU32::new(75).expect("non-zero literal"),
         }

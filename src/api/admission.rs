@@ -38,8 +38,6 @@ pub struct Admission {
 /// The handler slots of one class of requests.
 struct Slots {
     state: Mutex<SlotsState>,
-    /// Requests that may wait at once; one more is shed without waiting.
-    max_waiting: usize,
     /// Three quarters of the queue budget: a queue whose oldest waiter has waited this long
     /// is standing.
     standing_after: Duration,
@@ -56,13 +54,12 @@ struct SlotsState {
 struct HandlerSlot<'a>(&'a Slots);
 
 impl Slots {
-    fn new(slots: usize, max_waiting: usize, budget: Duration) -> Self {
+    fn new(slots: usize, budget: Duration) -> Self {
         Self {
             state: Mutex::new(SlotsState {
                 free: slots,
                 waiting: VecDeque::new(),
             }),
-            max_waiting,
             standing_after: budget * 3 / 4,
         }
     }
@@ -78,10 +75,6 @@ impl Slots {
             if state.free > 0 {
                 state.free -= 1;
                 return Some(HandlerSlot(self));
-            }
-            state.drop_shed_waiters();
-            if state.waiting.len() >= self.max_waiting {
-                return None;
             }
             let (grant, granted) = oneshot::channel();
             state.waiting.push_back((Instant::now(), grant));
@@ -119,7 +112,15 @@ impl Drop for Waiter<'_> {
 impl Drop for HandlerSlot<'_> {
     fn drop(&mut self) {
         let mut state = self.0.state();
-        state.drop_shed_waiters();
+        // Waiters already shed are dropped from the oldest end as they come, so the queue
+        // holds only its live waiters and whatever the newest end has not reached yet.
+        while state
+            .waiting
+            .front()
+            .is_some_and(|(_, waiter)| waiter.is_closed())
+        {
+            state.waiting.pop_front();
+        }
         let standing = state
             .waiting
             .front()
@@ -136,20 +137,6 @@ impl Drop for HandlerSlot<'_> {
             }
         }
         state.free += 1;
-    }
-}
-
-impl SlotsState {
-    /// Waiters already shed are dropped from the oldest end as they come, so the queue holds
-    /// only its live waiters and whatever the newest end has not reached yet.
-    fn drop_shed_waiters(&mut self) {
-        while self
-            .waiting
-            .front()
-            .is_some_and(|(_, waiter)| waiter.is_closed())
-        {
-            self.waiting.pop_front();
-        }
     }
 }
 
@@ -181,19 +168,15 @@ impl Class {
 impl Admission {
     pub fn new(settings: &ServerSettings) -> Self {
         let budget = settings.queue_budget();
-        let count =
-            |limit: std::num::NonZeroU32| usize::try_from(limit.get()).unwrap_or(usize::MAX);
+        let slots = |limit: std::num::NonZeroU32| {
+            Arc::new(Slots::new(
+                usize::try_from(limit.get()).unwrap_or(usize::MAX),
+                budget,
+            ))
+        };
         Self {
-            reads: Arc::new(Slots::new(
-                count(settings.max_concurrent_reads),
-                usize::MAX,
-                budget,
-            )),
-            writes: Arc::new(Slots::new(
-                count(settings.max_concurrent_writes),
-                count(settings.max_queued_writes),
-                budget,
-            )),
+            reads: slots(settings.max_concurrent_reads),
+            writes: slots(settings.max_concurrent_writes),
             queue_budget: budget,
         }
     }
@@ -244,7 +227,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_short_queue_is_served_oldest_first() {
-        let slots = Arc::new(Slots::new(1, usize::MAX, BUDGET));
+        let slots = Arc::new(Slots::new(1, BUDGET));
         let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
         let mut waiting = waiters(&slots, 2).await;
         tokio::time::sleep(BUDGET / 10).await;
@@ -260,7 +243,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_standing_queue_is_served_newest_first_and_sheds_the_oldest() {
-        let slots = Arc::new(Slots::new(1, usize::MAX, BUDGET));
+        let slots = Arc::new(Slots::new(1, BUDGET));
         let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
         let mut waiting = waiters(&slots, 2).await;
         tokio::time::sleep(BUDGET * 8 / 10).await;
@@ -278,7 +261,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slot_handed_to_a_request_whose_client_left_is_passed_on() {
-        let slots = Arc::new(Slots::new(1, usize::MAX, BUDGET));
+        let slots = Arc::new(Slots::new(1, BUDGET));
         let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
         let gone = waiters(&slots, 1).await.pop().expect("one");
         // The slot is handed over, and the request is dropped before it runs again.
@@ -288,27 +271,6 @@ mod tests {
         assert!(
             slots.acquire(Duration::ZERO).await.is_some(),
             "the slot is free"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_full_queue_sheds_the_next_request_at_once() {
-        let slots = Arc::new(Slots::new(1, 2, BUDGET));
-        let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
-        let waiting = waiters(&slots, 2).await;
-        let asked = Instant::now();
-        assert!(slots.acquire(BUDGET).await.is_none(), "the queue is full");
-        assert_eq!(asked.elapsed(), Duration::ZERO, "shed without waiting");
-        drop(held);
-        let served: Vec<bool> = futures::future::join_all(waiting)
-            .await
-            .into_iter()
-            .map(|served| served.expect("waiter"))
-            .collect();
-        assert_eq!(
-            served,
-            [true, false],
-            "the two that waited: one served in time"
         );
     }
 }
