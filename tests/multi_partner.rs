@@ -279,3 +279,72 @@ async fn the_two_partner_demo_syncs_both_partners() {
         assert_eq!(synced["counters"]["daysApplied"], 2, "{name}: {status}");
     }
 }
+
+/// `invsync --config fixtures/two-partners.toml sync`: one paced pass over each partner's
+/// experiences, through each one's own face of the simulator, every day stored.
+#[tokio::test]
+async fn a_one_shot_sync_reads_each_partners_experiences_from_it() {
+    for backend in backends().await {
+        let name = backend.name;
+        let app = spawn_app(backend).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/two-partners.toml");
+        let sim = app.sim.base_url();
+        let today = app.today();
+        let to = today.succ_opt().expect("tomorrow").to_string();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_invsync"));
+        command
+            .args(["--config", fixture, "sync", "--to", &to])
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("INVSYNC_DATABASE__URL", &app.backend.url)
+            .env("INVSYNC_PARTNERS__LEAP__BASE_URL", &sim)
+            .env("INVSYNC_PARTNERS__LEAP__API_KEY", SIM_KEY)
+            .env("INVSYNC_PARTNERS__LEAP__RATE_LIMIT_PER_MINUTE", "600")
+            .env("INVSYNC_PARTNERS__OCTO__BASE_URL", format!("{sim}/octo"))
+            .env("INVSYNC_PARTNERS__OCTO__API_KEY", SIM_KEY)
+            .env("INVSYNC_PARTNERS__OCTO__RATE_LIMIT_PER_MINUTE", "600")
+            .env("RUST_LOG", "warn");
+        // Off the runtime's thread: the simulator answers on it.
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("the sync's thread")
+            .expect("invsync sync runs");
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{name}: {printed}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            printed.contains("leap: fetched 2 product-days")
+                && printed.contains("octo: fetched 2 product-days"),
+            "{name}: {printed}"
+        );
+        let calls = app.sim.sim.calls();
+        let (leap_calls, octo_calls) = (calls_of(&calls, false), calls_of(&calls, true));
+        assert!(
+            leap_calls
+                .iter()
+                .all(|c| c.experience == Some(experience(14))),
+            "{name}: {leap_calls:?}"
+        );
+        assert!(
+            octo_calls
+                .iter()
+                .all(|c| c.experience.is_none_or(|id| id == experience(15))),
+            "{name}: {octo_calls:?}"
+        );
+        for date in [today, today.succ_opt().expect("tomorrow")] {
+            app.assert_day_served_equals_simulator(PartnerKind::Leap, experience(14), date)
+                .await;
+            app.assert_day_served_equals_simulator(PartnerKind::Octo, experience(15), date)
+                .await;
+        }
+        assert!(
+            app.backend.store.verify().await.expect("verify").ok,
+            "{name}"
+        );
+    }
+}

@@ -591,7 +591,7 @@ impl TestApp {
 
     /// Asserts that experience `id`, synced from a partner of `kind`, serves `date` exactly
     /// as the simulator now holds it.
-    async fn assert_day_served_equals_simulator(
+    pub async fn assert_day_served_equals_simulator(
         &self,
         kind: invsync::config::PartnerKind,
         id: ExperienceId,
