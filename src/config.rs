@@ -511,8 +511,8 @@ impl Settings {
     fn check_partners(&self, has_partner_table: bool) -> Result<(), ConfigError> {
         if has_partner_table && !self.partners.is_empty() {
             return Err(ConfigError(
-                "both [partner] and [partners.NAME] are set: [partner] is the one-partner \
-                 shorthand, name it under [partners] instead"
+                "both [partner] (or an INVSYNC_PARTNER__ variable) and [partners.NAME] are \
+                 set: [partner] is the one-partner shorthand, name it under [partners] instead"
                     .into(),
             ));
         }
