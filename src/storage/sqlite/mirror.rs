@@ -96,7 +96,7 @@ struct PaxJson<'a> {
 
 /// A fetched day as two JSON arrays, so each table is written by one statement whatever the
 /// day's size: every statement is a round trip to the connection's worker thread, and one
-/// per slot and pax used to dominate an apply.
+/// per slot and pax would dominate an apply.
 struct DayJson {
     slots: String,
     pax: String,
