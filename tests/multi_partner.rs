@@ -164,13 +164,20 @@ async fn each_partner_is_paused_resumed_and_triggered_on_its_own() {
         // A re-sync of everything: the Leap partner's days are fetched, the paused
         // supplier's wait in its queue.
         let before = app.sim.sim.calls();
+        let (_, status) = app.get("/api/v1/sync/status").await;
+        let applied = |status: &Value| partner(status, "leap")["counters"]["daysApplied"].as_u64();
+        let applied_before = applied(&status).unwrap_or_default();
         let (code, body) = app.post("/api/v1/sync/trigger", admin, None).await;
         assert_eq!(code, 202, "{name}: {body}");
         assert_eq!(body["queued"], 2 * DAEMON_HORIZON_DAYS, "{name}");
+        // Each partner's engine takes its own requests on its own poll.
         let status = app
             .wait_for_status(Duration::from_secs(30), |status| {
                 let (leap, octo) = (partner(status, "leap"), partner(status, "octo"));
-                leap["pending"] == 0 && leap["inFlight"] == 0 && octo["pending"] != 0
+                applied(status) >= Some(applied_before + u64::from(DAEMON_HORIZON_DAYS))
+                    && leap["pending"] == 0
+                    && leap["inFlight"] == 0
+                    && octo["pending"] == DAEMON_HORIZON_DAYS
             })
             .await;
         assert_eq!(
