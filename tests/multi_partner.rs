@@ -355,3 +355,33 @@ async fn a_one_shot_sync_reads_each_partners_experiences_from_it() {
         );
     }
 }
+
+/// `invsync plan` with several partners: each one's budget at its own rate limit and kind.
+#[test]
+fn the_plan_prints_each_partners_budget() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/two-partners.toml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_invsync"))
+        .args(["--config", fixture, "plan", "--products", "450"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .expect("invsync plan runs");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    let (leap, octo) = printed
+        .split_once("partners.octo:")
+        .unwrap_or_else(|| panic!("no OCTO partner's plan: {printed}"));
+    assert!(
+        leap.contains("partners.leap:") && leap.contains("one day per call"),
+        "{leap}"
+    );
+    assert!(
+        octo.contains("up to 31 days of a product per call (octo partner)"),
+        "{octo}"
+    );
+    for plan in [leap, octo] {
+        assert!(plan.contains("43200 calls/day"), "{plan}");
+    }
+}
