@@ -123,14 +123,19 @@ async fn one_leader_polls_a_pause_anywhere_is_obeyed_and_a_follower_takes_over()
     }
 }
 
-async fn one_leader_for(kind: PartnerKind, backend: TestStore) {
-    let sim: SimulatorHandle = Simulator::new(SimulatorConfig {
+/// The simulator enforcing the instances' shared limit, [`RATE`] a minute.
+async fn simulator_at_rate() -> SimulatorHandle {
+    Simulator::new(SimulatorConfig {
         rate_limit_per_minute: std::num::NonZeroU32::new(RATE).unwrap(),
         ..SimulatorConfig::new(invsync::domain::Secret::new(SIM_KEY))
     })
     .spawn_local()
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn one_leader_for(kind: PartnerKind, backend: TestStore) {
+    let sim = simulator_at_rate().await;
     let dir = tempfile::tempdir().unwrap();
     let mut instances = [
         spawn_instance_with(
@@ -285,13 +290,7 @@ async fn a_leader_stalled_past_its_lease_makes_no_call_after_the_takeover() {
 }
 
 async fn stalled_leader_of(kind: PartnerKind, backend: &TestStore) {
-    let sim: SimulatorHandle = Simulator::new(SimulatorConfig {
-        rate_limit_per_minute: std::num::NonZeroU32::new(RATE).unwrap(),
-        ..SimulatorConfig::new(invsync::domain::Secret::new(SIM_KEY))
-    })
-    .spawn_local()
-    .await
-    .unwrap();
+    let sim = simulator_at_rate().await;
     let dir = tempfile::tempdir().unwrap();
     let short_lease = |command: &mut std::process::Command| {
         command.env(

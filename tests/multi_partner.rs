@@ -235,6 +235,19 @@ async fn each_partner_is_paused_resumed_and_triggered_on_its_own() {
     }
 }
 
+/// `invsync --config fixtures/two-partners.toml ARGS` in `dir`, with a clean environment.
+fn with_two_partners(dir: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/two-partners.toml");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_invsync"));
+    command
+        .args(["--config", fixture])
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
 /// `invsync --config fixtures/two-partners.toml demo`: the real binary syncs product 14 from
 /// the simulator's Leap face and 15 from its OCTO face, each partner at its own 30 a minute.
 #[tokio::test]
@@ -244,13 +257,8 @@ async fn the_two_partner_demo_syncs_both_partners() {
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("a free port");
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/two-partners.toml");
     let listen = format!("127.0.0.1:{port}");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_invsync"))
-        .args(["--config", fixture, "demo", "--listen", &listen])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let mut child = with_two_partners(dir.path(), &["demo", "--listen", &listen])
         .env("INVSYNC_SYNC__HORIZON_DAYS", "2")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
@@ -295,16 +303,11 @@ async fn a_one_shot_sync_reads_each_partners_experiences_from_it() {
         let name = backend.name;
         let app = spawn_app(backend).await;
         let dir = tempfile::tempdir().expect("temp dir");
-        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/two-partners.toml");
         let sim = app.sim.base_url();
         let today = app.today();
         let to = today.succ_opt().expect("tomorrow").to_string();
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_invsync"));
+        let mut command = with_two_partners(dir.path(), &["sync", "--to", &to]);
         command
-            .args(["--config", fixture, "sync", "--to", &to])
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("INVSYNC_DATABASE__URL", &app.backend.url)
             .env("INVSYNC_PARTNERS__LEAP__BASE_URL", &sim)
             .env("INVSYNC_PARTNERS__LEAP__API_KEY", SIM_KEY)
@@ -359,13 +362,8 @@ async fn a_one_shot_sync_reads_each_partners_experiences_from_it() {
 /// `invsync plan` with several partners: each one's budget at its own rate limit and kind.
 #[test]
 fn the_plan_prints_each_partners_budget() {
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/two-partners.toml");
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_invsync"))
-        .args(["--config", fixture, "plan", "--products", "450"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let output = with_two_partners(dir.path(), &["plan", "--products", "450"])
         .output()
         .expect("invsync plan runs");
     let printed = String::from_utf8_lossy(&output.stdout);

@@ -130,10 +130,10 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<StatusBody>, A
 
 async fn status_body(state: &AppState) -> Result<StatusBody, AppError> {
     let totals = state.store.booking_totals().await?;
-    let sync = state.sync.status().await?;
+    let (sync, partners) = state.sync.combined_status().await?;
     Ok(StatusBody {
-        sync: sync.combined,
-        partners: sync.partners,
+        sync,
+        partners,
         bookings: BookingsStatus {
             seats_on_hold: totals.seats_on_hold,
             shortfall: totals

@@ -26,10 +26,10 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
     ))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let sync = state.sync.status().await?;
+    let partners = state.sync.status().await?;
     let bookings = state.store.booking_totals().await?;
     let text = state.metrics.render_with(|| {
-        for status in &sync.partners {
+        for status in &partners {
             record_sync_status(status);
         }
         record_booking_totals(&bookings);

@@ -19,12 +19,6 @@ pub struct SyncPartners {
     engines: Arc<[Engine]>,
 }
 
-/// The status of every partner's sync, one by one and together.
-pub struct PartnersStatus {
-    pub combined: SyncStatus,
-    pub partners: Vec<SyncStatus>,
-}
-
 impl SyncPartners {
     /// `None` without engines: a daemon syncs from at least one partner.
     pub fn new(engines: Vec<Engine>) -> Option<Self> {
@@ -75,10 +69,11 @@ impl SyncPartners {
     /// The dates any partner's horizon covers: partners in zones a day apart start on
     /// different todays.
     pub fn horizon(&self) -> (NaiveDate, NaiveDate) {
-        let horizons = self.engines.iter().map(Engine::horizon);
-        let first = horizons.clone().map(|(first, _)| first).min();
-        let last = horizons.map(|(_, last)| last).max();
-        first.zip(last).unwrap_or_else(|| self.first().horizon())
+        let (mut first, mut last) = self.first().horizon();
+        for (from, to) in self.engines[1..].iter().map(Engine::horizon) {
+            (first, last) = (first.min(from), last.max(to));
+        }
+        (first, last)
     }
 
     /// Starts every engine; the set ends after [`SyncPartners::shutdown`].
@@ -97,13 +92,20 @@ impl SyncPartners {
         }
     }
 
-    pub async fn status(&self) -> Result<PartnersStatus, StoreError> {
+    /// Each partner's sync status, in the engines' order ([`SyncStatus::combine`] sums them).
+    pub async fn status(&self) -> Result<Vec<SyncStatus>, StoreError> {
         let mut partners = Vec::with_capacity(self.engines.len());
         for engine in self.engines.iter() {
             partners.push(engine.status().await?);
         }
+        Ok(partners)
+    }
+
+    /// Every partner's sync status together, and each one's.
+    pub async fn combined_status(&self) -> Result<(SyncStatus, Vec<SyncStatus>), StoreError> {
+        let partners = self.status().await?;
         let combined =
-            SyncStatus::combine(partners.clone()).expect("SyncPartners::new refuses no engines");
-        Ok(PartnersStatus { combined, partners })
+            SyncStatus::combine(&partners).expect("SyncPartners::new refuses no engines");
+        Ok((combined, partners))
     }
 }

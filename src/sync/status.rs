@@ -52,13 +52,14 @@ impl SyncStatus {
 
     /// Several partners' syncs as one: queues, parked days, counters and rate limits add up;
     /// each tier is named `partner/tier`; freshness is that of every product-date together.
-    /// One partner's status is returned as it is.
-    pub fn combine(mut statuses: Vec<SyncStatus>) -> Option<SyncStatus> {
-        if statuses.len() <= 1 {
-            return statuses.pop();
+    /// One partner's status is returned as it is; `None` for none.
+    pub fn combine(statuses: &[SyncStatus]) -> Option<SyncStatus> {
+        let (first, rest) = statuses.split_first()?;
+        if rest.is_empty() {
+            return Some(first.clone());
         }
         let all_paused = statuses.iter().all(SyncStatus::is_paused);
-        let mut combined = statuses[0].clone();
+        let mut combined = first.clone();
         combined.partner = None;
         combined.state = if all_paused { "paused" } else { "running" };
         if !all_paused {

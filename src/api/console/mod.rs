@@ -189,13 +189,10 @@ pub struct SyncView {
 }
 
 async fn sync_view(state: &AppState, rate: &CallRate) -> Result<SyncView, ConsoleError> {
-    let sync = state.sync.status().await?;
-    let status = sync.combined;
-    let partners = if sync.partners.len() > 1 {
-        sync.partners
-    } else {
-        Vec::new()
-    };
+    let (status, mut partners) = state.sync.combined_status().await?;
+    if partners.len() == 1 {
+        partners.clear();
+    }
     let bookings = state.store.booking_totals().await?;
     let recent_calls = rate.observe(status.counters.calls);
     Ok(SyncView {
