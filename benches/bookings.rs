@@ -237,7 +237,7 @@ async fn partner_reports(store: &dyn Store, day: NaiveDate, seats: i64) {
 
 fn hold_body(day: NaiveDate) -> HoldBody {
     HoldBody {
-        experience: EXPERIENCE,
+        experience: Some(ExperienceId::try_from(EXPERIENCE).expect("id")),
         date: day.to_string(),
         start_time: START.into(),
         pax: vec![PaxBody {

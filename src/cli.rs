@@ -206,7 +206,7 @@ fn trigger_curl(
 ) -> String {
     let mut body = serde_json::json!({ "from": from, "to": to });
     if let Some(id) = experience {
-        body["experience"] = id.get().into();
+        body["experience"] = serde_json::json!(id);
     }
     let listen = settings.server.listen;
     let address = if listen.port() == 0 {

@@ -623,13 +623,13 @@ mod tests {
         assert_eq!(settings.partner.rate_limit_per_minute.get(), 30);
         assert_eq!(settings.partner.timezone.0, chrono_tz::Asia::Singapore);
         assert_eq!(settings.sync.horizon_days.get(), 60);
-        let ids: Vec<i64> = settings
+        let ids: Vec<&str> = settings
             .partner
             .experiences
             .iter()
-            .map(|e| e.get())
+            .map(ExperienceId::as_str)
             .collect();
-        assert_eq!(ids, [14, 15]);
+        assert_eq!(ids, ["14", "15"]);
     }
 
     #[test]
@@ -735,13 +735,13 @@ mod tests {
         assert!(!settings.sync.enabled);
         assert_eq!(settings.sync.lease_seconds.get(), 7);
         assert_eq!(settings.server.shutdown_delay_seconds, 3);
-        let ids: Vec<i64> = settings
+        let ids: Vec<&str> = settings
             .partner
             .experiences
             .iter()
-            .map(|e| e.get())
+            .map(ExperienceId::as_str)
             .collect();
-        assert_eq!(ids, [14, 15]);
+        assert_eq!(ids, ["14", "15"]);
     }
 
     #[test]

@@ -1,26 +1,44 @@
 //! Domain types shared by every layer. They are parsed once at the edge (partner payloads,
 //! HTTP paths, config) so the inner layers never re-validate.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
+use arrayvec::ArrayString;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// A partner product id ("experience" on the marketplace side). Always positive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "i64")]
-pub struct ExperienceId(i64);
+/// A partner product id ("experience" on the marketplace side): an opaque string of up to 64
+/// URL-safe characters (letters, digits, `-`, `_`, `.`, `~`). Leap's ids are positive integers
+/// and stay numbers in JSON; an OCTO product id such as `"6b90-tour"` is a JSON string. Inline
+/// and `Copy`, so it is passed around as freely as the integer it generalises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExperienceId(ArrayString<{ ExperienceId::MAX_LEN }>);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("experience id must be a positive integer, got {0:?}")]
+#[error(
+    "experience id must be 1 to 64 letters, digits, '-', '_', '.' or '~' (a Leap id a positive integer), got {0:?}"
+)]
 pub struct InvalidExperienceId(pub String);
 
 impl ExperienceId {
-    pub fn get(self) -> i64 {
-        self.0
+    pub const MAX_LEN: usize = 64;
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The id as a positive integer when it is one (every Leap id), written without leading
+    /// zeros so that it reads back as the same string.
+    pub fn as_number(&self) -> Option<i64> {
+        let text = self.as_str();
+        if text.starts_with('0') {
+            return None;
+        }
+        text.parse().ok().filter(|n: &i64| *n > 0)
     }
 }
 
@@ -28,30 +46,81 @@ impl TryFrom<i64> for ExperienceId {
     type Error = InvalidExperienceId;
     fn try_from(value: i64) -> Result<Self, Self::Error> {
         if value > 0 {
-            Ok(Self(value))
+            value.to_string().parse()
         } else {
             Err(InvalidExperienceId(value.to_string()))
         }
     }
 }
 
-impl From<ExperienceId> for i64 {
-    fn from(id: ExperienceId) -> i64 {
-        id.0
+impl TryFrom<String> for ExperienceId {
+    type Error = InvalidExperienceId;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
     }
 }
 
 impl FromStr for ExperienceId {
     type Err = InvalidExperienceId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let value: i64 = s.parse().map_err(|_| InvalidExperienceId(s.to_string()))?;
-        Self::try_from(value).map_err(|_| InvalidExperienceId(s.to_string()))
+        let url_safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~');
+        let numeric_but_not_positive =
+            s.bytes().all(|b| b.is_ascii_digit()) && s.trim_start_matches('0').is_empty();
+        if s.is_empty() || !s.chars().all(url_safe) || numeric_but_not_positive {
+            return Err(InvalidExperienceId(s.to_string()));
+        }
+        ArrayString::from(s)
+            .map(Self)
+            .map_err(|_| InvalidExperienceId(s.to_string()))
     }
 }
 
 impl fmt::Display for ExperienceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        f.write_str(self.as_str())
+    }
+}
+
+/// Numbers first in numeric order (14 before 100), then the other ids in byte order.
+impl Ord for ExperienceId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let key = |id: &Self| (id.as_number().is_none(), id.as_number(), id.0);
+        key(self).cmp(&key(other))
+    }
+}
+
+impl PartialOrd for ExperienceId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Serialize for ExperienceId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.as_number() {
+            Some(number) => serializer.serialize_i64(number),
+            None => serializer.serialize_str(self.as_str()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExperienceId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            // serde_json's number, not i64: with `arbitrary_precision` an untagged i64 fails.
+            Number(serde_json::Number),
+            Text(String),
+        }
+        match Wire::deserialize(deserializer)? {
+            Wire::Number(number) => match number.as_i64() {
+                Some(number) => Self::try_from(number),
+                None => Err(InvalidExperienceId(number.to_string())),
+            },
+            Wire::Text(text) => text.parse(),
+        }
+        .map_err(serde::de::Error::custom)
     }
 }
 
@@ -237,11 +306,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn experience_id_parses_only_positive_integers() {
-        assert_eq!("14".parse::<ExperienceId>().map(ExperienceId::get), Ok(14));
-        for bad in ["0", "-3", "abc", "1.5", "", "99999999999999999999"] {
-            assert!(bad.parse::<ExperienceId>().is_err(), "{bad} accepted");
+    fn experience_ids_are_url_safe_strings_and_numbers_stay_numbers() {
+        let leap: ExperienceId = "14".parse().unwrap();
+        assert_eq!(leap.as_number(), Some(14));
+        assert_eq!(serde_json::to_string(&leap).unwrap(), "14");
+        let octo: ExperienceId = "6b90-tour_A.1~".parse().unwrap();
+        assert_eq!(octo.as_number(), None);
+        assert_eq!(serde_json::to_string(&octo).unwrap(), "\"6b90-tour_A.1~\"");
+        let padded: ExperienceId = "007".parse().unwrap();
+        assert_eq!(serde_json::to_string(&padded).unwrap(), "\"007\"");
+        for text in ["14", "\"14\"", "\"6b90-tour_A.1~\"", "\"007\""] {
+            let id: ExperienceId = serde_json::from_str(text).unwrap();
+            let again: ExperienceId =
+                serde_json::from_str(&serde_json::to_string(&id).unwrap()).unwrap();
+            assert_eq!(id, again, "{text}");
         }
+        let too_long = "x".repeat(ExperienceId::MAX_LEN + 1);
+        for bad in ["0", "000", "-3", "", "a b", "a/b", "é", "1.5e3 ", too_long.as_str()] {
+            assert!(bad.parse::<ExperienceId>().is_err(), "{bad:?} accepted");
+        }
+        for bad in ["0", "-3", "1.5", "\"\"", "\"a/b\"", "null"] {
+            assert!(serde_json::from_str::<ExperienceId>(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn experience_ids_sort_numbers_numerically_then_strings() {
+        let mut ids: Vec<ExperienceId> = ["b", "100", "a", "14", "007"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        ids.sort();
+        let order: Vec<&str> = ids.iter().map(ExperienceId::as_str).collect();
+        assert_eq!(order, ["14", "100", "007", "a", "b"]);
     }
 
     fn price(final_price: &str) -> Price {

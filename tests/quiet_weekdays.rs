@@ -30,7 +30,7 @@ fn simulator(extra: Option<Weekday>) -> Simulator {
     if let Some(weekday) = extra {
         let fifteen = products
             .iter_mut()
-            .find(|product| product.product_id.get() == 15)
+            .find(|product| product.product_id.as_number() == Some(15))
             .expect("product 15");
         fifteen.weekdays.push(weekday);
     }
@@ -124,7 +124,7 @@ impl Daemon {
 }
 
 fn runs_on(experience: ExperienceId, weekday: Weekday) -> bool {
-    match experience.get() {
+    match experience.as_number().unwrap_or_default() {
         14 => matches!(weekday, Weekday::Sun | Weekday::Tue | Weekday::Thu),
         _ => weekday == Weekday::Sun,
     }

@@ -1,6 +1,7 @@
 //! `/api/v1/bookings`: hold, read, confirm, extend and cancel customers' seats (DESIGN
 //! section 7), for callers with the sales token (or the admin token).
 
+use crate::domain::ExperienceId;
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -26,7 +27,7 @@ pub struct BookingBody {
     #[schema(value_type = String, example = "0b6f6f3e-5d2a-4c55-9a3e-8f3f2f0e1c2d")]
     id: Uuid,
     status: BookingStatus,
-    experience: i64,
+    experience: ExperienceId,
     date: NaiveDate,
     #[schema(example = "09:30")]
     start_time: String,
@@ -88,7 +89,7 @@ impl From<Booking> for BookingBody {
         Self {
             id: booking.id,
             status: booking.status,
-            experience: booking.experience.get(),
+            experience: booking.experience,
             date: booking.date,
             start_time: booking.start_time.format("%H:%M").to_string(),
             pax: booking

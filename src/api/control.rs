@@ -114,7 +114,7 @@ pub struct BookingsStatus {
 
 #[derive(Serialize, ToSchema)]
 pub struct ShortfallBody {
-    experience: i64,
+    experience: ExperienceId,
     seats: i64,
 }
 
@@ -140,7 +140,7 @@ async fn status_body(state: &AppState) -> Result<StatusBody, AppError> {
                 .shortfall
                 .into_iter()
                 .map(|(experience, seats)| ShortfallBody {
-                    experience: experience.get(),
+                    experience,
                     seats,
                 })
                 .collect(),
@@ -313,7 +313,7 @@ pub async fn trigger(
         // The experience's own partner; another partner named alongside does not sync it.
         engines.retain(|engine| engine.experiences().contains(&experience));
         if engines.is_empty() {
-            return Err(AppError::UnknownExperience(experience.get()));
+            return Err(AppError::UnknownExperience(experience));
         }
     }
     let (first, last) = state.sync.horizon();

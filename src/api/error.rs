@@ -1,6 +1,7 @@
 //! The one error type every handler returns: a stable machine `code`, a human `message`, and
 //! the HTTP status. Internal failures are logged in full and answered with a generic message.
 
+use crate::domain::ExperienceId;
 use std::time::Duration;
 
 use axum::Json;
@@ -23,7 +24,7 @@ pub enum AppError {
     #[error("{0}")]
     InvalidStartTime(String),
     #[error("experience {0} is not synced by this service")]
-    UnknownExperience(i64),
+    UnknownExperience(ExperienceId),
     #[error("no partner is named {0:?}")]
     UnknownPartner(String),
     #[error("no slot starts at {time} on {date}")]

@@ -107,7 +107,7 @@ pub struct DateBody {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryBody {
-    experience_id: i64,
+    experience_id: ExperienceId,
     provider_slot_id: String,
     start_date: NaiveDate,
     start_time: String,
@@ -160,7 +160,7 @@ impl From<Posting> for PostingBody {
 impl HistoryBody {
     fn new(experience: ExperienceId, history: SlotHistory) -> Self {
         Self {
-            experience_id: experience.get(),
+            experience_id: experience,
             provider_slot_id: history.provider_slot_id,
             start_date: history.start_date,
             start_time: history.start_time.format("%H:%M").to_string(),
@@ -178,7 +178,7 @@ async fn known_experience(state: &AppState, id: ExperienceId) -> Result<(), AppE
     if state.store.experience_exists(id).await? {
         Ok(())
     } else {
-        Err(AppError::UnknownExperience(id.get()))
+        Err(AppError::UnknownExperience(id))
     }
 }
 

@@ -6,10 +6,14 @@ use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::schema::{
+    KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
+use crate::domain::ExperienceId;
 use super::layers::MAX_BODY_BYTES;
 
 #[derive(OpenApi)]
@@ -34,6 +38,29 @@ use super::layers::MAX_BODY_BYTES;
     modifiers(&BearerTokens)
 )]
 pub struct ApiDoc;
+
+/// A Leap id is a positive integer; an OCTO product id a short URL-safe string.
+impl utoipa::PartialSchema for ExperienceId {
+    fn schema() -> RefOr<Schema> {
+        let number = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1));
+        let text = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^[A-Za-z0-9._~-]{{1,{}}}$", ExperienceId::MAX_LEN)));
+        OneOfBuilder::new()
+            .item(number)
+            .item(text)
+            .description(Some(
+                "An experience id: a number for a Leap product, a string for an OCTO one",
+            ))
+            .examples([serde_json::json!(14), serde_json::json!("6b90-tour")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ExperienceId {}
 
 /// The schemes the protected endpoints declare: `Authorization: Bearer
 /// $INVSYNC_SERVER__ADMIN_TOKEN` for the admin ones, `$INVSYNC_SERVER__SALES_TOKEN` (or the

@@ -67,7 +67,7 @@ async fn book_once(
         return Ok(());
     };
     let body = HoldBody {
-        experience: experience.get(),
+        experience: Some(experience),
         date: day.to_string(),
         start_time: slot.start_time.format("%H:%M").to_string(),
         pax: vec![PaxBody {

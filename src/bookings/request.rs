@@ -58,7 +58,9 @@ impl IdempotencyKey {
 #[schema(example = json!({"experience": 15, "date": "2026-12-06", "startTime": "00:00",
     "pax": [{"type": "ADULT_12~99", "quantity": 2}], "holdSeconds": 600}))]
 pub struct HoldBody {
-    pub experience: i64,
+    /// Required; an empty body is refused like any other without it.
+    #[schema(required = true)]
+    pub experience: Option<ExperienceId>,
     /// `YYYY-MM-DD`, within the synced horizon.
     pub date: String,
     /// `HH:MM`, the slot's start.
@@ -97,8 +99,9 @@ pub fn hold_length(seconds: Option<i64>) -> Result<chrono::Duration, InvalidBook
 impl HoldBody {
     /// The hold as the store takes it, made at `now`.
     pub fn parse(&self, now: DateTime<Utc>) -> Result<HoldRequest, InvalidBooking> {
-        let experience = ExperienceId::try_from(self.experience)
-            .map_err(|e| invalid(format!("experience: {e}")))?;
+        let experience = self
+            .experience
+            .ok_or_else(|| invalid("experience is required"))?;
         let date = NaiveDate::parse_from_str(&self.date, "%Y-%m-%d")
             .map_err(|_| invalid(format!("date {:?} is not a YYYY-MM-DD date", self.date)))?;
         let start_time = NaiveTime::parse_from_str(&self.start_time, "%H:%M").map_err(|_| {
@@ -159,7 +162,7 @@ impl HoldBody {
     pub fn canonical_hash(&self) -> String {
         let mut canonical = format!(
             "experience={}\ndate={}\nstartTime={}\nholdSeconds={}\n",
-            self.experience,
+            self.experience.map(|id| id.to_string()).unwrap_or_default(),
             self.date,
             self.start_time,
             self.hold_seconds.unwrap_or(DEFAULT_HOLD.as_secs() as i64)
@@ -190,7 +193,7 @@ mod tests {
 
     fn body(pax: &[(&str, i64)]) -> HoldBody {
         HoldBody {
-            experience: 15,
+            experience: Some("15".parse().unwrap()),
             date: "2026-12-06".into(),
             start_time: "00:00".into(),
             pax: pax

@@ -243,9 +243,9 @@ fn synthetic_product(product_id: ExperienceId, rng: &mut StdRng) -> ProductDefin
         .collect();
     ProductDefinition {
         product_id,
-        variant_id: product_id.get(),
+        variant_id: product_id.as_number().unwrap_or_default(),
         currency_code: "SGD".into(),
-        provider_slot_id_prefix: format!("syn{}", product_id.get()),
+        provider_slot_id_prefix: format!("syn{product_id}"),
         weekdays,
         pax_types: vec![
             pax_type("ADULT", "Adult", true),

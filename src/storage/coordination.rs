@@ -156,7 +156,7 @@ pub struct SyncRequest {
 pub(crate) struct StoredSyncRequest {
     pub id: i64,
     partner: Option<String>,
-    experience_id: Option<i64>,
+    experience_id: Option<String>,
     from_date: NaiveDate,
     to_date: NaiveDate,
     requested_at: DateTime<Utc>,

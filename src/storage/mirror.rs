@@ -46,7 +46,7 @@ pub enum ApplyOutcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct LastFetch {
-    #[sqlx(try_from = "i64")]
+    #[sqlx(try_from = "String")]
     pub experience: ExperienceId,
     pub date: NaiveDate,
     pub fetched_at: DateTime<Utc>,

@@ -33,7 +33,9 @@ use crate::ledger::{self, AccountKind, Transfer, VerifyReport, Violation};
 /// One partner's sync requests as stored (`$1` the partner), with their ids: the statement
 /// that takes them adds the backend's lock.
 pub(crate) const SYNC_REQUESTS: &str =
-    "SELECT id, partner, experience_id, from_date, to_date, requested_at
+    "SELECT id, partner,
+            (SELECT code FROM experiences e WHERE e.id = experience_id) AS experience_id,
+            from_date, to_date, requested_at
      FROM sync_triggers WHERE partner = $1 OR partner IS NULL ORDER BY id";
 
 /// Joins a day's pool (available account `a` of slot `s`) to the accounts customers' bookings
@@ -94,7 +96,8 @@ where
     for<'r> (i64,): FromRow<'r, Self::Row>,
     for<'r> (i64, i64): FromRow<'r, Self::Row>,
     for<'r> PoolLimitsRow: FromRow<'r, Self::Row>,
-    for<'r> (i64, NaiveDate): FromRow<'r, Self::Row>,
+    for<'r> (String, NaiveDate): FromRow<'r, Self::Row>,
+    for<'r> (String, i64): FromRow<'r, Self::Row>,
     for<'r> BookingRow: FromRow<'r, Self::Row>,
     for<'r> BookedPaxRow: FromRow<'r, Self::Row>,
     for<'r> ResellerRow: FromRow<'r, Self::Row>,
@@ -125,8 +128,8 @@ where
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     async fn experience_exists(pool: &Pool<Self>, id: ExperienceId) -> Result<bool, StoreError> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM experiences WHERE id = $1)")
-            .bind(id.get())
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM experiences WHERE code = $1)")
+            .bind(id.as_str())
             .fetch_one(pool)
             .await
             .during("looking up an experience")
@@ -145,10 +148,11 @@ where
                     s.observed_remaining AS allotment, a.balance AS remaining
              FROM slots s
              JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
-             WHERE s.experience_id = $1 AND s.service_date BETWEEN $2 AND $3 AND s.is_open
+             WHERE s.experience_id = (SELECT id FROM experiences WHERE code = $1)
+               AND s.service_date BETWEEN $2 AND $3 AND s.is_open
              ORDER BY s.service_date, s.start_time, s.id",
         )
-        .bind(id.get())
+        .bind(id.as_str())
         .bind(from)
         .bind(to)
         .fetch_all(pool)
@@ -162,11 +166,11 @@ where
              JOIN slots s ON s.id = p.slot_id
              JOIN accounts a ON a.slot_id = p.slot_id AND a.pax_type = p.pax_type
                             AND a.kind = 'available'
-             WHERE s.experience_id = $1 AND s.service_date BETWEEN $2 AND $3 AND s.is_open
-               AND p.is_present
+             WHERE s.experience_id = (SELECT id FROM experiences WHERE code = $1)
+               AND s.service_date BETWEEN $2 AND $3 AND s.is_open AND p.is_present
              ORDER BY p.slot_id, p.position",
         )
-        .bind(id.get())
+        .bind(id.as_str())
         .bind(from)
         .bind(to)
         .fetch_all(pool)
@@ -181,9 +185,10 @@ where
         to: NaiveDate,
     ) -> Result<Vec<LastFetch>, StoreError> {
         sqlx::query_as(
-            "SELECT experience_id AS experience, service_date AS date,
-                    last_fetched_at AS fetched_at, CAST(slot_count AS BIGINT) AS slot_count
-             FROM product_dates WHERE service_date BETWEEN $1 AND $2",
+            "SELECT e.code AS experience, d.service_date AS date,
+                    d.last_fetched_at AS fetched_at, CAST(d.slot_count AS BIGINT) AS slot_count
+             FROM product_dates d JOIN experiences e ON e.id = d.experience_id
+             WHERE d.service_date BETWEEN $1 AND $2",
         )
         .bind(from)
         .bind(to)
@@ -202,10 +207,11 @@ where
     ) -> Result<Option<SlotHistory>, StoreError> {
         let slot: Option<(i64, String, bool)> = sqlx::query_as(
             "SELECT id, provider_slot_id, is_open FROM slots
-             WHERE experience_id = $1 AND service_date = $2 AND start_time = $3
+             WHERE experience_id = (SELECT id FROM experiences WHERE code = $1)
+               AND service_date = $2 AND start_time = $3
              ORDER BY is_open DESC, id DESC LIMIT 1",
         )
-        .bind(id.get())
+        .bind(id.as_str())
         .bind(date)
         .bind(Self::start_time(start_time))
         .fetch_optional(pool)
@@ -354,10 +360,10 @@ where
     async fn request_sync(pool: &Pool<Self>, request: &SyncRequest) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sync_triggers (partner, experience_id, from_date, to_date, requested_at)
-             VALUES ($1, $2, $3, $4, $5)",
+             VALUES ($1, (SELECT id FROM experiences WHERE code = $2), $3, $4, $5)",
         )
         .bind(request.partner.as_str())
-        .bind(request.experience.map(ExperienceId::get))
+        .bind(request.experience.as_ref().map(ExperienceId::as_str))
         .bind(request.from)
         .bind(request.to)
         .bind(request.requested_at)
@@ -406,7 +412,8 @@ where
         let pools: Vec<PoolLimitsRow> = sqlx::query_as(
             "WITH slot AS (
                  SELECT id FROM slots
-                 WHERE experience_id = $1 AND service_date = $2 AND start_time = $3 AND is_open
+                 WHERE experience_id = (SELECT id FROM experiences WHERE code = $1)
+                   AND service_date = $2 AND start_time = $3 AND is_open
                  ORDER BY id LIMIT 1
              )
              SELECT a.pax_type, a.balance, p.min_pax, p.max_pax
@@ -419,7 +426,7 @@ where
                                WHERE b.slot_id = slot.id AND b.status = 'on_hold'
                                  AND b.expires_at <= $5)",
         )
-        .bind(request.experience.get())
+        .bind(request.experience.as_str())
         .bind(request.date)
         .bind(Self::start_time(request.start_time))
         .bind(key)
@@ -577,7 +584,7 @@ where
         for (seats, id) in held.iter().zip(&ids) {
             query = query
                 .bind(id.as_str())
-                .bind(seats.hold.request.experience.get())
+                .bind(seats.experience)
                 .bind(seats.slot)
                 .bind(BookingStatus::OnHold.as_str())
                 .bind(now)
@@ -679,27 +686,28 @@ where
         now: DateTime<Utc>,
     ) -> Result<Result<OpenSlot, Refusal>, StoreError> {
         if !sqlx::query_scalar::<Self, bool>(
-            "SELECT EXISTS (SELECT 1 FROM experiences WHERE id = $1)",
+            "SELECT EXISTS (SELECT 1 FROM experiences WHERE code = $1)",
         )
-        .bind(request.experience.get())
+        .bind(request.experience.as_str())
         .fetch_one(&mut *conn)
         .await
         .during("looking up an experience")?
         {
             return Ok(Err(Refusal::UnknownExperience));
         }
-        let slot: Option<(i64,)> = sqlx::query_as(
-            "SELECT id FROM slots
-             WHERE experience_id = $1 AND service_date = $2 AND start_time = $3 AND is_open
+        let slot: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT id, experience_id FROM slots
+             WHERE experience_id = (SELECT id FROM experiences WHERE code = $1)
+               AND service_date = $2 AND start_time = $3 AND is_open
              ORDER BY id LIMIT 1",
         )
-        .bind(request.experience.get())
+        .bind(request.experience.as_str())
         .bind(request.date)
         .bind(Self::start_time(request.start_time))
         .fetch_optional(&mut *conn)
         .await
         .during("looking up the slot to hold")?;
-        let Some((id,)) = slot else {
+        let Some((id, experience)) = slot else {
             return Ok(Err(Refusal::SlotNotFound));
         };
         let rules: Vec<PaxRuleRow> = sqlx::query_as(
@@ -720,7 +728,7 @@ where
              WHERE TRUE
              ON CONFLICT DO NOTHING",
         )
-        .bind(request.experience.get())
+        .bind(experience)
         .bind(id)
         .execute(&mut *conn)
         .await
@@ -730,6 +738,7 @@ where
         let accounts = Self::pool_accounts(&mut *conn, id).await?;
         Ok(Ok(OpenSlot {
             id,
+            experience,
             rules,
             accounts,
         }))
@@ -771,6 +780,7 @@ where
         Ok(Ok(HeldSeats {
             hold,
             slot: slot.id,
+            experience: slot.experience,
             booking: Booking {
                 id: hold.id,
                 status: BookingStatus::OnHold,
@@ -811,9 +821,10 @@ where
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE product_dates SET booking_changes = booking_changes + 1
-             WHERE experience_id = $1 AND service_date = $2",
+             WHERE experience_id = (SELECT id FROM experiences WHERE code = $1)
+               AND service_date = $2",
         )
-        .bind(experience.get())
+        .bind(experience.as_str())
         .bind(date)
         .execute(&mut *conn)
         .await
@@ -830,9 +841,10 @@ where
     ) -> Result<i64, StoreError> {
         let (version,): (i64,) = sqlx::query_as(
             "SELECT CAST(COALESCE(SUM(booking_changes), 0) AS BIGINT) FROM product_dates
-             WHERE experience_id = $1 AND service_date BETWEEN $2 AND $3",
+             WHERE experience_id = (SELECT id FROM experiences WHERE code = $1)
+               AND service_date BETWEEN $2 AND $3",
         )
-        .bind(id.get())
+        .bind(id.as_str())
         .bind(from)
         .bind(to)
         .fetch_one(pool)
@@ -846,9 +858,11 @@ where
         id: &str,
     ) -> Result<Option<Booking>, StoreError> {
         let row: Option<BookingRow> = sqlx::query_as(
-            "SELECT b.id, b.status, b.experience_id, s.service_date, s.start_time,
+            "SELECT b.id, b.status, e.code AS experience, s.service_date, s.start_time,
                     b.created_at, b.expires_at, b.confirmed_at, b.cancelled_at
-             FROM bookings b JOIN slots s ON s.id = b.slot_id WHERE b.id = $1",
+             FROM bookings b JOIN slots s ON s.id = b.slot_id
+             JOIN experiences e ON e.id = b.experience_id
+             WHERE b.id = $1",
         )
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -920,9 +934,11 @@ where
         now: DateTime<Utc>,
     ) -> Result<Result<Booking, Refusal>, StoreError> {
         let id_text = id.to_string();
-        let day: Option<(i64, NaiveDate)> = sqlx::query_as(
-            "SELECT b.experience_id, s.service_date
-             FROM bookings b JOIN slots s ON s.id = b.slot_id WHERE b.id = $1",
+        let day: Option<(String, NaiveDate)> = sqlx::query_as(
+            "SELECT e.code, s.service_date
+             FROM bookings b JOIN slots s ON s.id = b.slot_id
+             JOIN experiences e ON e.id = b.experience_id
+             WHERE b.id = $1",
         )
         .bind(id_text.as_str())
         .fetch_optional(&mut *tx)
@@ -931,7 +947,7 @@ where
         let Some((experience, date)) = day else {
             return Ok(Err(Refusal::NotFound));
         };
-        let mut days = vec![(stored_experience(experience)?, date)];
+        let mut days = vec![(stored_experience(&experience)?, date)];
         if let Some(request) = &amendment.rebook {
             days.push((request.experience, request.date));
         }
@@ -1071,9 +1087,10 @@ where
             request.expires_at
         };
         sqlx::query(
-            "UPDATE bookings SET experience_id = $1, slot_id = $2, expires_at = $3 WHERE id = $4",
+            "UPDATE bookings SET experience_id = (SELECT experience_id FROM slots WHERE id = $1),
+                                 slot_id = $1, expires_at = $2
+             WHERE id = $3",
         )
-        .bind(request.experience.get())
         .bind(slot.id)
         .bind(expires_at)
         .bind(id)
@@ -1327,20 +1344,23 @@ where
         .fetch_one(pool)
         .await
         .during("counting seats on hold")?;
-        let shortfall: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT experience_id, CAST(-SUM(balance) AS BIGINT) FROM accounts
-             WHERE kind = 'shortfall' AND pax_type IS NULL
-             GROUP BY experience_id ORDER BY experience_id",
+        let shortfall: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT e.code, CAST(-SUM(a.balance) AS BIGINT) FROM accounts a
+             JOIN experiences e ON e.id = a.experience_id
+             WHERE a.kind = 'shortfall' AND a.pax_type IS NULL
+             GROUP BY e.code",
         )
         .fetch_all(pool)
         .await
         .during("counting shortfalls")?;
+        let mut shortfall = shortfall
+            .into_iter()
+            .map(|(id, seats)| Ok((stored_experience(&id)?, seats)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        shortfall.sort_unstable();
         Ok(BookingTotals {
             seats_on_hold,
-            shortfall: shortfall
-                .into_iter()
-                .map(|(id, seats)| Ok((stored_experience(id)?, seats)))
-                .collect::<Result<_, StoreError>>()?,
+            shortfall,
         })
     }
 }
@@ -1496,6 +1516,8 @@ type SlotKey = (ExperienceId, NaiveDate, NaiveTime);
 pub(crate) struct HeldSeats<'h> {
     hold: &'h KeyedHold,
     slot: i64,
+    /// The experience's key.
+    experience: i64,
     booking: Booking,
     /// Its pax types' rules (with their prices) and quantities, in the slot's order.
     pax: Vec<(PaxRuleRow, Seats)>,
@@ -1518,12 +1540,15 @@ fn placeholders(rows: usize, columns: usize) -> String {
 /// A slot being held in a batch: its pax types, and its pools as the batch has left them.
 pub(crate) struct OpenSlot {
     id: i64,
+    /// The experience's key.
+    experience: i64,
     rules: Vec<PaxRuleRow>,
     accounts: Vec<PoolAccountRow>,
 }
 
-fn stored_experience(id: i64) -> Result<ExperienceId, StoreError> {
-    ExperienceId::try_from(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+fn stored_experience(code: &str) -> Result<ExperienceId, StoreError> {
+    code.parse()
+        .map_err(|e: crate::domain::InvalidExperienceId| StoreError::Corrupt(e.to_string()))
 }
 
 fn parse_uuid(text: &str) -> Result<uuid::Uuid, StoreError> {
@@ -1559,7 +1584,7 @@ pub(crate) struct PoolAccountRow {
 pub(crate) struct BookingRow {
     id: String,
     status: String,
-    experience_id: i64,
+    experience: String,
     service_date: NaiveDate,
     start_time: NaiveTime,
     created_at: DateTime<Utc>,
@@ -1590,7 +1615,7 @@ impl BookingRow {
         Ok(Booking {
             id: parse_uuid(&self.id)?,
             status: BookingStatus::parse(&self.status)?,
-            experience: stored_experience(self.experience_id)?,
+            experience: stored_experience(&self.experience)?,
             date: self.service_date,
             start_time: self.start_time,
             pax: pax

@@ -90,7 +90,7 @@ pub enum TriggerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("experience {0} is not synced by this service")]
-    UnknownExperience(i64),
+    UnknownExperience(ExperienceId),
     #[error("{from} … {to} is not an ordered range inside the horizon {first} … {last}")]
     OutsideHorizon {
         from: NaiveDate,
@@ -429,7 +429,7 @@ impl Engine {
         let inner = &self.inner;
         let experiences = match experience {
             Some(id) if !inner.config.experiences.contains(&id) => {
-                return Err(TriggerError::UnknownExperience(id.get()));
+                return Err(TriggerError::UnknownExperience(id));
             }
             Some(id) => vec![id],
             None => inner.config.experiences.clone(),
@@ -754,7 +754,7 @@ impl Inner {
         lock(&self.parked).insert(
             day,
             ParkedDay {
-                experience: day.experience.get(),
+                experience: day.experience,
                 date: day.date,
                 error: message,
                 since: self.clock.now(),
@@ -766,7 +766,7 @@ impl Inner {
     fn record_error(&self, day: ProductDate, code: &'static str, message: String) {
         *lock(&self.last_error) = Some(LastError {
             at: self.clock.now(),
-            experience: day.experience.get(),
+            experience: day.experience,
             date: day.date,
             code,
             message,

@@ -1,5 +1,6 @@
 //! What `GET /api/v1/sync/status` reports.
 
+use crate::domain::ExperienceId;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -113,7 +114,7 @@ impl SyncStatus {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParkedDay {
-    pub experience: i64,
+    pub experience: ExperienceId,
     pub date: NaiveDate,
     pub error: String,
     pub since: DateTime<Utc>,
@@ -153,7 +154,7 @@ pub struct Counters {
 #[serde(rename_all = "camelCase")]
 pub struct LastError {
     pub at: DateTime<Utc>,
-    pub experience: i64,
+    pub experience: ExperienceId,
     pub date: NaiveDate,
     pub code: &'static str,
     pub message: String,

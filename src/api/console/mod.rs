@@ -230,12 +230,12 @@ pub struct Calendar {
 
 async fn calendars(state: &AppState) -> Result<Vec<Calendar>, ConsoleError> {
     let horizon = state.horizon();
-    let fetched: HashMap<(i64, NaiveDate), u32> = state
+    let fetched: HashMap<(ExperienceId, NaiveDate), u32> = state
         .store
         .last_fetches(horizon.first, horizon.last)
         .await?
         .into_iter()
-        .map(|fetch| ((fetch.experience.get(), fetch.date), fetch.slot_count))
+        .map(|fetch| ((fetch.experience, fetch.date), fetch.slot_count))
         .collect();
     let mut calendars = Vec::new();
     for experience in state.sync.experiences() {
@@ -248,7 +248,7 @@ async fn calendars(state: &AppState) -> Result<Vec<Calendar>, ConsoleError> {
             .collect();
         let mut days = Vec::new();
         for date in horizon.first.iter_days().take_while(|d| *d <= horizon.last) {
-            let kind = if !fetched.contains_key(&(experience.get(), date)) {
+            let kind = if !fetched.contains_key(&(experience, date)) {
                 DayKind::Unknown
             } else {
                 let slots = state.store.slots_on(experience, date).await?;
@@ -308,15 +308,13 @@ async fn bookings_fragment(State(state): State<AppState>) -> Page {
 }
 
 fn parse_experience(state: &AppState, id: &str) -> Result<ExperienceId, ConsoleError> {
-    let id = id
-        .parse::<i64>()
-        .ok()
-        .and_then(|id| ExperienceId::try_from(id).ok())
-        .ok_or_else(|| AppError::InvalidExperienceId(id.to_string()))?;
+    let id: ExperienceId = id
+        .parse()
+        .map_err(|_| AppError::InvalidExperienceId(id.to_string()))?;
     if state.sync.of(id).is_some() {
         Ok(id)
     } else {
-        Err(AppError::UnknownExperience(id.get()).into())
+        Err(AppError::UnknownExperience(id).into())
     }
 }
 

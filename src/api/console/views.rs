@@ -177,7 +177,7 @@ pub fn sync_panel(view: &SyncView) -> Markup {
             @let short: Vec<_> = view.bookings.shortfall.iter().filter(|(_, seats)| *seats > 0).collect();
             @if !short.is_empty() {
                 dt { "Shortfall" }
-                dd.warn { @for (experience, seats) in short { "⚠ experience " (experience.get()) ": " (seats) " seats beyond the allotment. " } }
+                dd.warn { @for (experience, seats) in short { "⚠ experience " (experience.as_str()) ": " (seats) " seats beyond the allotment. " } }
             }
         }
         @if !view.partners.is_empty() {
@@ -295,7 +295,7 @@ fn controls(experiences: &[ExperienceId], first: NaiveDate, last: NaiveDate) -> 
                     label for="trigger-experience" { "Experience" }
                     select #trigger-experience {
                         option value="" { "all" }
-                        @for experience in experiences { option value=(experience.get()) { (experience.get()) } }
+                        @for experience in experiences { option value=(experience.as_str()) { (experience.as_str()) } }
                     }
                     label for="trigger-from" { "From" }
                     input #trigger-from type="date" value=(first.to_string()) min=(first.to_string()) max=(last.to_string());
@@ -311,7 +311,7 @@ fn controls(experiences: &[ExperienceId], first: NaiveDate, last: NaiveDate) -> 
 }
 
 fn calendar_view(calendar: &Calendar) -> Markup {
-    let id = calendar.experience.get();
+    let id = calendar.experience;
     html! {
         h3 { "Experience " (id) }
         ol.calendar aria-label=(format!("Experience {id}: days of the horizon")) {
@@ -370,7 +370,7 @@ pub fn bookings_panel(bookings: &[Booking], now: DateTime<Utc>) -> Markup {
                     @let left = (booking.expires_at - now).num_seconds();
                     li class=(if left <= EXPIRING_SOON_SECONDS { "soon" } else { "" }) {
                         @if left <= EXPIRING_SOON_SECONDS { "⚠ " }
-                        code { (short_id(booking)) } " · experience " (booking.experience.get()) " "
+                        code { (short_id(booking)) } " · experience " (booking.experience.as_str()) " "
                         (booking.date.to_string()) " " (booking.start_time.format("%H:%M").to_string())
                         " · " (seats(booking)) " seats · expires " (relative(booking.expires_at, now))
                     }
@@ -389,8 +389,8 @@ pub fn bookings_panel(bookings: &[Booking], now: DateTime<Utc>) -> Markup {
                             td { code title=(booking.id.to_string()) { (short_id(booking)) } }
                             td { span class=(format!("badge {}", booking.status.as_str())) { (status_label(booking.status)) } }
                             td {
-                                a href=(format!("/console/experience/{}/{}/{}", booking.experience.get(), booking.date, booking.start_time.format("%H:%M"))) {
-                                    (booking.experience.get()) " · " (booking.date.to_string()) " " (booking.start_time.format("%H:%M").to_string())
+                                a href=(format!("/console/experience/{}/{}/{}", booking.experience, booking.date, booking.start_time.format("%H:%M"))) {
+                                    (booking.experience.as_str()) " · " (booking.date.to_string()) " " (booking.start_time.format("%H:%M").to_string())
                                 }
                             }
                             td { (seats(booking)) }
@@ -426,7 +426,7 @@ pub fn day_page(
     slots: &[DaySlot],
     now: DateTime<Utc>,
 ) -> Markup {
-    let id = experience.get();
+    let id = experience;
     layout(
         &format!("Experience {id}, {date}"),
         html! {
@@ -484,7 +484,7 @@ pub fn day_page(
 }
 
 pub fn slot_page(experience: ExperienceId, history: &SlotHistory, now: DateTime<Utc>) -> Markup {
-    let id = experience.get();
+    let id = experience;
     let date = history.start_date;
     let start = history.start_time.format("%H:%M").to_string();
     // One series per account (slot pool first, then each pax type's), in first-seen order.

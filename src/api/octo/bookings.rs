@@ -670,7 +670,7 @@ fn hold_body(
         }
     }
     HoldBody {
-        experience: experience.get(),
+        experience: Some(experience),
         date: slot.start_date.to_string(),
         start_time: slot.start_time.format("%H:%M").to_string(),
         pax,

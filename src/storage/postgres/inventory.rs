@@ -37,11 +37,12 @@ impl Inventory for PostgresStore {
              FROM slots s
              JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
              JOIN slot_pax p ON p.slot_id = s.id AND p.is_present
-             WHERE s.experience_id = $1 AND s.service_date BETWEEN $2 AND $3
+             WHERE s.experience_id = (SELECT id FROM experiences WHERE code = $1)
+               AND s.service_date BETWEEN $2 AND $3
                AND s.is_open AND a.balance > 0
              ORDER BY s.service_date, s.id, p.position",
         )
-        .bind(id.get())
+        .bind(id.as_str())
         .bind(from)
         .bind(to)
         .fetch_all(&self.pool)

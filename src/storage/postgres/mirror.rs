@@ -21,20 +21,24 @@ async fn insert_experiences(
     executor: impl PgExecutor<'_>,
     ids: &[ExperienceId],
 ) -> Result<(), StoreError> {
-    let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+    let codes: Vec<&str> = ids.iter().map(ExperienceId::as_str).collect();
     sqlx::query(
         "WITH new_experiences AS (
-             INSERT INTO experiences (id, created_at)
-             SELECT requested.id, $2 FROM UNNEST($1::bigint[]) AS requested (id)
-             ON CONFLICT (id) DO NOTHING
+             INSERT INTO experiences (code, created_at)
+             SELECT requested.code, $2 FROM UNNEST($1::text[]) AS requested (code)
+             ON CONFLICT (code) DO NOTHING
+             RETURNING id
+         ), requested AS (
+             SELECT id FROM new_experiences
+             UNION SELECT id FROM experiences WHERE code = ANY($1::text[])
          )
          INSERT INTO accounts (experience_id, kind)
-         SELECT requested.id, 'partner' FROM UNNEST($1::bigint[]) AS requested (id)
+         SELECT requested.id, 'partner' FROM requested
          WHERE NOT EXISTS (SELECT 1 FROM accounts a
                            WHERE a.experience_id = requested.id AND a.kind = 'partner')
          ON CONFLICT (experience_id) WHERE kind = 'partner' DO NOTHING",
     )
-    .bind(&ids)
+    .bind(&codes)
     .bind(Utc::now())
     .execute(executor)
     .await
@@ -49,6 +53,8 @@ struct DayCheckpoint {
     seen: bool,
     /// A fetch at least as new is already applied.
     superseded: bool,
+    /// The experience's key and partner account, once it exists.
+    experience: Option<i64>,
     partner: Option<AccountId>,
 }
 
@@ -129,6 +135,7 @@ where
 /// only an unused identity value.
 async fn write_mirror(
     conn: &mut PgConnection,
+    experience: i64,
     fetch: &DayFetch,
     fetch_id: &str,
     day: &DayColumns,
@@ -193,7 +200,7 @@ async fn write_mirror(
          ON CONFLICT DO NOTHING",
     )
     .bind(fetch_id)
-    .bind(fetch.experience.get())
+    .bind(experience)
     .bind(fetch.date)
     .bind(fetch.fetched_at)
     .bind(Utc::now())
@@ -305,6 +312,7 @@ struct PoolRow {
 /// the day's pools and locks the partner account.
 async fn close_vanished(
     conn: &mut PgConnection,
+    experience: i64,
     fetch: &DayFetch,
     fetch_id: &str,
     partner: AccountId,
@@ -316,7 +324,7 @@ async fn close_vanished(
     };
     let mut close = sqlx::query_as(sql)
         .bind(fetch_id)
-        .bind(fetch.experience.get())
+        .bind(experience)
         .bind(fetch.date)
         .bind(fetch.fetched_at)
         .bind(to_int(fetch.slots.len(), "slot count")?);
@@ -398,7 +406,7 @@ pub(super) async fn write_posting(
         "WITH txn AS (
              INSERT INTO journal_transactions (experience_id, fetch_id, booking_id, reason,
                                                created_at)
-             VALUES ($1, $2::uuid, $15, $16, $3)
+             VALUES ((SELECT id FROM experiences WHERE code = $1), $2::uuid, $15, $16, $3)
              RETURNING id
          ), moved AS (
              -- WITH ORDINALITY numbers the transfers from 1.
@@ -419,7 +427,7 @@ pub(super) async fn write_posting(
                   AS u (id, balance, version, read_version)
          WHERE a.id = u.id AND a.version = u.read_version",
     )
-    .bind(journal.experience.get())
+    .bind(journal.experience.as_str())
     .bind(journal.fetch_id())
     .bind(Utc::now())
     .bind(&debits)
@@ -462,8 +470,7 @@ impl Mirror for PostgresStore {
         let fetch_id = fetch.id.to_string();
         // One round trip begins the transaction and queues it behind every other apply of
         // this day, whichever process runs it; each statement after it sees everything the
-        // previous holder committed. The key is built from an integer and a date, never text
-        // from outside.
+        // previous holder committed (the key: see `day_lock_key`).
         //
         // The commit does not wait for the WAL flush: an OS or database crash can lose the
         // last fraction of a second of applied days, but always whole transactions, newest
@@ -496,13 +503,15 @@ impl Mirror for PostgresStore {
         let checkpoint: DayCheckpoint = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM fetches WHERE id = $1::uuid) AS seen,
                     COALESCE((SELECT last_fetched_at >= $4 FROM product_dates
-                              WHERE experience_id = $2 AND service_date = $3), FALSE)
+                              WHERE experience_id = experience.id AND service_date = $3), FALSE)
                         AS superseded,
-                    (SELECT id FROM accounts WHERE experience_id = $2 AND kind = 'partner')
-                        AS partner",
+                    experience.id AS experience,
+                    (SELECT id FROM accounts WHERE experience_id = experience.id
+                                                AND kind = 'partner') AS partner
+             FROM (SELECT (SELECT id FROM experiences WHERE code = $2) AS id) experience",
         )
         .bind(&fetch_id)
-        .bind(fetch.experience.get())
+        .bind(fetch.experience.as_str())
         .bind(fetch.date)
         .bind(fetch.fetched_at)
         .fetch_one(&mut *tx)
@@ -517,21 +526,24 @@ impl Mirror for PostgresStore {
                 ApplyOutcome::Superseded
             });
         }
-        let partner = match checkpoint.partner {
-            Some(partner) => partner,
-            None => {
+        let (experience, partner) = match (checkpoint.experience, checkpoint.partner) {
+            (Some(experience), Some(partner)) => (experience, partner),
+            _ => {
                 insert_experiences(&mut *tx, &[fetch.experience]).await?;
-                sqlx::query_scalar(
-                    "SELECT id FROM accounts WHERE experience_id = $1 AND kind = 'partner'",
+                sqlx::query_as(
+                    "SELECT e.id, a.id FROM experiences e
+                     JOIN accounts a ON a.experience_id = e.id AND a.kind = 'partner'
+                     WHERE e.code = $1",
                 )
-                .bind(fetch.experience.get())
+                .bind(fetch.experience.as_str())
                 .fetch_one(&mut *tx)
                 .await
                 .during("reading the partner account")?
             }
         };
-        write_mirror(&mut tx, fetch, &fetch_id, &day).await?;
-        let pools = close_vanished(&mut tx, fetch, &fetch_id, partner, self.postings).await?;
+        write_mirror(&mut tx, experience, fetch, &fetch_id, &day).await?;
+        let pools = close_vanished(&mut tx, experience, fetch, &fetch_id, partner, self.postings)
+            .await?;
         let transfers = reconcile_ledger(&mut tx, fetch, &fetch_id, partner, pools).await?;
         tx.commit().await.during("committing the fetched day")?;
         Ok(ApplyOutcome::Applied {

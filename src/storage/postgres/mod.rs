@@ -63,9 +63,10 @@ impl PostgresStore {
 }
 
 /// The advisory lock every writer of a day's pools takes: the sync's apply of the day and each
-/// booking move on it. Built from an integer and a date, never from text from outside.
+/// booking move on it. An experience id holds only URL-safe characters (never a quote), so the
+/// key may be written into SQL text.
 fn day_lock_key(experience: ExperienceId, date: NaiveDate) -> String {
-    format!("invsync.apply_fetch:{}:{date}", experience.get())
+    format!("invsync.apply_fetch:{experience}:{date}")
 }
 
 impl Portable for Postgres {

@@ -72,10 +72,11 @@ impl Inventory for SqliteStore {
              FROM slots s
              JOIN accounts a ON a.slot_id = s.id AND a.pax_type IS NULL AND a.kind = 'available'
              JOIN slot_pax p ON p.slot_id = s.id AND p.is_present = 1
-             WHERE s.experience_id = ? AND s.service_date BETWEEN ? AND ?
+             WHERE s.experience_id = (SELECT id FROM experiences WHERE code = ?)
+               AND s.service_date BETWEEN ? AND ?
                AND s.is_open = 1 AND a.balance > 0",
         )
-        .bind(id.get())
+        .bind(id.as_str())
         .bind(from)
         .bind(to)
         .fetch_one(&self.reader)

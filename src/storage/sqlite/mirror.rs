@@ -24,23 +24,26 @@ struct DayCheckpoint {
     seen: bool,
     /// When the newest applied fetch of the day was made.
     newest: Option<DateTime<Utc>>,
+    /// The experience's key.
+    experience: i64,
     partner: AccountId,
     #[sqlx(flatten)]
     start: PostingStart,
 }
 
 /// Records an experience and opens its partner account, unless they exist already.
-const ENSURE_EXPERIENCE: &str = "INSERT OR IGNORE INTO experiences (id, created_at) VALUES (?, ?);
-     INSERT OR IGNORE INTO accounts (experience_id, kind) VALUES (?, 'partner')";
+const ENSURE_EXPERIENCE: &str = "INSERT OR IGNORE INTO experiences (code, created_at) VALUES (?, ?);
+     INSERT OR IGNORE INTO accounts (experience_id, kind)
+     SELECT id, 'partner' FROM experiences WHERE code = ?";
 
 async fn ensure_experience(
     conn: &mut SqliteConnection,
     id: ExperienceId,
 ) -> Result<(), StoreError> {
     sqlx::query(ENSURE_EXPERIENCE)
-        .bind(id.get())
+        .bind(id.as_str())
         .bind(Utc::now())
-        .bind(id.get())
+        .bind(id.as_str())
         .execute(&mut *conn)
         .await
         .during("recording the experience and its partner account")?;
@@ -57,10 +60,14 @@ static ENSURE_EXPERIENCE_READ_CHECKPOINT: LazyLock<String> = LazyLock::new(|| {
         "{ENSURE_EXPERIENCE};
          SELECT EXISTS (SELECT 1 FROM fetches WHERE id = ?) AS seen,
                 (SELECT last_fetched_at FROM product_dates
-                 WHERE experience_id = ? AND service_date = ?) AS newest,
+                 WHERE experience_id = experience.id AND service_date = ?) AS newest,
+                experience.id AS experience,
                 partner.id AS partner, partner.balance, partner.version,
                 (SELECT COALESCE(MAX(id), 0) FROM journal_transactions) AS last_transaction
-         FROM accounts partner WHERE partner.experience_id = ? AND partner.kind = 'partner'"
+         FROM experiences experience
+         JOIN accounts partner ON partner.experience_id = experience.id
+                              AND partner.kind = 'partner'
+         WHERE experience.code = ?"
     )
 });
 
@@ -250,12 +257,12 @@ static WRITE_MIRROR_READ_POOLS: LazyLock<String> =
 /// list in order, so each statement's values are bound right after the previous one's.
 async fn write_mirror(
     conn: &mut SqliteConnection,
+    experience: i64,
     fetch: &DayFetch,
     fetch_id: &str,
     day: &DayJson,
     postings: Postings,
 ) -> Result<Option<String>, StoreError> {
-    let experience = fetch.experience.get();
     let slot_count = fetch.slots.len() as i64;
     let sql = match postings {
         Postings::On => WRITE_MIRROR_READ_POOLS.as_str(),
@@ -423,7 +430,7 @@ pub(super) async fn write_posting(
     let written = sqlx::query(
         "INSERT INTO journal_transactions (id, experience_id, fetch_id, booking_id, reason,
                                            created_at)
-         VALUES (?, ?, ?, ?, ?, ?);
+         VALUES (?, (SELECT id FROM experiences WHERE code = ?), ?, ?, ?, ?);
 
          -- `json_each` keys count from 0; transfers are numbered from 1.
          INSERT INTO transfers (transaction_id, position, debit_account_id, credit_account_id,
@@ -445,7 +452,7 @@ pub(super) async fn write_posting(
     )
     // journal_transactions
     .bind(transaction_id)
-    .bind(journal.experience.get())
+    .bind(journal.experience.as_str())
     .bind(journal.fetch_id())
     .bind(journal.booking_id())
     .bind(journal.reason())
@@ -512,13 +519,12 @@ impl Mirror for SqliteStore {
             .await
             .during("starting the apply transaction")?;
         let fetch_id = fetch.id.to_string();
-        let experience = fetch.experience.get();
+        let experience = fetch.experience.as_str();
         let checkpoint: DayCheckpoint = sqlx::query_as(&ENSURE_EXPERIENCE_READ_CHECKPOINT)
             .bind(experience)
             .bind(Utc::now())
             .bind(experience)
             .bind(&fetch_id)
-            .bind(experience)
             .bind(fetch.date)
             .bind(experience)
             .fetch_one(&mut *tx)
@@ -538,7 +544,15 @@ impl Mirror for SqliteStore {
             return Ok(ApplyOutcome::Superseded);
         }
         let day = DayJson::new(fetch)?;
-        let pools = write_mirror(&mut tx, fetch, &fetch_id, &day, self.postings).await?;
+        let pools = write_mirror(
+            &mut tx,
+            checkpoint.experience,
+            fetch,
+            &fetch_id,
+            &day,
+            self.postings,
+        )
+        .await?;
         let transfers = match pools {
             Some(pools) => {
                 reconcile_ledger(
