@@ -728,7 +728,7 @@ mod tests {
                 ("INVSYNC_SYNC__ENABLED", "false"),
                 ("INVSYNC_SYNC__LEASE_SECONDS", "07"),
                 ("INVSYNC_SERVER__SHUTDOWN_DELAY_SECONDS", "3"),
-                ("INVSYNC_PARTNER__EXPERIENCES", "14,015"),
+                ("INVSYNC_PARTNER__EXPERIENCES", "14, 15,6b90-tour"),
             ],
         )
         .unwrap();
@@ -741,7 +741,7 @@ mod tests {
             .iter()
             .map(ExperienceId::as_str)
             .collect();
-        assert_eq!(ids, ["14", "15"]);
+        assert_eq!(ids, ["14", "15", "6b90-tour"]);
     }
 
     #[test]

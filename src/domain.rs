@@ -64,8 +64,11 @@ impl FromStr for ExperienceId {
     type Err = InvalidExperienceId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let url_safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~');
-        let numeric_but_not_positive =
-            s.bytes().all(|b| b.is_ascii_digit()) && s.trim_start_matches('0').is_empty();
+        // A number must be a positive one: `0` and `-3` are mistakes, not product ids.
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        let numeric_but_not_positive = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits.len() < s.len() || digits.trim_start_matches('0').is_empty());
         if s.is_empty() || !s.chars().all(url_safe) || numeric_but_not_positive {
             return Err(InvalidExperienceId(s.to_string()));
         }
