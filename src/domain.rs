@@ -31,14 +31,9 @@ impl ExperienceId {
         self.0.as_str()
     }
 
-    /// The id as a positive integer when it is one (every Leap id), written without leading
-    /// zeros so that it reads back as the same string.
+    /// The id as a positive integer when it is one (every Leap id).
     pub fn as_number(&self) -> Option<i64> {
-        let text = self.as_str();
-        if text.starts_with('0') {
-            return None;
-        }
-        text.parse().ok().filter(|n: &i64| *n > 0)
+        self.as_str().parse().ok()
     }
 }
 
@@ -64,12 +59,15 @@ impl FromStr for ExperienceId {
     type Err = InvalidExperienceId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let url_safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~');
-        // A number must be a positive one: `0` and `-3` are mistakes, not product ids.
+        // A number must be a positive 64-bit one written plainly (`0`, `-3`, `015` are
+        // mistakes, not product ids), so every id of digits alone is a JSON number.
         let digits = s.strip_prefix('-').unwrap_or(s);
-        let numeric_but_not_positive = !digits.is_empty()
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && (digits.len() < s.len() || digits.trim_start_matches('0').is_empty());
-        if s.is_empty() || !s.chars().all(url_safe) || numeric_but_not_positive {
+        let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        let plain_positive = || {
+            s.parse::<i64>()
+                .is_ok_and(|n| n > 0 && n.to_string() == s)
+        };
+        if s.is_empty() || !s.chars().all(url_safe) || (numeric && !plain_positive()) {
             return Err(InvalidExperienceId(s.to_string()));
         }
         ArrayString::from(s)
@@ -316,16 +314,17 @@ mod tests {
         let octo: ExperienceId = "6b90-tour_A.1~".parse().unwrap();
         assert_eq!(octo.as_number(), None);
         assert_eq!(serde_json::to_string(&octo).unwrap(), "\"6b90-tour_A.1~\"");
-        let padded: ExperienceId = "007".parse().unwrap();
-        assert_eq!(serde_json::to_string(&padded).unwrap(), "\"007\"");
-        for text in ["14", "\"14\"", "\"6b90-tour_A.1~\"", "\"007\""] {
+        for text in ["14", "\"14\"", "\"6b90-tour_A.1~\"", "\"007a\""] {
             let id: ExperienceId = serde_json::from_str(text).unwrap();
             let again: ExperienceId =
                 serde_json::from_str(&serde_json::to_string(&id).unwrap()).unwrap();
             assert_eq!(id, again, "{text}");
         }
         let too_long = "x".repeat(ExperienceId::MAX_LEN + 1);
-        for bad in ["0", "000", "-3", "", "a b", "a/b", "é", "1.5e3 ", too_long.as_str()] {
+        let bad_ids = [
+            "0", "000", "007", "-3", "99999999999999999999", "", "a b", "a/b", "é", "1.5e3 ",
+        ];
+        for bad in bad_ids.into_iter().chain([too_long.as_str()]) {
             assert!(bad.parse::<ExperienceId>().is_err(), "{bad:?} accepted");
         }
         for bad in ["0", "-3", "1.5", "\"\"", "\"a/b\"", "null"] {
@@ -335,13 +334,13 @@ mod tests {
 
     #[test]
     fn experience_ids_sort_numbers_numerically_then_strings() {
-        let mut ids: Vec<ExperienceId> = ["b", "100", "a", "14", "007"]
+        let mut ids: Vec<ExperienceId> = ["b", "100", "a", "14", "007a"]
             .iter()
             .map(|s| s.parse().unwrap())
             .collect();
         ids.sort();
         let order: Vec<&str> = ids.iter().map(ExperienceId::as_str).collect();
-        assert_eq!(order, ["14", "100", "007", "a", "b"]);
+        assert_eq!(order, ["14", "100", "007a", "a", "b"]);
     }
 
     fn price(final_price: &str) -> Price {

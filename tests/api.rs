@@ -140,9 +140,19 @@ async fn bad_input_gets_a_json_error_with_a_stable_code() {
         let yesterday = today.pred_opt().unwrap();
         let cases: Vec<(String, u16, &str)> = vec![
             (
-                format!("/api/v1/experience/abc/slots?date={today}"),
+                format!("/api/v1/experience/a%20b/slots?date={today}"),
                 400,
                 "invalid_experience_id",
+            ),
+            (
+                format!("/api/v1/experience/-3/slots?date={today}"),
+                400,
+                "invalid_experience_id",
+            ),
+            (
+                format!("/api/v1/experience/abc/slots?date={today}"),
+                404,
+                "unknown_experience",
             ),
             (
                 format!("/api/v1/experience/0/slots?date={today}"),

@@ -493,7 +493,21 @@ async fn hostile_booking_requests_get_a_json_4xx_and_move_nothing() {
                 Some("h11".into()),
                 with("experience", json!(-1)),
                 400,
-                "invalid_booking",
+                "invalid_body",
+            ),
+            (
+                "unknown string experience",
+                Some("h11b".into()),
+                with("experience", json!("6b90-tour")),
+                404,
+                "unknown_experience",
+            ),
+            (
+                "experience not an id",
+                Some("h11c".into()),
+                with("experience", json!("a/b")),
+                400,
+                "invalid_body",
             ),
             (
                 "no slot then",

@@ -310,7 +310,9 @@ async fn a_trigger_queues_days_ahead_of_routine_work_and_rejects_bad_requests() 
                 "date_outside_horizon",
             ),
             (json!({"to": beyond}), 400, "date_outside_horizon"),
-            (json!({"experience": "fourteen"}), 400, "invalid_body"),
+            (json!({"experience": "fourteen"}), 404, "unknown_experience"),
+            (json!({"experience": "four teen"}), 400, "invalid_body"),
+            (json!({"experience": true}), 400, "invalid_body"),
             (
                 json!({"experience": 14, "colour": "red"}),
                 400,

@@ -76,14 +76,17 @@ fn hostile_requests(today: NaiveDate) -> Vec<Hostile> {
     vec![
         // Experience ids.
         get(format!("/api/v1/experience/abc/slots?date={today}"))
+            .expect(404, "unknown_experience"),
+        get(format!("/api/v1/experience/{}/dates", "a".repeat(65)))
             .expect(400, "invalid_experience_id"),
+        get("/api/v1/experience/14'--/dates").expect(400, "invalid_experience_id"),
         get(format!("/api/v1/experience/{}/dates", "9".repeat(5_000)))
             .expect(400, "invalid_experience_id"),
         get("/api/v1/experience/14%00/dates").expect(400, "invalid_experience_id"),
         get("/api/v1/experience/%E2%91%A0%E2%91%A3/dates").expect(400, "invalid_experience_id"),
         get("/api/v1/experience/14%20OR%201=1/dates").expect(400, "invalid_experience_id"),
         get("/api/v1/experience/14%2F15/dates").expect(400, "invalid_experience_id"),
-        get("/api/v1/experience/0x0E/dates").expect(400, "invalid_experience_id"),
+        get("/api/v1/experience/0x0E/dates").expect(404, "unknown_experience"),
         get("/api/v1/experience/-0/dates").expect(400, "invalid_experience_id"),
         get("/api/v1/experience/77/dates").expect(404, "unknown_experience"),
         // Dates and times in query strings.

@@ -734,5 +734,25 @@ async fn an_upgrade_keeps_and_continues_an_existing_ledger() {
             "{}",
             backend.name
         );
+
+        // The numeric experience kept its key under its id written out, and an OCTO product's
+        // string id takes the next key beside it.
+        let octo: invsync::domain::ExperienceId = "6b90-tour".parse().unwrap();
+        let first = fetch_at(octo, day, 0, vec![slot(day, "04:00", 6, vec![])]);
+        backend.store.apply_fetch(&first, None).await.unwrap();
+        assert_eq!(
+            raw.fetch_integers(
+                "SELECT id, CAST(code AS BIGINT), (SELECT COUNT(*) FROM experiences)
+                 FROM experiences WHERE code = '14'"
+            )
+            .await,
+            [(14, 14, 2)],
+            "{}",
+            backend.name
+        );
+        let served = backend.store.slots_on(octo, day).await.unwrap();
+        assert_eq!(served[0].remaining, 6, "{}", backend.name);
+        assert_eq!(backend.store.slots_on(id, day).await.unwrap()[0].remaining, 1);
+        assert!(backend.store.verify().await.unwrap().ok, "{}", backend.name);
     }
 }

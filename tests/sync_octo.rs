@@ -129,3 +129,102 @@ async fn a_range_is_cut_to_days_per_call_and_one_that_keeps_failing_is_split() {
         assert!(app.backend.store.verify().await.unwrap().ok);
     }
 }
+
+/// An OCTO product id is an opaque string: the product is synced, served, booked, posted,
+/// triggered and reported under it, beside a Leap-style numeric id, on both backends.
+#[tokio::test]
+async fn a_product_with_a_string_id_is_served_booked_and_audited_under_that_id() {
+    const PRODUCT: &str = "6b90-river_cruise.v2";
+    const SALES_TOKEN: &str = "test-sales-token";
+    let cruise: invsync::domain::ExperienceId = PRODUCT.parse().unwrap();
+    for backend in backends().await {
+        let mut products = invsync::simulator::builtin_products().unwrap();
+        for product in &mut products {
+            if product.product_id == experience(15) {
+                product.product_id = cruise;
+            }
+        }
+        let app = spawn_app_selling(backend, products, |settings| {
+            settings.sync.enabled = false;
+            settings.server.sales_token = Some(invsync::domain::Secret::new(SALES_TOKEN));
+            speak(settings, PartnerKind::Octo);
+            settings.partner.experiences = vec![experience(14), cruise];
+        })
+        .await;
+        let today = app.today();
+        let last = today.checked_add_days(Days::new(13)).unwrap();
+        let synced = app.sync(today, last).await;
+        assert!(synced.failed.is_empty(), "{:?}", synced.failed);
+        assert_eq!(synced.fetched, 28);
+        for date in today.iter_days().take_while(|d| *d <= last) {
+            app.assert_served_equals_simulator(date).await;
+        }
+
+        let sunday = next_weekday(today.succ_opt().unwrap(), Weekday::Sun);
+        let slots_path = format!("/api/v1/experience/{PRODUCT}/slots?date={sunday}");
+        let (status, before) = app.get(&slots_path).await;
+        assert_eq!(status, 200, "{before}");
+        let response = app
+            .http
+            .post(format!("{}/api/v1/bookings", app.base))
+            .bearer_auth(SALES_TOKEN)
+            .header("Idempotency-Key", "string-id-1")
+            .json(&serde_json::json!({
+                "experience": PRODUCT, "date": sunday, "startTime": "00:00",
+                "pax": [{"type": "ADULT_12~99", "quantity": 2}],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201);
+        let booking: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(booking["experience"], PRODUCT, "{booking}");
+        let (_, after) = app.get(&slots_path).await;
+        assert_eq!(
+            after[0]["remaining"].as_i64().unwrap() + 2,
+            before[0]["remaining"].as_i64().unwrap()
+        );
+
+        let (status, history) = app
+            .get(&format!(
+                "/api/v1/experience/{PRODUCT}/slots/history?date={sunday}&startTime=00:00"
+            ))
+            .await;
+        assert_eq!(status, 200, "{history}");
+        assert_eq!(history["experienceId"], PRODUCT, "{history}");
+        assert!(
+            history["postings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|posting| posting["bookingId"] == booking["id"]),
+            "{history}"
+        );
+        let products: serde_json::Value = app
+            .http
+            .get(format!("{}/octo/products", app.base))
+            .bearer_auth(SALES_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            products
+                .as_array()
+                .is_some_and(|all| all.iter().any(|product| product["id"] == PRODUCT)),
+            "{products}"
+        );
+        let (status, queued) = app
+            .post(
+                "/api/v1/sync/trigger",
+                Some(ADMIN_TOKEN),
+                Some(serde_json::json!({"experience": PRODUCT, "from": today, "to": today})),
+            )
+            .await;
+        assert_eq!((status, queued["queued"].as_i64()), (202, Some(1)), "{queued}");
+        let report = app.backend.store.verify().await.unwrap();
+        assert!(report.ok, "{report:?}");
+    }
+}

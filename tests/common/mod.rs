@@ -403,6 +403,16 @@ pub async fn spawn_app_with(
     backend: TestStore,
     customize: impl FnOnce(&mut invsync::config::Settings),
 ) -> TestApp {
+    let products = invsync::simulator::builtin_products().expect("built-in products");
+    spawn_app_selling(backend, products, customize).await
+}
+
+/// [`spawn_app_with`] against a simulator whose catalogue is `products`.
+pub async fn spawn_app_selling(
+    backend: TestStore,
+    products: Vec<invsync::simulator::ProductDefinition>,
+    customize: impl FnOnce(&mut invsync::config::Settings),
+) -> TestApp {
     use invsync::domain::Secret;
     use invsync::simulator::{Simulator, SimulatorConfig};
     use std::num::NonZeroU32;
@@ -410,6 +420,7 @@ pub async fn spawn_app_with(
     let fast = NonZeroU32::new(60_000).expect("non-zero");
     let sim = Simulator::new(SimulatorConfig {
         rate_limit_per_minute: fast,
+        products,
         ..SimulatorConfig::new(Secret::new(SIM_KEY))
     })
     .spawn_local()
