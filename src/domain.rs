@@ -63,10 +63,7 @@ impl FromStr for ExperienceId {
         // mistakes, not product ids), so every id of digits alone is a JSON number.
         let digits = s.strip_prefix('-').unwrap_or(s);
         let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
-        let plain_positive = || {
-            s.parse::<i64>()
-                .is_ok_and(|n| n > 0 && n.to_string() == s)
-        };
+        let plain_positive = || s.parse::<i64>().is_ok_and(|n| n > 0 && n.to_string() == s);
         if s.is_empty() || !s.chars().all(url_safe) || (numeric && !plain_positive()) {
             return Err(InvalidExperienceId(s.to_string()));
         }
@@ -322,13 +319,25 @@ mod tests {
         }
         let too_long = "x".repeat(ExperienceId::MAX_LEN + 1);
         let bad_ids = [
-            "0", "000", "007", "-3", "99999999999999999999", "", "a b", "a/b", "é", "1.5e3 ",
+            "0",
+            "000",
+            "007",
+            "-3",
+            "99999999999999999999",
+            "",
+            "a b",
+            "a/b",
+            "é",
+            "1.5e3 ",
         ];
         for bad in bad_ids.into_iter().chain([too_long.as_str()]) {
             assert!(bad.parse::<ExperienceId>().is_err(), "{bad:?} accepted");
         }
         for bad in ["0", "-3", "1.5", "\"\"", "\"a/b\"", "null"] {
-            assert!(serde_json::from_str::<ExperienceId>(bad).is_err(), "{bad} accepted");
+            assert!(
+                serde_json::from_str::<ExperienceId>(bad).is_err(),
+                "{bad} accepted"
+            );
         }
     }
 

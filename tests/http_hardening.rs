@@ -75,8 +75,7 @@ fn hostile_requests(today: NaiveDate) -> Vec<Hostile> {
     let deeply_nested = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
     vec![
         // Experience ids.
-        get(format!("/api/v1/experience/abc/slots?date={today}"))
-            .expect(404, "unknown_experience"),
+        get(format!("/api/v1/experience/abc/slots?date={today}")).expect(404, "unknown_experience"),
         get(format!("/api/v1/experience/{}/dates", "a".repeat(65)))
             .expect(400, "invalid_experience_id"),
         get("/api/v1/experience/14'--/dates").expect(400, "invalid_experience_id"),

@@ -752,7 +752,10 @@ async fn an_upgrade_keeps_and_continues_an_existing_ledger() {
         );
         let served = backend.store.slots_on(octo, day).await.unwrap();
         assert_eq!(served[0].remaining, 6, "{}", backend.name);
-        assert_eq!(backend.store.slots_on(id, day).await.unwrap()[0].remaining, 1);
+        assert_eq!(
+            backend.store.slots_on(id, day).await.unwrap()[0].remaining,
+            1
+        );
         assert!(backend.store.verify().await.unwrap().ok, "{}", backend.name);
     }
 }

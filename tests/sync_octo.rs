@@ -223,7 +223,11 @@ async fn a_product_with_a_string_id_is_served_booked_and_audited_under_that_id()
                 Some(serde_json::json!({"experience": PRODUCT, "from": today, "to": today})),
             )
             .await;
-        assert_eq!((status, queued["queued"].as_i64()), (202, Some(1)), "{queued}");
+        assert_eq!(
+            (status, queued["queued"].as_i64()),
+            (202, Some(1)),
+            "{queued}"
+        );
         let report = app.backend.store.verify().await.unwrap();
         assert!(report.ok, "{report:?}");
     }

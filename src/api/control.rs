@@ -139,10 +139,7 @@ async fn status_body(state: &AppState) -> Result<StatusBody, AppError> {
             shortfall: totals
                 .shortfall
                 .into_iter()
-                .map(|(experience, seats)| ShortfallBody {
-                    experience,
-                    seats,
-                })
+                .map(|(experience, seats)| ShortfallBody { experience, seats })
                 .collect(),
         },
     })

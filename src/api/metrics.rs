@@ -70,7 +70,6 @@ fn record_booking_totals(totals: &BookingTotals) {
     use ::metrics::gauge;
     gauge!(names::SEATS_ON_HOLD).set(totals.seats_on_hold as f64);
     for (experience, seats) in &totals.shortfall {
-        gauge!(names::SHORTFALL_SEATS, "experience" => experience.to_string())
-            .set(*seats as f64);
+        gauge!(names::SHORTFALL_SEATS, "experience" => experience.to_string()).set(*seats as f64);
     }
 }

@@ -5,16 +5,16 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::schema::{
     KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
 };
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use crate::domain::ExperienceId;
 use super::layers::MAX_BODY_BYTES;
+use crate::domain::ExperienceId;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,7 +48,10 @@ impl utoipa::PartialSchema for ExperienceId {
             .minimum(Some(1));
         let text = ObjectBuilder::new()
             .schema_type(Type::String)
-            .pattern(Some(format!("^[A-Za-z0-9._~-]{{1,{}}}$", ExperienceId::MAX_LEN)));
+            .pattern(Some(format!(
+                "^[A-Za-z0-9._~-]{{1,{}}}$",
+                ExperienceId::MAX_LEN
+            )));
         OneOfBuilder::new()
             .item(number)
             .item(text)

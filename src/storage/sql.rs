@@ -32,8 +32,7 @@ use crate::ledger::{self, AccountKind, Transfer, VerifyReport, Violation};
 
 /// One partner's sync requests as stored (`$1` the partner), with their ids: the statement
 /// that takes them adds the backend's lock.
-pub(crate) const SYNC_REQUESTS: &str =
-    "SELECT id, partner,
+pub(crate) const SYNC_REQUESTS: &str = "SELECT id, partner,
             (SELECT code FROM experiences e WHERE e.id = experience_id) AS experience_id,
             from_date, to_date, requested_at
      FROM sync_triggers WHERE partner = $1 OR partner IS NULL ORDER BY id";

@@ -542,8 +542,15 @@ impl Mirror for PostgresStore {
             }
         };
         write_mirror(&mut tx, experience, fetch, &fetch_id, &day).await?;
-        let pools = close_vanished(&mut tx, experience, fetch, &fetch_id, partner, self.postings)
-            .await?;
+        let pools = close_vanished(
+            &mut tx,
+            experience,
+            fetch,
+            &fetch_id,
+            partner,
+            self.postings,
+        )
+        .await?;
         let transfers = reconcile_ledger(&mut tx, fetch, &fetch_id, partner, pools).await?;
         tx.commit().await.during("committing the fetched day")?;
         Ok(ApplyOutcome::Applied {

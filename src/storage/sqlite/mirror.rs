@@ -32,7 +32,8 @@ struct DayCheckpoint {
 }
 
 /// Records an experience and opens its partner account, unless they exist already.
-const ENSURE_EXPERIENCE: &str = "INSERT OR IGNORE INTO experiences (code, created_at) VALUES (?, ?);
+const ENSURE_EXPERIENCE: &str =
+    "INSERT OR IGNORE INTO experiences (code, created_at) VALUES (?, ?);
      INSERT OR IGNORE INTO accounts (experience_id, kind)
      SELECT id, 'partner' FROM experiences WHERE code = ?";
 
