@@ -136,10 +136,12 @@ impl Application {
                 tokio::time::sleep(delay).await;
             }
         };
+        let admission = api::admission::Admission::new(&self.state.settings.server);
         let router = api::router(self.state);
         api::server::serve(
             self.listener,
             router,
+            admission,
             limits,
             stop_accepting,
             SHUTDOWN_GRACE,

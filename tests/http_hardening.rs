@@ -343,15 +343,20 @@ async fn spawn_tight_app(backend: TestStore) -> TestApp {
     .await
 }
 
-/// Sends `request` and asserts a fast `503 overloaded` with `Retry-After` and the JSON error
-/// body.
+/// Sends `request` and asserts a fast `503 overloaded` with `Retry-After`, the JSON error
+/// body and the request's id echoed.
 async fn assert_shed_fast(request: reqwest::RequestBuilder) {
     let started = std::time::Instant::now();
-    let response = request.send().await.expect("answers");
+    let response = request
+        .header("x-request-id", "shed-me")
+        .send()
+        .await
+        .expect("answers");
     let waited = started.elapsed();
     assert!(waited < Duration::from_secs(2), "{waited:?}");
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.headers()["x-request-id"], "shed-me");
     let body: Value = response.json().await.expect("JSON body");
     assert_eq!(body["code"], "overloaded", "{body}");
 }

@@ -1,7 +1,9 @@
 //! Admission: a request waits for a handler slot of its class at most the queue budget, then
 //! is shed with `503 overloaded` and `Retry-After`, so a burst of clients gets fast answers
 //! instead of queueing for seconds. Reads and writes have separate slots, so a flood of one
-//! never starves the other; liveness, readiness and metrics are never shed.
+//! never starves the other; liveness, readiness and metrics are never shed. The server loop
+//! admits a request before the router sees it (`super::server`): a waiting request holds
+//! only itself, none of the middleware's state.
 //!
 //! While requests queue only briefly, a freed slot goes to the oldest waiter. Once the oldest
 //! has waited three quarters of the budget (a standing queue: more arrive than are served),
@@ -14,10 +16,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -51,7 +50,12 @@ struct SlotsState {
 }
 
 /// A slot held by a request until its answer is made.
-struct HandlerSlot<'a>(&'a Slots);
+struct HandlerSlot(Arc<Slots>);
+
+/// What admission gave a request: a slot held until it is dropped, or none for a probe.
+pub struct Admitted {
+    _slot: Option<HandlerSlot>,
+}
 
 impl Slots {
     fn new(slots: usize, budget: Duration) -> Self {
@@ -69,12 +73,12 @@ impl Slots {
     }
 
     /// A slot, or `None` if none came free within `budget`.
-    async fn acquire(&self, budget: Duration) -> Option<HandlerSlot<'_>> {
+    async fn acquire(self: &Arc<Self>, budget: Duration) -> Option<HandlerSlot> {
         let mut waiter = {
             let mut state = self.state();
             if state.free > 0 {
                 state.free -= 1;
-                return Some(HandlerSlot(self));
+                return Some(HandlerSlot(self.clone()));
             }
             let (grant, granted) = oneshot::channel();
             state.waiting.push_back((Instant::now(), grant));
@@ -87,7 +91,7 @@ impl Slots {
         // Whatever happened, the waiter's drop hands on a slot it was given too late.
         waiter.granted.close();
         match (granted, waiter.granted.try_recv()) {
-            (Ok(Ok(())), _) | (_, Ok(())) => Some(HandlerSlot(self)),
+            (Ok(Ok(())), _) | (_, Ok(())) => Some(HandlerSlot(self.clone())),
             _ => None,
         }
     }
@@ -96,7 +100,7 @@ impl Slots {
 /// A request waiting for a slot. Dropped before it got one (shed, or its client gone), it
 /// passes on a slot handed to it meanwhile, so none is lost.
 struct Waiter<'a> {
-    slots: &'a Slots,
+    slots: &'a Arc<Slots>,
     granted: oneshot::Receiver<()>,
 }
 
@@ -104,12 +108,12 @@ impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         self.granted.close();
         if self.granted.try_recv().is_ok() {
-            drop(HandlerSlot(self.slots));
+            drop(HandlerSlot(self.slots.clone()));
         }
     }
 }
 
-impl Drop for HandlerSlot<'_> {
+impl Drop for HandlerSlot {
     fn drop(&mut self) {
         let mut state = self.0.state();
         // Waiters already shed are dropped from the oldest end as they come, so the queue
@@ -147,11 +151,11 @@ enum Class {
 }
 
 impl Class {
-    fn of(request: &Request) -> Option<Self> {
-        if NEVER_SHED.contains(&request.uri().path()) {
+    fn of(method: &Method, path: &str) -> Option<Self> {
+        if NEVER_SHED.contains(&path) {
             return None;
         }
-        Some(match *request.method() {
+        Some(match *method {
             Method::GET | Method::HEAD | Method::OPTIONS => Self::Read,
             _ => Self::Write,
         })
@@ -182,25 +186,27 @@ impl Admission {
     }
 }
 
-pub async fn admit(
-    State(admission): State<Admission>,
-    request: Request,
-    next: Next,
-) -> Result<Response, AppError> {
-    let Some(class) = Class::of(&request) else {
-        return Ok(next.run(request).await);
-    };
-    let slots = match class {
-        Class::Read => &admission.reads,
-        Class::Write => &admission.writes,
-    };
-    let Some(_slot) = slots.acquire(admission.queue_budget).await else {
-        metrics::counter!(names::HTTP_SHED, "class" => class.label()).increment(1);
-        return Err(AppError::Overloaded {
-            retry_after: admission.queue_budget.as_secs().max(1),
-        });
-    };
-    Ok(next.run(request).await)
+impl Admission {
+    /// Waits at most the queue budget for a handler slot of the request's class; `Err` is
+    /// the `503 overloaded` to answer instead.
+    pub async fn admit(&self, method: &Method, path: &str) -> Result<Admitted, AppError> {
+        let Some(class) = Class::of(method, path) else {
+            return Ok(Admitted { _slot: None });
+        };
+        let slots = match class {
+            Class::Read => &self.reads,
+            Class::Write => &self.writes,
+        };
+        match slots.acquire(self.queue_budget).await {
+            Some(slot) => Ok(Admitted { _slot: Some(slot) }),
+            None => {
+                metrics::counter!(names::HTTP_SHED, "class" => class.label()).increment(1);
+                Err(AppError::Overloaded {
+                    retry_after: self.queue_budget.as_secs().max(1),
+                })
+            }
+        }
+    }
 }
 
 #[cfg(test)]

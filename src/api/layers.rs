@@ -1,9 +1,8 @@
-//! The middleware every request passes through, outermost first: a request id, admission
-//! (shedding what waits too long for a slot), a trace span, HTTP metrics, a panic guard, a
-//! timeout and a body size limit. Admission comes before the span and the metrics, so a
-//! request waiting for a slot holds as little memory as it can, and a shed one costs no log
-//! line (`invsync_http_shed_total` counts it). Each rejection made here is an
-//! [`AppError`], so a client gets JSON whatever goes wrong.
+//! The middleware every request passes through, outermost first: a request id, a trace span,
+//! HTTP metrics, a panic guard, a timeout and a body size limit. Admission comes before all of
+//! them, in the server loop (`super::server`), so a request waiting for a slot holds as little
+//! memory as it can, and a shed one costs no log line (`invsync_http_shed_total` counts it).
+//! Each rejection made here is an [`AppError`], so a client gets JSON whatever goes wrong.
 
 use std::any::Any;
 use std::time::{Duration, Instant};
@@ -19,7 +18,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{OnResponse, TraceLayer};
 use tracing::Span;
 
-use super::admission::{self, Admission};
 use super::error::AppError;
 use crate::telemetry::names;
 
@@ -30,11 +28,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// anyone mint new metric series).
 const UNMATCHED_ROUTE: &str = "unmatched";
 
-const REQUEST_ID_HEADER: &str = "x-request-id";
+pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Wraps every route and the fallbacks of `router` in the stack. `Router::layer` runs after
 /// routing, so the span and the metrics see the matched route template.
-pub fn apply<S>(router: Router<S>, request_timeout: Duration, admission: Admission) -> Router<S>
+pub fn apply<S>(router: Router<S>, request_timeout: Duration) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -43,7 +41,6 @@ where
             // Keeps an `x-request-id` a gateway already set; otherwise makes a UUID.
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(middleware::from_fn_with_state(admission, admission::admit))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)
@@ -169,10 +166,6 @@ mod tests {
 
     use super::*;
 
-    fn unlimited() -> Admission {
-        Admission::new(&crate::config::ServerSettings::default())
-    }
-
     async fn panics() -> &'static str {
         panic!("a bug in a handler")
     }
@@ -206,7 +199,6 @@ mod tests {
                 .route("/panic", get(panics))
                 .route("/ok", get(|| async { axum::Json("fine") })),
             Duration::from_secs(5),
-            unlimited(),
         );
         let (status, body, has_request_id) = call(router.clone(), "/panic").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -221,7 +213,6 @@ mod tests {
         let router = apply(
             Router::new().route("/slow", get(sleeps)),
             Duration::from_secs(2),
-            unlimited(),
         );
         let (status, body, _) = call(router, "/slow").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -1,6 +1,6 @@
 //! The HTTP API. It reads only from the store; it never talks to the partner.
 
-mod admission;
+pub mod admission;
 mod bookings;
 mod console;
 mod control;
@@ -80,8 +80,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    let admission = admission::Admission::new(&state.settings.server);
-    layers::apply(router, state.settings.server.request_timeout(), admission)
+    layers::apply(router, state.settings.server.request_timeout())
         .layer(Extension(openapi::OpenApiJson::new(document)))
         .with_state(state)
 }
