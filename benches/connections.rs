@@ -518,9 +518,11 @@ impl Daemon {
             .current_dir(dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            // Server settings to try (`INVSYNC_SERVER__QUEUE_BUDGET_MS=500`); the bench's own
-            // listen address and tokens below win.
-            .envs(std::env::vars().filter(|(name, _)| name.starts_with("INVSYNC_SERVER__")))
+            // Server settings to try (`INVSYNC_SERVER__QUEUE_BUDGET_MS=500`) and jemalloc's
+            // (`_RJEM_MALLOC_CONF`); the bench's own listen address and tokens below win.
+            .envs(std::env::vars().filter(|(name, _)| {
+                name.starts_with("INVSYNC_SERVER__") || name == "_RJEM_MALLOC_CONF"
+            }))
             .env("INVSYNC_SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("INVSYNC_DATABASE__URL", url)
             .env("INVSYNC_PARTNER__BASE_URL", sim.base_url())

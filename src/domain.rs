@@ -20,7 +20,7 @@ pub struct ExperienceId(ArrayString<{ ExperienceId::MAX_LEN }>);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "experience id must be 1 to 64 letters, digits, '-', '_', '.' or '~' (a Leap id a positive integer), got {0:?}"
+    "experience id must be a positive integer or 1 to 64 letters, digits, '-', '_', '.' or '~', got {0:?}"
 )]
 pub struct InvalidExperienceId(pub String);
 

@@ -18,8 +18,9 @@ use crate::domain::ExperienceId;
 #[derive(IntoParams)]
 #[into_params(names("id"), parameter_in = Path)]
 pub struct ExperiencePath(
-    /// The experience (partner product) id.
-    #[param(value_type = i64, minimum = 1, example = 14)]
+    /// The experience (partner product) id: a Leap number or an OCTO product's string id
+    /// (1–64 letters, digits, `-`, `_`, `.`, `~`).
+    #[param(value_type = String, pattern = r"^[A-Za-z0-9._~-]{1,64}$", example = "14")]
     pub ExperienceId,
 );
 
