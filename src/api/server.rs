@@ -63,8 +63,8 @@ pub async fn serve(
         // While a request is being answered, hyper by default keeps reading, to notice a
         // client that hangs up; each such read reserves a fresh 8 KiB buffer, as the old one
         // is still pinned by the request's head and body. A sale parks thousands of requests
-        // at once for a handler slot, and that buffer was most of what each one cost. A client
-        // that hangs up mid-request is noticed when its answer is written instead.
+        // at once for a handler slot, and that buffer would be most of what each one costs. A
+        // client that hangs up mid-request is noticed when its answer is written instead.
         .half_close(true);
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
