@@ -82,7 +82,10 @@ impl fmt::Display for ExperienceId {
 /// Numbers first in numeric order (14 before 100), then the other ids in byte order.
 impl Ord for ExperienceId {
     fn cmp(&self, other: &Self) -> Ordering {
-        let key = |id: &Self| (id.as_number().is_none(), id.as_number(), id.0);
+        let key = |id: &Self| {
+            let number = id.as_number();
+            (number.is_none(), number, id.0)
+        };
         key(self).cmp(&key(other))
     }
 }

@@ -184,9 +184,7 @@ impl Admission {
             queue_budget: budget,
         }
     }
-}
 
-impl Admission {
     /// Waits at most the queue budget for a handler slot of the request's class; `Err` is
     /// the `503 overloaded` to answer instead.
     pub async fn admit(&self, method: &Method, path: &str) -> Result<Admitted, AppError> {

@@ -1,7 +1,6 @@
 //! `/api/v1/bookings`: hold, read, confirm, extend and cancel customers' seats (DESIGN
 //! section 7), for callers with the sales token (or the admin token).
 
-use crate::domain::ExperienceId;
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -18,6 +17,7 @@ use super::error::{AppError, ErrorBody};
 use super::extract::JsonBody;
 use super::inventory::PriceBody;
 use crate::bookings::{BookingError, HoldBody, IdempotencyKey};
+use crate::domain::ExperienceId;
 use crate::storage::{Booking, BookingStatus, Refusal};
 
 /// A booking as every booking route answers it.

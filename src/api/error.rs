@@ -1,7 +1,6 @@
 //! The one error type every handler returns: a stable machine `code`, a human `message`, and
 //! the HTTP status. Internal failures are logged in full and answered with a generic message.
 
-use crate::domain::ExperienceId;
 use std::time::Duration;
 
 use axum::Json;
@@ -9,6 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::domain::ExperienceId;
 
 use crate::bookings::{BookingError, InvalidBooking};
 use crate::storage::{Refusal, StoreError};

@@ -20,7 +20,7 @@ use crate::domain::ExperienceId;
 pub struct ExperiencePath(
     /// The experience (partner product) id: a Leap number or an OCTO product's string id
     /// (1–64 letters, digits, `-`, `_`, `.`, `~`).
-    #[param(value_type = String, pattern = r"^[A-Za-z0-9._~-]{1,64}$", example = "14")]
+    #[param(value_type = ExperienceId, example = "14")]
     pub ExperienceId,
 );
 

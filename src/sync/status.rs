@@ -1,9 +1,10 @@
 //! What `GET /api/v1/sync/status` reports.
 
-use crate::domain::ExperienceId;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::domain::ExperienceId;
 
 /// The state of one partner's sync, or of every partner's together.
 #[derive(Debug, Clone, Serialize, ToSchema)]
