@@ -137,11 +137,13 @@ impl Application {
             }
         };
         let admission = api::admission::Admission::new(&self.state.settings.server);
+        let intake = api::intake::Intake::new(&self.state.settings.server);
         let router = api::router(self.state);
         api::server::serve(
             self.listener,
             router,
             admission,
+            intake,
             limits,
             stop_accepting,
             SHUTDOWN_GRACE,

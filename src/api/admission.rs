@@ -72,8 +72,8 @@ impl Slots {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A slot, or `None` if none came free within `budget`.
-    async fn acquire(self: &Arc<Self>, budget: Duration) -> Option<HandlerSlot> {
+    /// A slot, or `None` if none came free by `arrived` + `budget`.
+    async fn acquire(self: &Arc<Self>, arrived: Instant, budget: Duration) -> Option<HandlerSlot> {
         let mut waiter = {
             let mut state = self.state();
             if state.free > 0 {
@@ -81,13 +81,13 @@ impl Slots {
                 return Some(HandlerSlot(self.clone()));
             }
             let (grant, granted) = oneshot::channel();
-            state.waiting.push_back((Instant::now(), grant));
+            state.waiting.push_back((arrived, grant));
             Waiter {
                 slots: self,
                 granted,
             }
         };
-        let granted = tokio::time::timeout(budget, &mut waiter.granted).await;
+        let granted = tokio::time::timeout_at(arrived + budget, &mut waiter.granted).await;
         // Whatever happened, the waiter's drop hands on a slot it was given too late.
         waiter.granted.close();
         match (granted, waiter.granted.try_recv()) {
@@ -185,9 +185,15 @@ impl Admission {
         }
     }
 
-    /// Waits at most the queue budget for a handler slot of the request's class; `Err` is
-    /// the `503 overloaded` to answer instead.
-    pub async fn admit(&self, method: &Method, path: &str) -> Result<Admitted, AppError> {
+    /// Waits for a handler slot of the request's class until the queue budget has passed
+    /// since the request `arrived` (began to wait for intake); `Err` is the `503 overloaded`
+    /// to answer instead.
+    pub async fn admit(
+        &self,
+        method: &Method,
+        path: &str,
+        arrived: Instant,
+    ) -> Result<Admitted, AppError> {
         let Some(class) = Class::of(method, path) else {
             return Ok(Admitted { _slot: None });
         };
@@ -195,7 +201,7 @@ impl Admission {
             Class::Read => &self.reads,
             Class::Write => &self.writes,
         };
-        match slots.acquire(self.queue_budget).await {
+        match slots.acquire(arrived, self.queue_budget).await {
             Some(slot) => Ok(Admitted { _slot: Some(slot) }),
             None => {
                 metrics::counter!(names::HTTP_SHED, "class" => class.label()).increment(1);
@@ -220,7 +226,7 @@ mod tests {
         for _ in 0..count {
             let slots = slots.clone();
             started.push(tokio::spawn(async move {
-                let slot = slots.acquire(BUDGET).await;
+                let slot = slots.acquire(Instant::now(), BUDGET).await;
                 tokio::time::sleep(BUDGET).await;
                 slot.is_some()
             }));
@@ -232,7 +238,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_short_queue_is_served_oldest_first() {
         let slots = Arc::new(Slots::new(1, BUDGET));
-        let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
+        let held = slots
+            .acquire(Instant::now(), Duration::ZERO)
+            .await
+            .expect("a free slot");
         let mut waiting = waiters(&slots, 2).await;
         tokio::time::sleep(BUDGET / 10).await;
         drop(held);
@@ -248,7 +257,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_standing_queue_is_served_newest_first_and_sheds_the_oldest() {
         let slots = Arc::new(Slots::new(1, BUDGET));
-        let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
+        let held = slots
+            .acquire(Instant::now(), Duration::ZERO)
+            .await
+            .expect("a free slot");
         let mut waiting = waiters(&slots, 2).await;
         tokio::time::sleep(BUDGET * 8 / 10).await;
         drop(held);
@@ -260,20 +272,31 @@ mod tests {
             "the oldest is shed at its budget"
         );
         // Nothing was lost: the one slot is free again.
-        assert!(slots.acquire(Duration::ZERO).await.is_some());
+        assert!(
+            slots
+                .acquire(Instant::now(), Duration::ZERO)
+                .await
+                .is_some()
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_slot_handed_to_a_request_whose_client_left_is_passed_on() {
         let slots = Arc::new(Slots::new(1, BUDGET));
-        let held = slots.acquire(Duration::ZERO).await.expect("a free slot");
+        let held = slots
+            .acquire(Instant::now(), Duration::ZERO)
+            .await
+            .expect("a free slot");
         let gone = waiters(&slots, 1).await.pop().expect("one");
         // The slot is handed over, and the request is dropped before it runs again.
         drop(held);
         gone.abort();
         let _ = gone.await;
         assert!(
-            slots.acquire(Duration::ZERO).await.is_some(),
+            slots
+                .acquire(Instant::now(), Duration::ZERO)
+                .await
+                .is_some(),
             "the slot is free"
         );
     }

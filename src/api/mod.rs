@@ -7,6 +7,7 @@ mod control;
 mod error;
 mod extract;
 mod health;
+pub mod intake;
 mod inventory;
 mod layers;
 mod metrics;

@@ -26,6 +26,7 @@ use tower::Service;
 
 use super::admission::Admission;
 use super::error::AppError;
+use super::intake::{Connection, Intake, IntakeStream};
 use super::layers::REQUEST_ID_HEADER;
 
 /// After an accept error (out of file descriptors, say), a pause before the next accept, so the
@@ -43,6 +44,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     admission: Admission,
+    intake: Intake,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -67,6 +69,7 @@ pub async fn serve(
         // client that hangs up mid-request is noticed when its answer is written instead.
         .half_close(true);
     let open = Arc::new(Semaphore::new(limits.max_connections));
+    let overdue = tokio::spawn(intake.clone().let_in_overdue_forever());
     let graceful = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
     loop {
@@ -90,11 +93,14 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
+        let connection = intake.connection();
         let service = RouterService {
             router: router.clone(),
             admission: admission.clone(),
+            connection: connection.clone(),
         };
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let stream = TokioIo::new(IntakeStream::new(stream, connection));
+        let connection = builder.serve_connection(stream, service);
         // `map`, not an `async move` block awaiting the connection: such a block keeps room
         // for the connection twice (the captured one and the one being awaited), and each of
         // thousands of open connections is one task.
@@ -106,6 +112,7 @@ pub async fn serve(
         }));
     }
     drop(listener);
+    overdue.abort();
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -135,6 +142,7 @@ pub async fn serve(
 struct RouterService {
     router: Router,
     admission: Admission,
+    connection: Arc<Connection>,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for RouterService {
@@ -146,9 +154,10 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RouterService {
         // The router is always ready; `call` takes it by `&mut`, so a clone (an `Arc`) answers.
         let mut router = self.router.clone();
         let admission = self.admission.clone();
+        let (intake_place, arrived) = self.connection.answering(request.method());
         async move {
             let admitted = match admission
-                .admit(request.method(), request.uri().path())
+                .admit(request.method(), request.uri().path(), arrived)
                 .await
             {
                 Ok(admitted) => admitted,
@@ -156,6 +165,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RouterService {
             };
             let Ok(mut response) = router.call(request).await;
             drop(admitted);
+            drop(intake_place);
             let headers = response.headers_mut();
             let mut compact = HeaderMap::with_capacity(headers.len());
             compact.extend(std::mem::take(headers));
