@@ -93,9 +93,11 @@ pub struct ServerSettings {
     /// Connections the kernel queues before they are accepted; `None` takes the kernel's
     /// maximum (`net.core.somaxconn`), so a burst of connects is not dropped into TCP retries.
     pub listen_backlog: Option<NonZeroU32>,
-    /// Reads (GET) handled at once; more wait for a slot.
+    /// Reads (GET) handled at once; more wait for a slot. Four requests per slot are read
+    /// off the sockets at most; the rest wait unread (`api::intake`).
     pub max_concurrent_reads: NonZeroU32,
-    /// Writes (POST and the rest) handled at once, apart from the reads' slots.
+    /// Writes (POST and the rest) handled at once, apart from the reads' slots (and read off
+    /// the sockets four per slot at most).
     pub max_concurrent_writes: NonZeroU32,
     /// The longest a request waits for a slot before it is shed with `503 overloaded`.
     pub queue_budget_ms: NonZeroU32,

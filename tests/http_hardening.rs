@@ -477,3 +477,86 @@ async fn connections_past_the_limit_wait_until_one_closes() {
         .expect("served once the first connection closed");
     assert_eq!(served.status(), 200);
 }
+
+/// Reads one answer off `stream`: its status and body.
+async fn read_answer(stream: &mut TcpStream, pending: &mut Vec<u8>) -> (u16, String) {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse().ok())
+                .expect("a content-length");
+            if pending.len() >= end + 4 + length {
+                let status = head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|code| code.parse().ok())
+                    .expect("a status line");
+                let body = String::from_utf8_lossy(&pending[end + 4..end + 4 + length]).into();
+                pending.drain(..end + 4 + length);
+                return (status, body);
+            }
+        }
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("answers within 10 s")
+            .expect("reads");
+        assert!(read > 0, "the connection stays open");
+        pending.extend_from_slice(&chunk[..read]);
+    }
+}
+
+#[tokio::test]
+async fn one_connection_carries_pipelined_requests_and_bodies_read_or_not() {
+    for backend in backends().await {
+        let app = spawn_app(backend).await;
+        let address = app.base.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).await.expect("connects");
+        let mut pending = Vec::new();
+        let healthz = "GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n";
+        stream
+            .write_all(format!("{healthz}{healthz}").as_bytes())
+            .await
+            .expect("sends two at once");
+        for _ in 0..2 {
+            assert_eq!(read_answer(&mut stream, &mut pending).await.0, 200);
+        }
+        // Refused before its body is read, then one whose body is read: both answered, the
+        // connection kept.
+        let body = "{\"quantity\": 1}";
+        let unauthorized = format!(
+            "POST /api/v1/bookings HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(unauthorized.as_bytes())
+            .await
+            .expect("sends");
+        assert_eq!(read_answer(&mut stream, &mut pending).await.0, 401);
+        let invalid = format!(
+            "POST /api/v1/bookings HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+             authorization: Bearer {ADMIN_TOKEN}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(invalid.as_bytes()).await.expect("sends");
+        let (status, answer) = read_answer(&mut stream, &mut pending).await;
+        assert_eq!(status, 400, "{answer}");
+        stream.write_all(healthz.as_bytes()).await.expect("sends");
+        assert_eq!(read_answer(&mut stream, &mut pending).await.0, 200);
+        // Asked to close: answered, then closed.
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("sends");
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+            .await
+            .expect("closed within 10 s")
+            .expect("reads");
+        assert!(String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 200"));
+    }
+}

@@ -16,17 +16,26 @@
 //!
 //! A connection holds a place only while it has bytes to read or a request being answered:
 //! an idle keep-alive connection, or a slow client between its bytes, holds none.
+//!
+//! Once a request has been read to its end and its answer written, the stream ends the
+//! exchange (hyper sees the end of an idle connection) and the server loop takes the socket
+//! back to wait for the next request without hyper's state and buffers (`super::server`). A
+//! request whose body was left unread, or that asked to close, stays with hyper, which reads
+//! the rest or closes as HTTP/1.1 wants.
 
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::http::Method;
+use axum::http::header::CONNECTION;
+use axum::http::{HeaderMap, Method, Version};
+use bytes::Bytes;
 use futures::task::AtomicWaker;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -103,10 +112,18 @@ const READING_READS: u8 = 2;
 const READING_WRITES: u8 = 3;
 /// Its request is being answered; the request holds the place (if it took one).
 const ANSWERING: u8 = 4;
+/// Its answer has been made and is being written.
+const SENDING: u8 = 5;
+/// Its answer has been written: the exchange is over, and the connection's HTTP state can go
+/// until the next request comes. (Reads before the answer is written, as hyper's of an unread
+/// body's rest, are not the next request's.)
+const ANSWERED: u8 = 6;
 
 /// One connection's standing, shared by its stream (which takes a place) and its service
 /// (which hands the place to the request and gives it back with the answer).
 pub struct Connection {
+    /// Itself, for the queue of waiters.
+    me: Weak<Connection>,
     intake: Intake,
     state: AtomicU8,
     /// When the request being read began to wait for its place (or took one at once).
@@ -114,6 +131,11 @@ pub struct Connection {
     /// The class of the connection's last request (`Class::code`, 0 before the first): the
     /// guess for its next, so the method is peeked only on a connection's first request.
     last_class: AtomicU8,
+    /// The request being answered has been read to its end and lets the connection be kept
+    /// alive: once its answer is written, the next request may come on a fresh exchange.
+    /// Otherwise hyper reads on (what is left of the body), closes or keeps the connection
+    /// as it sees fit, within the same exchange.
+    exchange_can_end: AtomicBool,
     waker: AtomicWaker,
 }
 
@@ -141,11 +163,13 @@ impl Intake {
     }
 
     pub fn connection(&self) -> Arc<Connection> {
-        Arc::new(Connection {
+        Arc::new_cyclic(|me| Connection {
+            me: me.clone(),
             intake: self.clone(),
             state: AtomicU8::new(IDLE),
             arrived: Mutex::new(None),
             last_class: AtomicU8::new(0),
+            exchange_can_end: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         })
     }
@@ -247,7 +271,7 @@ impl Connection {
     }
 
     /// Takes a place of `class` for the request about to be read, or queues for one.
-    fn take_place(self: &Arc<Self>, class: Class) -> bool {
+    fn take_place(&self, class: Class) -> bool {
         let mut state = self.intake.state();
         let places = &mut state[class as usize];
         if places.taken < places.limit {
@@ -257,10 +281,44 @@ impl Connection {
             return true;
         }
         self.state.store(WAITING, Ordering::Release);
-        places
-            .waiting
-            .push_back((Instant::now(), Arc::downgrade(self)));
+        places.waiting.push_back((Instant::now(), self.me.clone()));
         false
+    }
+
+    /// Waits for the next request's first bytes (in `leftover`, or on `stream`) and a place
+    /// for it; `false` if the client closed the connection instead.
+    pub async fn next_request(&self, stream: &TcpStream, leftover: &Bytes) -> io::Result<bool> {
+        self.state.store(IDLE, Ordering::Release);
+        let class = match (leftover.first(), self.guessed_class()) {
+            (Some(&first), _) => Class::of_first_byte(first),
+            (None, Some(class)) => {
+                stream.readable().await?;
+                class
+            }
+            (None, None) => {
+                let mut first = [0u8; 1];
+                if stream.peek(&mut first).await? == 0 {
+                    return Ok(false);
+                }
+                Class::of_first_byte(first[0])
+            }
+        };
+        if !self.take_place(class) {
+            std::future::poll_fn(|cx| {
+                self.waker.register(cx.waker());
+                match self.state.load(Ordering::Acquire) {
+                    WAITING => Poll::Pending,
+                    _ => Poll::Ready(()),
+                }
+            })
+            .await;
+        }
+        Ok(true)
+    }
+
+    /// The class of the connection's last request, if it has made one.
+    fn guessed_class(&self) -> Option<Class> {
+        Class::from_code(self.last_class.load(Ordering::Relaxed))
     }
 
     /// Gives back the place this connection holds while reading, if it holds one.
@@ -278,10 +336,35 @@ impl Connection {
     }
 
     /// The request just read is being answered: it takes over the connection's place, which
-    /// the returned ticket gives back when dropped. Also when the request began to wait. A
+    /// the returned ticket gives back when dropped. Also when the request began to wait, and
+    /// the request with its body observed.
+    pub fn answering(
+        self: &Arc<Self>,
+        request: hyper::Request<Incoming>,
+    ) -> (AnswerTicket, Instant, hyper::Request<ObservedBody>) {
+        let kept_alive = match request.version() {
+            Version::HTTP_11 => !has_token(request.headers(), "close"),
+            Version::HTTP_10 => has_token(request.headers(), "keep-alive"),
+            _ => false,
+        };
+        let read = request.body().is_end_stream();
+        let (ticket, arrived) = self.answer(request.method(), kept_alive, read);
+        let request = request.map(|body| ObservedBody {
+            body,
+            connection: self.clone(),
+        });
+        (ticket, arrived, request)
+    }
+
+    /// `answering` for a request of `method`, whose body has been `read` to its end or not. A
     /// place taken on a wrong guess of the class is traded for one of the method's class, over
     /// the limit if need be: the request has been read.
-    pub fn answering(self: &Arc<Self>, method: &Method) -> (AnswerTicket, Instant) {
+    fn answer(
+        self: &Arc<Self>,
+        method: &Method,
+        kept_alive: bool,
+        read: bool,
+    ) -> (AnswerTicket, Instant) {
         let class = Class::of_method(method);
         self.last_class.store(class.code(), Ordering::Relaxed);
         let held = match self.state.swap(ANSWERING, Ordering::AcqRel) {
@@ -296,14 +379,56 @@ impl Connection {
             }
             class
         });
+        self.exchange_can_end.store(read, Ordering::Release);
         let arrived = self.arrived().take().unwrap_or_else(Instant::now);
-        (
-            AnswerTicket {
-                connection: self.clone(),
-                held,
-            },
-            arrived,
-        )
+        let ticket = AnswerTicket {
+            connection: self.clone(),
+            held,
+            kept_alive,
+        };
+        (ticket, arrived)
+    }
+}
+
+/// Whether the `Connection` header lists `token`.
+fn has_token(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|listed| listed.trim().eq_ignore_ascii_case(token))
+}
+
+/// A request's body that tells its connection when it has been read to its end.
+pub struct ObservedBody {
+    body: Incoming,
+    connection: Arc<Connection>,
+}
+
+impl Body for ObservedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            self.connection
+                .exchange_can_end
+                .store(true, Ordering::Release);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -317,13 +442,20 @@ impl Drop for Connection {
 pub struct AnswerTicket {
     connection: Arc<Connection>,
     held: Option<Class>,
+    kept_alive: bool,
 }
 
 impl Drop for AnswerTicket {
     fn drop(&mut self) {
+        let read_to_end = self.connection.exchange_can_end.load(Ordering::Acquire);
+        let next = if self.kept_alive && read_to_end {
+            SENDING
+        } else {
+            IDLE
+        };
         let _ = self.connection.state.compare_exchange(
             ANSWERING,
-            IDLE,
+            next,
             Ordering::AcqRel,
             Ordering::Acquire,
         );
@@ -333,22 +465,43 @@ impl Drop for AnswerTicket {
     }
 }
 
-/// A connection's socket, read only with an intake place (see the module's comment).
+/// A connection's socket for one exchange: read only with an intake place (see the module's
+/// comment), and ended, as if the client had finished, once the request has been answered.
+/// hyper then lets go of the connection with its buffers, and `server` takes the socket back
+/// (`into_reusable`) to wait for the next request without them.
 pub struct IntakeStream {
     stream: TcpStream,
     connection: Arc<Connection>,
+    /// Bytes read beyond the last request (a pipelined next one), served before the socket's.
+    leftover: Bytes,
+    /// The exchange is over: the end was served after the answer.
+    exchanged: bool,
+    /// The client closed its end.
+    closed: bool,
 }
 
 impl IntakeStream {
-    pub fn new(stream: TcpStream, connection: Arc<Connection>) -> Self {
-        Self { stream, connection }
+    pub fn new(stream: TcpStream, connection: Arc<Connection>, leftover: Bytes) -> Self {
+        Self {
+            stream,
+            connection,
+            leftover,
+            exchanged: false,
+            closed: false,
+        }
+    }
+
+    /// The socket and the bytes hyper read but did not use, if the connection can carry
+    /// another request: the exchange ended after an answer and the client is still there.
+    pub fn into_reusable(self, unused: Bytes) -> Option<(TcpStream, Bytes)> {
+        (self.exchanged && !self.closed).then_some((self.stream, unused))
     }
 
     /// Whether the connection may read now; else it is woken when it may.
     fn poll_place(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let connection = &self.connection;
         match connection.state.load(Ordering::Acquire) {
-            READING_READS | READING_WRITES | ANSWERING => return Poll::Ready(Ok(())),
+            READING_READS | READING_WRITES | ANSWERING | SENDING => return Poll::Ready(Ok(())),
             WAITING => {
                 connection.waker.register(cx.waker());
                 return match connection.state.load(Ordering::Acquire) {
@@ -359,7 +512,7 @@ impl IntakeStream {
             _ => {}
         }
         // Idle: wait for bytes. Their class is the last request's, else peeked at.
-        let class = match Class::from_code(connection.last_class.load(Ordering::Relaxed)) {
+        let class = match connection.guessed_class() {
             Some(class) => {
                 if self.stream.poll_read_ready(cx)?.is_pending() {
                     return Poll::Pending;
@@ -396,11 +549,26 @@ impl AsyncRead for IntakeStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.connection.state.load(Ordering::Acquire) == ANSWERED {
+            this.exchanged = true;
+            return Poll::Ready(Ok(()));
+        }
         std::task::ready!(this.poll_place(cx))?;
+        if !this.leftover.is_empty() {
+            let count = this.leftover.len().min(buf.remaining());
+            buf.put_slice(&this.leftover.split_to(count));
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
         let read = Pin::new(&mut this.stream).poll_read(cx, buf);
-        if read.is_pending() {
+        match &read {
             // Nothing more to read yet: a slow client holds no place between its bytes.
-            this.connection.give_back_reading_place();
+            Poll::Pending => this.connection.give_back_reading_place(),
+            Poll::Ready(Ok(())) if buf.filled().len() == before => {
+                this.closed = true;
+                this.connection.give_back_reading_place();
+            }
+            Poll::Ready(_) => {}
         }
         read
     }
@@ -416,7 +584,16 @@ impl AsyncWrite for IntakeStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let flushed = Pin::new(&mut self.stream).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            let _ = self.connection.state.compare_exchange(
+                SENDING,
+                ANSWERED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -471,7 +648,7 @@ mod tests {
             .await
             .expect("send the request");
         let connection = intake.connection();
-        let stream = IntakeStream::new(server, connection.clone());
+        let stream = IntakeStream::new(server, connection.clone(), Bytes::new());
         (client, stream, connection)
     }
 
@@ -493,7 +670,11 @@ mod tests {
             let (client, mut stream, connection) = connected(listener, intake, "POST /").await;
             let read = read_within(&mut stream, Duration::from_secs(5)).await;
             assert_eq!(read.as_deref(), Some("POST /"));
-            answering.push((client, stream, connection.answering(&Method::POST).0));
+            answering.push((
+                client,
+                stream,
+                connection.answer(&Method::POST, true, true).0,
+            ));
         }
         answering
     }
@@ -545,7 +726,7 @@ mod tests {
             "let in although no place came free"
         );
         assert!(began.elapsed() >= Duration::from_millis(BUDGET_MS.into()));
-        let (_place, arrived) = connection.answering(&Method::POST);
+        let (_place, arrived) = connection.answer(&Method::POST, true, true);
         assert!(
             arrived.elapsed() >= Duration::from_millis(BUDGET_MS.into()),
             "admission counts the wait from when it began: past the budget, so shed at once"
@@ -592,11 +773,29 @@ mod tests {
         let (mut switching, mut switched, connection) =
             connected(&listener, &intake, "GET /").await;
         read_within(&mut switched, Duration::from_secs(5)).await;
-        drop(connection.answering(&Method::GET));
+        drop(connection.answer(&Method::GET, true, true));
+        switched
+            .write_all(b"HTTP/1.1 200 OK")
+            .await
+            .expect("answer");
+        switched.flush().await.expect("answer");
+        assert_eq!(
+            read_within(&mut switched, Duration::from_secs(5))
+                .await
+                .as_deref(),
+            Some(""),
+            "once the answer is written, the exchange ends"
+        );
+        let (socket, leftover) = switched
+            .into_reusable(Bytes::new())
+            .expect("the client is still there");
         switching.write_all(b"POST /y").await.expect("send");
+        let next = connection.next_request(&socket, &leftover).await;
+        assert!(next.expect("readable"), "a request came");
+        let mut switched = IntakeStream::new(socket, connection.clone(), leftover);
         let read = read_within(&mut switched, Duration::from_secs(5)).await;
         assert_eq!(read.as_deref(), Some("POST /y"));
-        let (traded, _) = connection.answering(&Method::POST);
+        let (traded, _) = connection.answer(&Method::POST, true, true);
 
         let (_client, mut waiting, _) = connected(&listener, &intake, "POST /x").await;
         drop(answering.pop());
