@@ -660,6 +660,12 @@ mod tests {
         Some(String::from_utf8_lossy(&buffer[..count]).into_owned())
     }
 
+    /// Asserts that the server reads `expected` (a request let in) soon.
+    async fn assert_reads(stream: &mut IntakeStream, expected: &str, why: &str) {
+        let read = read_within(stream, Duration::from_secs(5)).await;
+        assert_eq!(read.as_deref(), Some(expected), "{why}");
+    }
+
     /// Four writes read and being answered: every write place is taken.
     async fn four_writes_answering(
         listener: &TcpListener,
@@ -692,22 +698,11 @@ mod tests {
             "a fifth write is not read while four are being answered"
         );
         let (_reader, mut reading, _) = connected(&listener, &intake, "GET /slots").await;
-        assert_eq!(
-            read_within(&mut reading, Duration::from_secs(5))
-                .await
-                .as_deref(),
-            Some("GET /slots"),
-            "a read has places of its own"
-        );
+        assert_reads(&mut reading, "GET /slots", "a read has places of its own").await;
 
         // One answer made: its place goes to the waiting write.
         drop(answering.pop());
-        assert_eq!(
-            read_within(&mut waiting, Duration::from_secs(5))
-                .await
-                .as_deref(),
-            Some("POST /x")
-        );
+        assert_reads(&mut waiting, "POST /x", "let in").await;
     }
 
     #[tokio::test]
@@ -749,12 +744,7 @@ mod tests {
         }
         // A client that sent part of a head and went quiet holds none either.
         let (_slow, mut slow, _) = connected(&listener, &intake, "POST /pa").await;
-        assert_eq!(
-            read_within(&mut slow, Duration::from_secs(5))
-                .await
-                .as_deref(),
-            Some("POST /pa")
-        );
+        assert_reads(&mut slow, "POST /pa", "let in").await;
         assert_eq!(
             read_within(&mut slow, Duration::from_millis(20)).await,
             None
@@ -779,13 +769,12 @@ mod tests {
             .await
             .expect("answer");
         switched.flush().await.expect("answer");
-        assert_eq!(
-            read_within(&mut switched, Duration::from_secs(5))
-                .await
-                .as_deref(),
-            Some(""),
-            "once the answer is written, the exchange ends"
-        );
+        assert_reads(
+            &mut switched,
+            "",
+            "once the answer is written, the exchange ends",
+        )
+        .await;
         let (socket, leftover) = switched
             .into_reusable(Bytes::new())
             .expect("the client is still there");
@@ -805,11 +794,6 @@ mod tests {
             "five write places were taken: one given back leaves none"
         );
         drop(traded);
-        assert_eq!(
-            read_within(&mut waiting, Duration::from_secs(5))
-                .await
-                .as_deref(),
-            Some("POST /x")
-        );
+        assert_reads(&mut waiting, "POST /x", "let in").await;
     }
 }
