@@ -144,21 +144,28 @@ impl Drop for HandlerSlot {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Class {
-    Read,
-    Write,
+/// A request's class: reads and writes have handler slots (and intake places) of their own.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Class {
+    Read = 0,
+    Write = 1,
 }
 
 impl Class {
+    /// `GET`, `HEAD` and `OPTIONS` read; every other method writes.
+    pub(super) fn of_method(method: &Method) -> Self {
+        match *method {
+            Method::GET | Method::HEAD | Method::OPTIONS => Self::Read,
+            _ => Self::Write,
+        }
+    }
+
+    /// The class whose slot a request waits for; `None` for a probe, never shed.
     fn of(method: &Method, path: &str) -> Option<Self> {
         if NEVER_SHED.contains(&path) {
             return None;
         }
-        Some(match *method {
-            Method::GET | Method::HEAD | Method::OPTIONS => Self::Read,
-            _ => Self::Write,
-        })
+        Some(Self::of_method(method))
     }
 
     fn label(self) -> &'static str {

@@ -40,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::admission::Class;
 use crate::config::ServerSettings;
 
 /// Intake places per handler slot of a class.
@@ -68,25 +69,11 @@ struct ClassIntake {
     waiting: VecDeque<(Instant, Weak<Connection>)>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Class {
-    Read = 0,
-    Write = 1,
-}
-
 impl Class {
-    /// A request's class from the first byte of its method: `GET`, `HEAD` and `OPTIONS` read,
-    /// everything else writes, as admission classes them.
+    /// A request's class from the first byte of its method (see `Class::of_method`).
     fn of_first_byte(byte: u8) -> Self {
         match byte {
             b'G' | b'H' | b'O' => Self::Read,
-            _ => Self::Write,
-        }
-    }
-
-    fn of_method(method: &Method) -> Self {
-        match *method {
-            Method::GET | Method::HEAD | Method::OPTIONS => Self::Read,
             _ => Self::Write,
         }
     }
