@@ -1,6 +1,7 @@
 //! Many clients at once: `invsync serve` (the release binary, a separate process) under
 //! 64, 1,000, 5,000 and 10,000 concurrent connections from wrk, on `/healthz`,
-//! `/api/v1/experience/14/slots?date=<today>` and `/api/v1/experience/14/dates`, on SQLite and
+//! `/api/v1/experience/14/slots?date=<its first sellable date>` and
+//! `/api/v1/experience/14/dates`, on SQLite and
 //! on PostgreSQL, with the daemon's resident memory sampled throughout.
 //!
 //! `cargo bench --bench connections` (PostgreSQL from `TEST_POSTGRES_URL`, default
@@ -835,6 +836,15 @@ impl HoldsRow {
     }
 }
 
+/// The first date `/dates` offers for experience 14: the day a sale's readers read.
+async fn first_sellable_date(daemon: &Daemon) -> NaiveDate {
+    let dates = daemon.get_json("/api/v1/experience/14/dates").await;
+    dates["dates"][0]["date"]
+        .as_str()
+        .and_then(|date| date.parse().ok())
+        .expect("experience 14 has a sellable date")
+}
+
 /// Slots of the sale experience with at least `SALE_MIN_SEATS` seats, from the first
 /// sellable date after today on, as `/slots` serves them; `wanted` of them, one per row.
 async fn sale_slots(daemon: &Daemon, today: NaiveDate, wanted: usize) -> Vec<SaleSlot> {
@@ -1076,12 +1086,13 @@ async fn run(dir: &Path, name: &'static str, url: &str, knobs: &Knobs) -> Backen
     let idle_kib = median(idle);
 
     let base = daemon.base.clone();
+    let first_sellable = first_sellable_date(&daemon).await;
     let routes: Vec<(&'static str, String)> = [
         ("healthz", "/healthz", format!("{base}/healthz")),
         (
             "slots",
-            "/slots?date=today",
-            format!("{base}/api/v1/experience/14/slots?date={today}"),
+            "/slots?date=first",
+            format!("{base}/api/v1/experience/14/slots?date={first_sellable}"),
         ),
         (
             "dates",

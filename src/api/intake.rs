@@ -480,8 +480,10 @@ impl IntakeStream {
 
     /// The socket and the bytes hyper read but did not use, if the connection can carry
     /// another request: the exchange ended after an answer and the client is still there.
+    /// The bytes are copied out of hyper's read buffer (usually there are none): as a slice
+    /// of it, even an empty one, they would keep its 8 KiB while the connection waits.
     pub fn into_reusable(self, unused: Bytes) -> Option<(TcpStream, Bytes)> {
-        (self.exchanged && !self.closed).then_some((self.stream, unused))
+        (self.exchanged && !self.closed).then(|| (self.stream, Bytes::copy_from_slice(&unused)))
     }
 
     /// Whether the connection may read now; else it is woken when it may.

@@ -18,7 +18,8 @@
 //! the days' booking version ([`Inventory::booking_version`], a counter each booking move bumps
 //! in its own transaction) and served only while the database still reports that version:
 //! one key lookup instead of the day's queries and their rendering, and exact whichever
-//! instance booked.
+//! instance booked. Concurrent readers of the same days share their version query
+//! ([`VersionReads`]).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -28,6 +29,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use tokio::time::Instant;
 
+use super::version_reads::{DateRange, VersionReads};
 use super::{
     ApplyOutcome, Fence, Inventory, LastFetch, Lease, Leases, Mirror, ServedSlot, Store, StoreError,
 };
@@ -40,7 +42,6 @@ const MAX_SLOT_DAYS: usize = 2048;
 const MAX_DATE_RANGES: usize = 1024;
 
 type Day = (ExperienceId, NaiveDate);
-type DateRange = (ExperienceId, NaiveDate, NaiveDate);
 /// An answer as the API serves it.
 pub type Rendered = Arc<[u8]>;
 
@@ -53,6 +54,7 @@ struct Kept {
 
 pub struct CachedStore {
     inner: Arc<dyn Store>,
+    versions: VersionReads,
     state: Mutex<State>,
 }
 
@@ -143,6 +145,7 @@ impl Drop for Applying<'_> {
 impl CachedStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
         Self {
+            versions: VersionReads::new(inner.clone()),
             inner,
             state: Mutex::default(),
         }
@@ -174,7 +177,7 @@ impl CachedStore {
             |applying| *applying == day,
             |state| &mut state.slots,
             MAX_SLOT_DAYS,
-            self.inner.booking_version(id, date, date),
+            self.versions.read((id, date, date)),
             async { Ok(render(self.inner.slots_on(id, date).await?)?.into()) },
         )
         .await
@@ -195,7 +198,7 @@ impl CachedStore {
             |applying| covers(&range, applying),
             |state| &mut state.dates,
             MAX_DATE_RANGES,
-            self.inner.booking_version(id, from, to),
+            self.versions.read(range),
             async { Ok(render(self.inner.sellable_dates(id, from, to).await?)?.into()) },
         )
         .await

@@ -23,6 +23,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 mod types;
+mod version_reads;
 
 use std::sync::Arc;
 

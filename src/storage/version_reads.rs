@@ -1,0 +1,285 @@
+//! Booking-version reads shared by the concurrent readers of the same days.
+//!
+//! When a sale opens, thousands of clients read the same day at once, and every cached answer
+//! is served only after the database confirmed its days' booking version: one query per read,
+//! all alike. Here readers of the same days share one query instead, on one rule that keeps
+//! each answer exact: a reader only joins a query that has not been sent yet, so the version it
+//! gets was read after it arrived. Per key, one query runs at a time; readers that arrive
+//! meanwhile form the next one, sent as soon as the running one is back. Under load the
+//! database sees one version query per key per round trip, however many readers wait.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::NaiveDate;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+
+use super::{Store, StoreError};
+use crate::domain::ExperienceId;
+
+/// An experience's days, `from..=to`.
+pub(super) type DateRange = (ExperienceId, NaiveDate, NaiveDate);
+
+/// Keys with a query forming or running are few (the days being read right now); past this
+/// many the bookkeeping starts over. Queries under way still finish and answer their readers;
+/// only their sharing with later arrivals is lost.
+const MAX_KEYS: usize = 4096;
+
+/// One query and the readers waiting for it. `None` if it failed: each reader then reads on
+/// its own, so it gets the error itself (or an answer, if the failure was passing).
+type Round = Shared<BoxFuture<'static, Option<i64>>>;
+
+pub(super) struct VersionReads {
+    store: Arc<dyn Store>,
+    rounds: Arc<Mutex<HashMap<DateRange, Rounds>>>,
+}
+
+#[derive(Default)]
+struct Rounds {
+    /// Waiting for `running` to come back; new readers join it.
+    forming: Option<(u64, Round)>,
+    /// Sent; new readers do not join it, as it may have read the version before they came.
+    running: Option<(u64, Round)>,
+    next_id: u64,
+}
+
+/// The rounds hold plain data that a panic cannot leave half-updated.
+fn lock(rounds: &Mutex<HashMap<DateRange, Rounds>>) -> MutexGuard<'_, HashMap<DateRange, Rounds>> {
+    rounds
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl VersionReads {
+    pub(super) fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            rounds: Arc::default(),
+        }
+    }
+
+    /// The days' booking version, read from the database after this call began.
+    pub(super) async fn read(&self, range: DateRange) -> Result<i64, StoreError> {
+        match self.round(range).await {
+            Some(version) => Ok(version),
+            None => self.store.booking_version(range.0, range.1, range.2).await,
+        }
+    }
+
+    /// The forming round of `range`, joined or started. A round is driven by whichever of its
+    /// readers is polled, so a reader that gives up does not strand the others.
+    fn round(&self, range: DateRange) -> Round {
+        let mut all = lock(&self.rounds);
+        if all.len() >= MAX_KEYS && !all.contains_key(&range) {
+            all.clear();
+        }
+        let rounds = all.entry(range).or_default();
+        if let Some((_, forming)) = &rounds.forming {
+            return forming.clone();
+        }
+        let id = rounds.next_id;
+        rounds.next_id += 1;
+        let previous = rounds.running.as_ref().map(|(_, running)| running.clone());
+        let store = self.store.clone();
+        let shared = self.rounds.clone();
+        let round = async move {
+            if let Some(previous) = previous {
+                previous.await;
+            }
+            if let Some(rounds) = lock(&shared).get_mut(&range)
+                && rounds
+                    .forming
+                    .as_ref()
+                    .is_some_and(|(forming, _)| *forming == id)
+            {
+                rounds.running = rounds.forming.take();
+            }
+            let version = store.booking_version(range.0, range.1, range.2).await.ok();
+            let mut all = lock(&shared);
+            if let Some(rounds) = all.get_mut(&range)
+                && rounds
+                    .running
+                    .as_ref()
+                    .is_some_and(|(running, _)| *running == id)
+            {
+                rounds.running = None;
+                if rounds.forming.is_none() {
+                    all.remove(&range);
+                }
+            }
+            version
+        }
+        .boxed()
+        .shared();
+        rounds.forming = Some((id, round.clone()));
+        round
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::domain::DatePrice;
+    use crate::storage::{Inventory, Lease, Leases, ServedSlot};
+
+    /// A real SQLite store whose booking version is the test's: each query reads it when sent,
+    /// then waits for a permit before it answers, so the test decides when queries come back.
+    struct GatedVersions {
+        inner: Arc<dyn Store>,
+        version: AtomicI64,
+        sent: AtomicUsize,
+        answers: Semaphore,
+    }
+
+    #[async_trait]
+    impl Inventory for GatedVersions {
+        async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
+            self.inner.experience_exists(id).await
+        }
+        async fn slots_between(
+            &self,
+            id: ExperienceId,
+            from: NaiveDate,
+            to: NaiveDate,
+        ) -> Result<Vec<ServedSlot>, StoreError> {
+            self.inner.slots_between(id, from, to).await
+        }
+        async fn sellable_dates(
+            &self,
+            id: ExperienceId,
+            from: NaiveDate,
+            to: NaiveDate,
+        ) -> Result<Vec<DatePrice>, StoreError> {
+            self.inner.sellable_dates(id, from, to).await
+        }
+        async fn booking_version(
+            &self,
+            _: ExperienceId,
+            _: NaiveDate,
+            _: NaiveDate,
+        ) -> Result<i64, StoreError> {
+            let version = self.version.load(Ordering::SeqCst);
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            self.answers
+                .acquire()
+                .await
+                .expect("the test keeps the gate open")
+                .forget();
+            Ok(version)
+        }
+    }
+
+    #[async_trait]
+    impl Leases for GatedVersions {
+        async fn acquire_lease(
+            &self,
+            holder: &str,
+            ttl: Duration,
+        ) -> Result<Option<Lease>, StoreError> {
+            self.inner.acquire_lease(holder, ttl).await
+        }
+        async fn release_lease(&self, lease: &Lease, gap: Duration) -> Result<(), StoreError> {
+            self.inner.release_lease(lease, gap).await
+        }
+        async fn current_lease(&self) -> Result<Lease, StoreError> {
+            self.inner.current_lease().await
+        }
+    }
+
+    crate::forward_store!(GatedVersions => inner: Mirror, Ledger, Bookings, Pause, SyncRequests);
+
+    async fn gated() -> (tempfile::TempDir, Arc<GatedVersions>) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("versions.db").display());
+        let inner = crate::storage::connect(&url).await.expect("a SQLite store");
+        let store = Arc::new(GatedVersions {
+            inner,
+            version: AtomicI64::new(0),
+            sent: AtomicUsize::new(0),
+            answers: Semaphore::new(0),
+        });
+        (dir, store)
+    }
+
+    fn day(date: u32) -> DateRange {
+        let experience = ExperienceId::try_from(14_i64).expect("an experience id");
+        let date = NaiveDate::from_ymd_opt(2026, 12, date).expect("a date");
+        (experience, date, date)
+    }
+
+    async fn until_sent(store: &GatedVersions, count: usize) {
+        while store.sent.load(Ordering::SeqCst) < count {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn readers_who_came_while_a_query_ran_share_the_next_one_and_see_what_it_read() {
+        let (_dir, store) = gated().await;
+        let reads = Arc::new(VersionReads::new(store.clone()));
+        let read = |range| {
+            let reads = reads.clone();
+            tokio::spawn(async move { reads.read(range).await.expect("a version") })
+        };
+        let first = read(day(10));
+        until_sent(&store, 1).await;
+        // A booking commits after the first query read the version: readers from now on
+        // must not be answered with that query's version.
+        store.version.store(1, Ordering::SeqCst);
+        let later: Vec<_> = (0..50).map(|_| read(day(10))).collect();
+        let other_day = read(day(11));
+        until_sent(&store, 2).await;
+        tokio::task::yield_now().await;
+        assert_eq!(
+            store.sent.load(Ordering::SeqCst),
+            2,
+            "the later readers of day 10 wait for the running query; day 11 reads at once"
+        );
+        store.answers.add_permits(1_000);
+        assert_eq!(first.await.expect("joined"), 0);
+        for reader in later {
+            assert_eq!(reader.await.expect("joined"), 1);
+        }
+        assert_eq!(other_day.await.expect("joined"), 1);
+        assert_eq!(
+            store.sent.load(Ordering::SeqCst),
+            3,
+            "fifty readers of day 10 shared one query"
+        );
+        assert!(lock(&reads.rounds).is_empty(), "nothing is kept once read");
+    }
+
+    #[tokio::test]
+    async fn a_reader_who_gives_up_leaves_the_others_their_answer() {
+        let (_dir, store) = gated().await;
+        let reads = Arc::new(VersionReads::new(store.clone()));
+        let running = {
+            let reads = reads.clone();
+            tokio::spawn(async move { reads.read(day(10)).await })
+        };
+        until_sent(&store, 1).await;
+        // The reader that started the forming round gives up; one that joined it stays.
+        let starter = {
+            let reads = reads.clone();
+            tokio::spawn(async move { reads.read(day(10)).await })
+        };
+        tokio::task::yield_now().await;
+        let joiner = {
+            let reads = reads.clone();
+            tokio::spawn(async move { reads.read(day(10)).await })
+        };
+        tokio::task::yield_now().await;
+        starter.abort();
+        store.version.store(7, Ordering::SeqCst);
+        store.answers.add_permits(1_000);
+        assert_eq!(running.await.expect("joined").expect("a version"), 0);
+        assert_eq!(joiner.await.expect("joined").expect("a version"), 7);
+    }
+}
