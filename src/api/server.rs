@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -65,11 +65,6 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        // Copy the body into the buffer the head is written to (one page of it is in use on
-        // every connection anyway) instead of queueing it beside the head: the queue is a
-        // buffer of its own that each connection keeps once it has answered with a body,
-        // about 0.3 KiB a connection. Answers are a few KiB, so the copy is cheap.
-        .writev(false)
         // While a request is being answered, hyper by default keeps reading, to notice a
         // client that hangs up; each such read reserves a fresh 8 KiB buffer, as the old one
         // is still pinned by the request's head and body. A sale parks thousands of requests
@@ -197,23 +192,9 @@ impl Exchanges {
     }
 }
 
-/// The router as hyper's service, for memory per open connection, measured with 10,000
-/// connections held open after one request each (`cargo bench --bench connections` shows the
-/// peak):
-/// - the request's future is boxed when a request arrives. hyper keeps a slot for the
-///   service's future in every connection from its start, and hyper-util's adapter future
-///   holds the whole request beside the router's future (320 bytes), so the slot cost about
-///   0.3 KiB a connection, idle or not;
-/// - the answer's header map is rebuilt with room for exactly its headers. hyper keeps the
-///   last answer's map on the connection to parse the next request into; grown one insert at
-///   a time it has room for 6 headers, while most answers have 3 (type, request id, length)
-///   and a map of 3 costs about 0.35 KiB less.
-///
-/// Together with `writev(false)`: 11.0 KiB a connection before, 10.1 KiB after.
-///
-/// A request waits for its handler slot here, before the router: while it waits it holds only
-/// itself and this future, not the state every middleware keeps for it (a sale opening parks
-/// thousands of writes at once).
+/// The router as hyper's service. A request waits for its handler slot here, before the
+/// router: while it waits it holds only itself and this future, not the state every
+/// middleware keeps for it (a sale opening parks thousands of writes at once).
 #[derive(Clone)]
 struct RouterService {
     router: Router,
@@ -239,13 +220,9 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RouterService {
                 Ok(admitted) => admitted,
                 Err(shed) => return Ok(shed_answer(shed, request).await),
             };
-            let Ok(mut response) = router.call(request).await;
+            let Ok(response) = router.call(request).await;
             drop(admitted);
             drop(intake_place);
-            let headers = response.headers_mut();
-            let mut compact = HeaderMap::with_capacity(headers.len());
-            compact.extend(std::mem::take(headers));
-            *headers = compact;
             Ok(response)
         }
         .boxed()
