@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use super::{Store, StoreError};
+use super::{Inventory, StoreError};
 use crate::domain::ExperienceId;
 
 /// An experience's days, `from..=to`.
@@ -31,7 +31,7 @@ const MAX_KEYS: usize = 4096;
 type Round = Shared<BoxFuture<'static, Option<i64>>>;
 
 pub(super) struct VersionReads {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Inventory>,
     rounds: Arc<Mutex<HashMap<DateRange, Rounds>>>,
 }
 
@@ -52,7 +52,7 @@ fn lock(rounds: &Mutex<HashMap<DateRange, Rounds>>) -> MutexGuard<'_, HashMap<Da
 }
 
 impl VersionReads {
-    pub(super) fn new(store: Arc<dyn Store>) -> Self {
+    pub(super) fn new(store: Arc<dyn Inventory>) -> Self {
         Self {
             store,
             rounds: Arc::default(),
@@ -120,19 +120,17 @@ impl VersionReads {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-    use std::time::Duration;
 
     use async_trait::async_trait;
     use tokio::sync::Semaphore;
 
     use super::*;
     use crate::domain::DatePrice;
-    use crate::storage::{Inventory, Lease, Leases, ServedSlot};
+    use crate::storage::ServedSlot;
 
-    /// A real SQLite store whose booking version is the test's: each query reads it when sent,
-    /// then waits for a permit before it answers, so the test decides when queries come back.
+    /// Booking versions as the test sets them: each query reads the version when sent, then
+    /// waits for a permit before it answers, so the test decides when queries come back.
     struct GatedVersions {
-        inner: Arc<dyn Store>,
         version: AtomicI64,
         sent: AtomicUsize,
         answers: Semaphore,
@@ -140,24 +138,24 @@ mod tests {
 
     #[async_trait]
     impl Inventory for GatedVersions {
-        async fn experience_exists(&self, id: ExperienceId) -> Result<bool, StoreError> {
-            self.inner.experience_exists(id).await
+        async fn experience_exists(&self, _: ExperienceId) -> Result<bool, StoreError> {
+            unreachable!("only versions are read")
         }
         async fn slots_between(
             &self,
-            id: ExperienceId,
-            from: NaiveDate,
-            to: NaiveDate,
+            _: ExperienceId,
+            _: NaiveDate,
+            _: NaiveDate,
         ) -> Result<Vec<ServedSlot>, StoreError> {
-            self.inner.slots_between(id, from, to).await
+            unreachable!("only versions are read")
         }
         async fn sellable_dates(
             &self,
-            id: ExperienceId,
-            from: NaiveDate,
-            to: NaiveDate,
+            _: ExperienceId,
+            _: NaiveDate,
+            _: NaiveDate,
         ) -> Result<Vec<DatePrice>, StoreError> {
-            self.inner.sellable_dates(id, from, to).await
+            unreachable!("only versions are read")
         }
         async fn booking_version(
             &self,
@@ -176,36 +174,12 @@ mod tests {
         }
     }
 
-    #[async_trait]
-    impl Leases for GatedVersions {
-        async fn acquire_lease(
-            &self,
-            holder: &str,
-            ttl: Duration,
-        ) -> Result<Option<Lease>, StoreError> {
-            self.inner.acquire_lease(holder, ttl).await
-        }
-        async fn release_lease(&self, lease: &Lease, gap: Duration) -> Result<(), StoreError> {
-            self.inner.release_lease(lease, gap).await
-        }
-        async fn current_lease(&self) -> Result<Lease, StoreError> {
-            self.inner.current_lease().await
-        }
-    }
-
-    crate::forward_store!(GatedVersions => inner: Mirror, Ledger, Bookings, Pause, SyncRequests);
-
-    async fn gated() -> (tempfile::TempDir, Arc<GatedVersions>) {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("versions.db").display());
-        let inner = crate::storage::connect(&url).await.expect("a SQLite store");
-        let store = Arc::new(GatedVersions {
-            inner,
+    fn gated() -> Arc<GatedVersions> {
+        Arc::new(GatedVersions {
             version: AtomicI64::new(0),
             sent: AtomicUsize::new(0),
             answers: Semaphore::new(0),
-        });
-        (dir, store)
+        })
     }
 
     fn day(date: u32) -> DateRange {
@@ -222,7 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn readers_who_came_while_a_query_ran_share_the_next_one_and_see_what_it_read() {
-        let (_dir, store) = gated().await;
+        let store = gated();
         let reads = Arc::new(VersionReads::new(store.clone()));
         let read = |range| {
             let reads = reads.clone();
@@ -258,7 +232,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reader_who_gives_up_leaves_the_others_their_answer() {
-        let (_dir, store) = gated().await;
+        let store = gated();
         let reads = Arc::new(VersionReads::new(store.clone()));
         let running = {
             let reads = reads.clone();
