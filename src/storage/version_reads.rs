@@ -9,6 +9,7 @@
 //! database sees one version query per key per round trip, however many readers wait.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::NaiveDate;
@@ -33,6 +34,8 @@ type Round = Shared<BoxFuture<'static, Option<i64>>>;
 pub(super) struct VersionReads {
     store: Arc<dyn Inventory>,
     rounds: Arc<Mutex<HashMap<DateRange, Rounds>>>,
+    /// Names each round, so it finds its own entry even after the bookkeeping started over.
+    next_round: AtomicU64,
 }
 
 #[derive(Default)]
@@ -41,7 +44,6 @@ struct Rounds {
     forming: Option<(u64, Round)>,
     /// Sent; new readers do not join it, as it may have read the version before they came.
     running: Option<(u64, Round)>,
-    next_id: u64,
 }
 
 /// The rounds hold plain data that a panic cannot leave half-updated.
@@ -56,6 +58,7 @@ impl VersionReads {
         Self {
             store,
             rounds: Arc::default(),
+            next_round: AtomicU64::new(0),
         }
     }
 
@@ -78,8 +81,7 @@ impl VersionReads {
         if let Some((_, forming)) = &rounds.forming {
             return forming.clone();
         }
-        let id = rounds.next_id;
-        rounds.next_id += 1;
+        let id = self.next_round.fetch_add(1, Ordering::Relaxed);
         let previous = rounds.running.as_ref().map(|(_, running)| running.clone());
         let store = self.store.clone();
         let shared = self.rounds.clone();
